@@ -1,0 +1,1 @@
+"""One module per ``kiln`` command (or family of commands)."""

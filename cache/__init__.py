@@ -1,0 +1,2 @@
+"""The layer cache: keys from ops and their inputs, records of built layers, and transfer
+of those records between machines."""
