@@ -1,0 +1,1 @@
+"""Renderers of build events: plain lines for CI, JSON lines for machines, a live view."""

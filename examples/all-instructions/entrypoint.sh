@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "entrypoint: $*"
+cat /opt/app/greeting.txt
