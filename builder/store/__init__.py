@@ -1,0 +1,19 @@
+"""The image store: content-addressed blobs, SQLite metadata, unpacked snapshots, locks, gc."""
+
+from builder.store.blobs import BlobInfo, BlobStore
+from builder.store.gc import PruneReport, prune
+from builder.store.snapshots import chain_ids
+from builder.store.store import ImageSummary, Lease, Store, StoredLayer, default_root
+
+__all__ = [
+    "BlobInfo",
+    "BlobStore",
+    "ImageSummary",
+    "Lease",
+    "PruneReport",
+    "Store",
+    "StoredLayer",
+    "chain_ids",
+    "default_root",
+    "prune",
+]

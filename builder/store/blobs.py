@@ -1,0 +1,194 @@
+"""The content store: ``blobs/sha256/<hex>``, laid out as in an OCI image layout.
+
+A blob is hashed while it is written to a temporary file in the same directory, fsynced and
+renamed onto its digest, so it is whole or absent. Data from outside (an archive, a
+registry) is written with the digest it claims; a mismatch removes the temporary file and
+raises, leaving nothing behind. Temporary names carry the writer's pid, so the next start can
+remove those of dead writers without touching a live one's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from builder.errors import StoreError
+
+_CHUNK = 1 << 20
+_HEX = re.compile(r"[0-9a-f]{64}")
+TEMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """What was stored: the digest (``sha256:<hex>``) and the size in bytes."""
+
+    digest: str
+    size: int
+
+
+def digest_hex(digest: str) -> str:
+    """The hex part of a ``sha256:`` digest; raise :class:`StoreError` for anything else."""
+    algorithm, _, hex_part = digest.partition(":")
+    if algorithm != "sha256" or not _HEX.fullmatch(hex_part):
+        raise StoreError(f"unsupported or malformed digest {digest!r}")
+    return hex_part
+
+
+class BlobStore:
+    """Blobs under ``<root>/blobs/sha256``; safe for concurrent writers of the same blob."""
+
+    def __init__(self, root: Path) -> None:
+        self.directory = root / "blobs" / "sha256"
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def path(self, digest: str) -> Path:
+        return self.directory / digest_hex(digest)
+
+    def has(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def open(self, digest: str) -> BinaryIO:
+        """Open a stored blob for reading; raise :class:`StoreError` when it is absent."""
+        try:
+            return self.path(digest).open("rb")
+        except FileNotFoundError as err:
+            raise StoreError(f"blob {digest} is not in the store") from err
+
+    def read_bytes(self, digest: str) -> bytes:
+        with self.open(digest) as stream:
+            return stream.read()
+
+    def put_bytes(self, payload: bytes, *, expected_digest: str | None = None) -> BlobInfo:
+        digest = "sha256:" + hashlib.sha256(payload).hexdigest()
+        if expected_digest is not None and expected_digest != digest:
+            raise StoreError(f"content does not match its digest: expected {expected_digest}, got {digest}")
+        if self.has(digest):
+            return BlobInfo(digest, len(payload))
+        return self._write(lambda out: out.write(payload), expected_digest=digest)
+
+    def put_stream(
+        self, stream: BinaryIO, *, expected_digest: str | None = None, expected_size: int | None = None
+    ) -> BlobInfo:
+        """Copy ``stream`` into the store; with ``expected_digest`` the content must match it."""
+        if expected_digest is not None:
+            digest_hex(expected_digest)
+
+        def copy(out: _HashingWriter) -> None:
+            while chunk := stream.read(_CHUNK):
+                out.write(chunk)
+
+        return self._write(copy, expected_digest=expected_digest, expected_size=expected_size)
+
+    def verify(self, digest: str) -> bool:
+        """Whether the stored blob still hashes to its name (false when absent)."""
+        hasher = hashlib.sha256()
+        try:
+            with self.path(digest).open("rb") as stream:
+                while chunk := stream.read(_CHUNK):
+                    hasher.update(chunk)
+        except FileNotFoundError:
+            return False
+        return hasher.hexdigest() == digest_hex(digest)
+
+    def size(self, digest: str) -> int:
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError as err:
+            raise StoreError(f"blob {digest} is not in the store") from err
+
+    def delete(self, digest: str) -> None:
+        self.path(digest).unlink(missing_ok=True)
+
+    def digests(self) -> Iterator[str]:
+        for entry in self.directory.iterdir():
+            if _HEX.fullmatch(entry.name):
+                yield "sha256:" + entry.name
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Remove temporary files whose writer process is gone; return what was removed."""
+        return remove_stale_temp_entries(self.directory)
+
+    def _write(
+        self,
+        fill: Callable[[_HashingWriter], object],
+        *,
+        expected_digest: str | None,
+        expected_size: int | None = None,
+    ) -> BlobInfo:
+        temp_path = self.directory / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+        try:
+            with temp_path.open("xb") as raw:
+                hashing = _HashingWriter(raw)
+                fill(hashing)
+                raw.flush()
+                os.fsync(raw.fileno())
+            digest = "sha256:" + hashing.hasher.hexdigest()
+            if expected_digest is not None and digest != expected_digest:
+                raise StoreError(
+                    f"content does not match its digest: expected {expected_digest}, got {digest}"
+                )
+            if expected_size is not None and hashing.size != expected_size:
+                raise StoreError(f"blob {digest} has {hashing.size} bytes, {expected_size} were expected")
+            os.replace(temp_path, self.directory / digest_hex(digest))
+        except BaseException:
+            temp_path.unlink(missing_ok=True)
+            raise
+        _fsync_directory(self.directory)
+        return BlobInfo(digest, hashing.size)
+
+
+class _HashingWriter:
+    """A write-only file object that hashes and counts what passes through it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.hasher = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> int:
+        self.hasher.update(chunk)
+        self.size += len(chunk)
+        return self.raw.write(chunk)
+
+
+def remove_stale_temp_entries(directory: Path) -> list[Path]:
+    """Delete ``.tmp-<pid>-…`` entries of ``directory`` whose pid is no longer alive."""
+    removed: list[Path] = []
+    for entry in directory.iterdir():
+        if not entry.name.startswith(TEMP_PREFIX):
+            continue
+        pid_text = entry.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+        if pid_text.isdigit() and _process_alive(int(pid_text)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,109 @@
+"""Unpacked layers: ``snapshots/<chain id hex>/``, one per distinct layer chain, shared by images.
+
+A snapshot holds one layer's own changes in the form overlayfs wants for a lower directory:
+the layer's OCI whiteouts (``.wh.name``, ``.wh..wh..opq``) become overlay whiteouts (a 0/0
+character device, the ``trusted.overlay.opaque`` xattr), so stacking the chain's snapshots as
+lower directories gives the image's filesystem. It is keyed by chain id, not diff id, because
+what a whiteout hides depends on the layers below it. A snapshot is unpacked into a
+temporary directory and renamed into place, so it is whole or absent; two processes
+unpacking the same layer both succeed and one result is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from builder.errors import StoreError
+from builder.store.blobs import TEMP_PREFIX, BlobStore, digest_hex
+from builder.store.meta import MetaStore
+
+
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    """Chain ids per the OCI image spec: ``ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))``."""
+    chains: list[str] = []
+    for diff_id in diff_ids:
+        if not chains:
+            chains.append(diff_id)
+        else:
+            preimage = f"{chains[-1]} {diff_id}".encode()
+            chains.append("sha256:" + hashlib.sha256(preimage).hexdigest())
+    return chains
+
+
+class SnapshotStore:
+    """Snapshot directories under ``<root>/snapshots`` with their records in the metadata."""
+
+    def __init__(self, root: Path, blobs: BlobStore, meta: MetaStore) -> None:
+        self.directory = root / "snapshots"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.blobs = blobs
+        self.meta = meta
+
+    def path(self, chain_id: str) -> Path:
+        """The directory of a snapshot; hex only, as ``:`` separates overlay lower dirs."""
+        return self.directory / digest_hex(chain_id)
+
+    def has(self, chain_id: str) -> bool:
+        return self.path(chain_id).is_dir() and self.meta.snapshot(chain_id) is not None
+
+    def ensure(self, chain_id: str, parent: str, diff_id: str, blob_digest: str) -> Path:
+        """The snapshot for ``chain_id``, unpacking layer blob ``blob_digest`` if not yet done."""
+        from builder.layers import apply_layer
+
+        target = self.path(chain_id)
+        if self.has(chain_id):
+            self.meta.touch_snapshot(chain_id)
+            return target
+        temp_dir = self.directory / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+        temp_dir.mkdir(mode=0o755)
+        try:
+            with self.blobs.open(blob_digest) as stream:
+                apply_layer(stream, temp_dir, whiteout_format="overlay")
+            size = _tree_size(temp_dir)
+            try:
+                os.rename(temp_dir, target)
+            except OSError:
+                if not target.is_dir():
+                    raise
+                # Another process finished the same snapshot first: keep theirs.
+                shutil.rmtree(temp_dir, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            raise
+        else:
+            self.meta.add_snapshot(chain_id, parent, diff_id, size)
+        return target
+
+    def remove(self, chain_id: str) -> None:
+        """Delete a snapshot's directory, then its record (a crash in between leaves a record
+        without a directory, which :meth:`has` treats as absent)."""
+        path = self.path(chain_id)
+        if path.exists():
+            trash = self.directory / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+            os.rename(path, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        self.meta.delete_snapshot(chain_id)
+
+    def directories(self) -> list[str]:
+        """Chain ids of the snapshot directories present on disk."""
+        return [
+            "sha256:" + entry.name
+            for entry in self.directory.iterdir()
+            if not entry.name.startswith(TEMP_PREFIX) and entry.is_dir()
+        ]
+
+
+def _tree_size(root: Path) -> int:
+    total = 0
+    for directory, _subdirs, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(directory, name)).st_size
+            except OSError as err:
+                raise StoreError(f"cannot measure snapshot file {name}: {err}") from err
+    return total
