@@ -1,0 +1,48 @@
+"""``kiln debug``: look inside the build definition without building (``ast``).
+
+One small function per subcommand; each reads the Dockerfile the same way (``-f``, ``-`` for
+standard input) and prints one result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from builder.errors import UsageError
+from frontends.dockerfile.dump import dump
+from frontends.dockerfile.parser import parse
+
+
+def _read_dockerfile(path: str) -> tuple[bytes, str]:
+    """The Dockerfile's bytes and the name errors should give it (``-`` reads standard input)."""
+    if path == "-":
+        return sys.stdin.buffer.read(), "<stdin>"
+    try:
+        return Path(path).read_bytes(), path
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}") from err
+
+
+def run_ast(args: argparse.Namespace) -> int:
+    """Print the parsed Dockerfile in BuildKit's AST dump format."""
+    data, name = _read_dockerfile(args.file)
+    print(dump(parse(data, name)))
+    return 0
+
+
+def _add_file_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-f", "--file", default="Dockerfile", help="the Dockerfile to read (- for standard input)"
+    )
+
+
+def register(subparsers: Any) -> None:
+    """Add ``kiln debug`` and its subcommands."""
+    debug = subparsers.add_parser("debug", help="show how kiln reads a Dockerfile")
+    commands = debug.add_subparsers(dest="debug_command", metavar="SUBCOMMAND")
+    ast_parser = commands.add_parser("ast", help="print the parsed instructions (BuildKit's format)")
+    _add_file_option(ast_parser)
+    ast_parser.set_defaults(handler=run_ast)
