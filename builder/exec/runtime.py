@@ -1,0 +1,229 @@
+"""Running a bundle with an OCI runtime (crun, or runc), output streamed as it comes.
+
+Which runtime: the one asked for (``--runtime`` gives a name or a path), else crun when
+installed (it starts a container in ~6 ms where runc takes ~40 ms), else runc.
+
+Which flags depend on the host's cgroup layout, detected once:
+
+* cgroup v2 (``/sys/fs/cgroup`` is ``cgroup2``): the runtimes' defaults work.
+* v1 or hybrid (v1 controllers, plus in hybrid a v2 hierarchy at ``/sys/fs/cgroup/unified``):
+  crun gets ``--cgroup-manager=disabled``: build steps need no cgroup of their own. crun
+  (1.8) also refuses a hybrid layout whose v2 hierarchy has controllers ("cgroups in hybrid
+  mode not supported"), whatever the manager: it checks before looking at the manager. So
+  there kiln starts crun in a private mount namespace (a slave of the host's, so new mounts
+  still show) with ``/sys/fs/cgroup/unified`` unmounted: crun then sees plain v1. That
+  costs one ``unshare(2)`` in the child before exec, far less than runc's start-up.
+  runc handles v1 and hybrid with its default cgroupfs driver; ``--systemd-cgroup`` is
+  never passed (kiln's steps are not systemd units).
+
+The runtime is started in a session of its own, so a Ctrl-C at the terminal reaches kiln
+alone, and kiln kills and deletes the container itself: on KeyboardInterrupt, on SIGTERM
+(turned into KeyboardInterrupt while a container runs, when in the main thread) and on any
+other exception. A container left in the runtime's state dir is always force-deleted.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import FrameType
+from typing import Literal
+
+from builder.errors import RuntimeSetupError
+
+KNOWN_RUNTIMES = ("crun", "runc")
+DEFAULT_STATE_ROOTS = {"crun": Path("/run/crun"), "runc": Path("/run/runc")}
+READ_CHUNK = 65536
+KILL_WAIT_SECONDS = 10
+
+
+CgroupLayout = Literal["v2", "hybrid", "v1"]
+UNIFIED_IN_HYBRID = "/sys/fs/cgroup/unified"
+CLONE_NEWNS = 0x00020000
+MS_REC = 0x4000
+MS_SLAVE = 0x80000
+MNT_DETACH = 2
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@cache
+def cgroup_layout() -> CgroupLayout:
+    """``v2`` (unified), ``hybrid`` (v1 plus a v2 mount at .../unified) or ``v1``."""
+    fs_types: dict[str, str] = {}
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mountinfo:
+            for line in mountinfo:
+                before, _, after = line.partition(" - ")
+                fields = before.split()
+                if len(fields) > 4 and after:
+                    fs_types[fields[4]] = after.split()[0]
+    except OSError:
+        return "v1"
+    if fs_types.get("/sys/fs/cgroup") == "cgroup2":
+        return "v2"
+    return "hybrid" if fs_types.get(UNIFIED_IN_HYBRID) == "cgroup2" else "v1"
+
+
+def _hybrid_has_v2_controllers() -> bool:
+    try:
+        return bool(Path(UNIFIED_IN_HYBRID, "cgroup.controllers").read_text(encoding="ascii").strip())
+    except OSError:
+        return False
+
+
+def _hide_unified_cgroup() -> None:
+    """In the runtime's child before exec: a private mount namespace without the v2 mount."""
+    if _libc.unshare(CLONE_NEWNS) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS) for the OCI runtime")
+    if _libc.mount(None, b"/", None, MS_REC | MS_SLAVE, None) != 0:
+        raise OSError(ctypes.get_errno(), "making the runtime's mount namespace a slave")
+    if _libc.umount2(UNIFIED_IN_HYBRID.encode(), MNT_DETACH) != 0:
+        raise OSError(ctypes.get_errno(), f"hiding {UNIFIED_IN_HYBRID} from the runtime")
+
+
+@dataclass(frozen=True)
+class OciRuntime:
+    """An OCI runtime binary and the global flags this host needs for it.
+
+    ``state_root`` is the runtime's ``--root`` (where it keeps container state); None uses
+    the runtime's own default, so ``crun list`` / ``runc list`` show kiln's containers.
+    """
+
+    name: str
+    path: str
+    global_flags: tuple[str, ...] = ()
+    state_root: Path | None = None
+    hide_unified_cgroup: bool = False
+
+    def command(self, *args: str) -> list[str]:
+        root_flags = ("--root", str(self.state_root)) if self.state_root is not None else ()
+        return [self.path, *self.global_flags, *root_flags, *args]
+
+    def popen(self, *args: str, stdout: int, stderr: int) -> subprocess.Popen[bytes]:
+        """Start the runtime with ``args`` in a session of its own, stdin closed."""
+        return subprocess.Popen(
+            self.command(*args),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+            preexec_fn=_hide_unified_cgroup if self.hide_unified_cgroup else None,  # noqa: PLW1509
+        )
+
+    def state_dir(self, container_id: str) -> Path:
+        """Where the runtime keeps a container's state while it exists."""
+        root = self.state_root or DEFAULT_STATE_ROOTS.get(self.name, Path("/run") / self.name)
+        return root / container_id
+
+
+def find_runtime(choice: str = "", *, state_root: Path | None = None) -> OciRuntime:
+    """The runtime to use: ``choice`` (name or path), else crun, else runc.
+
+    Raises :class:`RuntimeSetupError` when none is installed.
+    """
+    candidates = [choice] if choice else list(KNOWN_RUNTIMES)
+    for candidate in candidates:
+        path = shutil.which(candidate)
+        if path is None:
+            continue
+        name = Path(path).name
+        flags: tuple[str, ...] = ()
+        hide_unified = False
+        if "crun" in name and cgroup_layout() != "v2":
+            flags = ("--cgroup-manager=disabled",)
+            hide_unified = cgroup_layout() == "hybrid" and _hybrid_has_v2_controllers()
+        return OciRuntime(
+            name=name,
+            path=path,
+            global_flags=flags,
+            state_root=state_root,
+            hide_unified_cgroup=hide_unified,
+        )
+    wanted = repr(choice) if choice else "crun or runc"
+    raise RuntimeSetupError(f"no OCI runtime found: install {wanted} (looked in PATH)")
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises KeyboardInterrupt (main thread only: Python's rule)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _quiet(runtime: OciRuntime, *args: str) -> None:
+    """Run a runtime housekeeping command, ignoring its failure (the container may be gone)."""
+    with suppress(OSError, subprocess.SubprocessError):
+        process = runtime.popen(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            process.wait(timeout=KILL_WAIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _stop(runtime: OciRuntime, container_id: str, process: subprocess.Popen[bytes]) -> None:
+    """Kill the container (all its processes) and reap the runtime process."""
+    if process.poll() is None:
+        # The container's pid 1 is its pid namespace's init: killing it kills the rest.
+        _quiet(runtime, "kill", container_id, "KILL")
+        try:
+            process.wait(timeout=KILL_WAIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_container(
+    bundle_dir: Path,
+    container_id: str,
+    *,
+    on_output: Callable[[bytes], None],
+    runtime: OciRuntime | None = None,
+) -> int:
+    """Run the bundle's config.json to completion; its exit status (128+n for signal n).
+
+    stdout and stderr arrive together, in order, through ``on_output`` as raw chunks.
+    """
+    chosen = runtime or find_runtime()
+    try:
+        process = chosen.popen(
+            "run", "--bundle", str(bundle_dir), container_id, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+    except OSError as err:
+        raise RuntimeSetupError(f"cannot start {chosen.path}: {err}") from err
+    assert process.stdout is not None  # stdout=PIPE
+    completed = False
+    try:
+        with _sigterm_as_interrupt():
+            output_fd = process.stdout.fileno()
+            while chunk := os.read(output_fd, READ_CHUNK):
+                on_output(chunk)
+            status = process.wait()
+            completed = True
+    finally:
+        if not completed:
+            _stop(chosen, container_id, process)
+        process.stdout.close()
+        if chosen.state_dir(container_id).exists():
+            _quiet(chosen, "delete", "--force", container_id)
+    return status if status >= 0 else 128 - status
