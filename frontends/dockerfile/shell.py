@@ -32,6 +32,7 @@ from frontends.dockerfile._shell_patterns import (
     trim_prefix,
     trim_suffix,
 )
+from frontends.dockerfile.dump import go_quote
 
 # Go's unicode.IsSpace: Python's str.isspace() also accepts U+001C..U+001F.
 _GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
@@ -59,40 +60,6 @@ def env_from_list(pairs: Iterable[str]) -> dict[str, str]:
     return env
 
 
-def go_quote(text: str) -> str:
-    """``text`` as Go's ``strconv.Quote`` (``%q``) writes it, for BuildKit-identical messages."""
-    out = ['"']
-    for char in text:
-        code = ord(char)
-        if char in ('"', "\\"):
-            out.append("\\" + char)
-        elif char.isprintable():  # the same classes as Go's strconv.IsPrint
-            out.append(char)
-        elif char in _GO_SHORT_ESCAPES:
-            out.append(_GO_SHORT_ESCAPES[char])
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif 0xD800 <= code <= 0xDFFF:
-            out.append("\\ufffd")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_GO_SHORT_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
-
-
 class _Words:
     """Splits the expanded text into words as it is produced (BuildKit's ``wordsStruct``).
 
@@ -104,28 +71,27 @@ class _Words:
 
     def __init__(self) -> None:
         self.words: list[str] = []
-        self.current: list[str] = []
+        self.current = ""
         self.in_word = False
 
     def add_splitting(self, text: str) -> None:
         for index, run in enumerate(_SPACE_RUN.split(text)):
+            # Whitespace ends a word only when the word has text: after '' it is skipped.
             if index and self.in_word and self.current:
-                self.words.append("".join(self.current))
-                self.current = []
+                self.words.append(self.current)
+                self.current = ""
                 self.in_word = False
             if run:
-                self.current.append(run)
+                self.current += run
                 self.in_word = True
 
     def add_verbatim(self, text: str) -> None:
-        self.current.append(text)
+        self.current += text
         self.in_word = True
 
     def finish(self) -> list[str]:
         if self.current:
-            joined = "".join(self.current)
-            if joined:
-                self.words.append(joined)
+            self.words.append(self.current)
         return self.words
 
 
