@@ -103,7 +103,8 @@ class ShellLexer:
     the result (BuildKit uses it for the display name of a RUN step); ``skip_unset_env``
     leaves a reference to an unset variable as written. ``raw_escapes`` keeps escape tokens
     (heredoc bodies of COPY), and ``skip_process_quotes`` treats quotes as ordinary
-    characters (heredoc bodies). A lexer holds no per-word state and may be shared.
+    characters (heredoc bodies). The options are fixed when the lexer is made; it holds no
+    per-word state, so one lexer may be shared.
     """
 
     def __init__(
