@@ -66,16 +66,23 @@ def _split_command(line: str) -> tuple[str, tuple[str, ...], str, int]:
     return parts[0], flags, arguments, lead + len(trimmed) - len(arguments)
 
 
-def _node_from_line(line: str, escape: str, where: _Where, comments: tuple[str, ...] = ()) -> Node:
-    """One node (and for ONBUILD its child) from a joined instruction line."""
+def _node_from_line(
+    line: str, escape: str, where: _Where, comments: tuple[str, ...] = (), line_offset: int = 0
+) -> Node:
+    """One node (and for ONBUILD its child) from a joined instruction line.
+
+    ``line_offset`` is where ``line`` starts in the logical line (non-zero for ONBUILD's child),
+    so error columns point into the file.
+    """
     keyword, flags, text, offset = _split_command(line)
+    offset += line_offset
     lowered = keyword.lower()
     child: Node | None = None
     values: tuple[str, ...] = ()
     json_form = False
     if lowered == "onbuild":
         if text:
-            child = _node_from_line(text, escape, where)
+            child = _node_from_line(text, escape, where, line_offset=offset)
     else:
         rule = ARGUMENT_RULES.get(lowered, no_arguments_kept)
         try:
