@@ -37,6 +37,8 @@ class Node:
     ``child`` holds the wrapped instruction and ``args`` is empty. ``json_form`` says the
     arguments came from a JSON array. ``text`` is the joined line after the keyword and
     flags (before JSON decoding), which typed instructions re-read for shell form.
+    ``original`` is the whole joined instruction line, keyword included (BuildKit's
+    ``Node.Original``), for history entries and messages.
     """
 
     keyword: str
@@ -49,6 +51,7 @@ class Node:
     heredocs: tuple[Heredoc, ...] = ()
     child: Node | None = None
     comments: tuple[str, ...] = ()
+    original: str = ""
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,7 @@ def _node_from_line(
         text=text,
         child=child,
         comments=comments,
+        original=line,
     )
 
 

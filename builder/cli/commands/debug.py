@@ -33,6 +33,12 @@ def run_ast(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_usage(parser: argparse.ArgumentParser) -> int:
+    """``kiln debug`` alone: list the subcommands, exit as a usage error."""
+    parser.print_help(sys.stderr)
+    return 2
+
+
 def _add_file_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-f", "--file", default="Dockerfile", help="the Dockerfile to read (- for standard input)"
@@ -42,6 +48,7 @@ def _add_file_option(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: Any) -> None:
     """Add ``kiln debug`` and its subcommands."""
     debug = subparsers.add_parser("debug", help="show how kiln reads a Dockerfile")
+    debug.set_defaults(handler=lambda _args: _print_usage(debug))
     commands = debug.add_subparsers(dest="debug_command", metavar="SUBCOMMAND")
     ast_parser = commands.add_parser("ast", help="print the parsed instructions (BuildKit's format)")
     _add_file_option(ast_parser)

@@ -217,3 +217,16 @@ def test_debug_ast_reports_parse_errors(tmp_path: Path, capsys: pytest.CaptureFi
 def test_debug_ast_missing_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["debug", "ast", "-f", str(tmp_path / "nope")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_debug_without_subcommand_lists_them(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["debug"]) == 2
+    assert "ast" in capsys.readouterr().err
+
+
+def test_original_is_the_joined_line() -> None:
+    parsed = parse("  RUN --network=none echo \\\n  hi  \nONBUILD RUN a\n")
+    assert parsed.nodes[0].original == "RUN --network=none echo   hi  "
+    assert parsed.nodes[0].text == "echo   hi"
+    assert parsed.nodes[1].child is not None
+    assert parsed.nodes[1].child.original == "RUN a"
