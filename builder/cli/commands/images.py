@@ -1,0 +1,229 @@
+"""Image commands: ``import``, ``images``, ``inspect``, ``history``, ``tag``, ``rmi``, ``prune``.
+
+Each is one small function that opens the store named by the global ``--root`` (or
+``KILN_ROOT``), does one thing, prints docker's output shape and returns an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from builder.cli.commands._humanize import human_age, human_size, table
+from builder.errors import StoreError, UsageError
+from builder.export.rootfs_import import import_rootfs
+from builder.oci.reference import parse_reference
+from builder.store import Store, prune
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    """The store the global ``--root`` names, else the default one."""
+    root = getattr(args, "root", None)
+    return Store.open(Path(root) if root else None)
+
+
+def short_id(digest: str) -> str:
+    return digest.removeprefix("sha256:")[:12]
+
+
+def run_import(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        options: dict[str, Any] = {"changes": args.change, "message": args.message, "source": args.file}
+        if args.file == "-":
+            digest = import_rootfs(store, sys.stdin.buffer, args.reference, **options)
+        else:
+            source = Path(args.file)
+            if not source.is_file():
+                raise UsageError(f"cannot read {args.file}: no such file")
+            with source.open("rb") as stream:
+                digest = import_rootfs(store, stream, args.reference, **options)
+        print(store.manifest(digest)["config"]["digest"])
+    return 0
+
+
+def run_images(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        summaries = store.images()
+        if args.quiet:
+            seen: list[str] = []
+            for summary in summaries:
+                shown = summary.config_digest if args.no_trunc else short_id(summary.config_digest)
+                if shown not in seen:
+                    seen.append(shown)
+            if seen:
+                print("\n".join(seen))
+            return 0
+        rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
+        for summary in summaries:
+            reference = summary.reference
+            rows.append(
+                [
+                    reference.familiar_name() if reference else "<none>",
+                    (reference.tag or "<none>") if reference else "<none>",
+                    summary.config_digest if args.no_trunc else short_id(summary.config_digest),
+                    human_age(summary.created),
+                    human_size(summary.size),
+                ]
+            )
+        print(table(rows))
+    return 0
+
+
+def inspect_document(store: Store, ref: str) -> dict[str, Any]:
+    """One image in the shape of ``docker image inspect``."""
+    manifest_digest = store.resolve(ref)
+    manifest = store.manifest(manifest_digest)
+    config = json.loads(store.blobs.read_bytes(manifest["config"]["digest"]))
+    records = store.meta.refs_to(manifest_digest)
+    references = [parse_reference(record.name) for record in records]
+    history = config.get("history") or []
+    document: dict[str, Any] = {
+        "Id": manifest["config"]["digest"],
+        "RepoTags": [reference.familiar() for reference in references],
+        "RepoDigests": sorted({f"{reference.familiar_name()}@{manifest_digest}" for reference in references}),
+        "Parent": "",
+        "Comment": str(history[-1].get("comment", "")) if history else "",
+        "Created": config.get("created", ""),
+        "DockerVersion": "",
+        "Author": config.get("author", ""),
+        "Config": config.get("config", {}),
+        "Architecture": config.get("architecture", ""),
+        "Os": config.get("os", ""),
+        "Size": sum(int(layer.get("size", 0)) for layer in manifest.get("layers", [])),
+        "RootFS": {"Type": "layers", "Layers": list(config.get("rootfs", {}).get("diff_ids", []))},
+        "Metadata": {"ManifestDigest": manifest_digest},
+    }
+    if config.get("variant"):
+        document["Variant"] = config["variant"]
+    return document
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        documents = [inspect_document(store, ref) for ref in args.images]
+    print(json.dumps(documents, indent=4))
+    return 0
+
+
+def run_history(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        manifest, config = store.get_image(args.image)
+        layer_sizes = [int(layer.get("size", 0)) for layer in manifest.get("layers", [])]
+        image_id = manifest["config"]["digest"]
+        rows = [["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]]
+        entries = list(config.get("history") or [])
+        layer_index = 0
+        lines: list[list[str]] = []
+        for entry in entries:
+            size = 0
+            if not entry.get("empty_layer") and layer_index < len(layer_sizes):
+                size = layer_sizes[layer_index]
+                layer_index += 1
+            created_by = str(entry.get("created_by", ""))
+            if not args.no_trunc and len(created_by) > 45:
+                created_by = created_by[:44] + "…"
+            lines.append(
+                [
+                    "<missing>",
+                    human_age(str(entry.get("created", ""))),
+                    created_by,
+                    human_size(size),
+                    str(entry.get("comment", "")),
+                ]
+            )
+        if lines:
+            lines[-1][0] = image_id if args.no_trunc else short_id(image_id)
+        rows.extend(reversed(lines))
+        print(table(rows))
+    return 0
+
+
+def run_tag(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        store.tag(args.source, args.target)
+    return 0
+
+
+def run_rmi(args: argparse.Namespace) -> int:
+    status = 0
+    with open_store(args) as store:
+        for ref in args.images:
+            try:
+                _remove_one(store, ref, force=args.force)
+            except StoreError as err:
+                print(f"error: {err}", file=sys.stderr)
+                status = 1
+    return status
+
+
+def _remove_one(store: Store, ref: str, *, force: bool) -> None:
+    """A name is untagged (the image goes with its last name); an id removes the image."""
+    if _is_name(store, ref):
+        record = store.untag(ref)
+        print(f"Untagged: {ref}")
+        if record is not None and store.meta.image(record.digest) is None:
+            print(f"Deleted: {record.digest}")
+        return
+    digest = store.resolve(ref)
+    if len(store.meta.refs_to(digest)) > 1 and not force:
+        raise StoreError(f"unable to delete {ref} (must be forced): image is referenced in multiple names")
+    for removed in store.remove_image(digest):
+        print(f"Untagged: {parse_reference(removed.name).familiar()}")
+    print(f"Deleted: {digest}")
+
+
+def _is_name(store: Store, ref: str) -> bool:
+    try:
+        return store.meta.ref(str(parse_reference(ref))) is not None
+    except UsageError:
+        return False
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        report = prune(store, dry_run=args.dry_run)
+    for digest in report.images:
+        print(f"deleted image: {digest}")
+    print(f"Total reclaimed space: {human_size(report.bytes_freed)}")
+    print(f"{len(report.blobs)} blobs, {len(report.snapshots)} snapshots removed")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("import", help="import a root filesystem tar as an image")
+    parser.add_argument("file", help="the tar (plain, gzip or zstd); - for standard input")
+    parser.add_argument("reference", nargs="?", default=None, help="NAME[:TAG] to give the image")
+    parser.add_argument("-c", "--change", action="append", default=[], help="a config instruction to apply")
+    parser.add_argument("-m", "--message", default="", help="the history comment")
+    parser.set_defaults(handler=run_import)
+
+    parser = subparsers.add_parser("images", help="list images")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only image ids")
+    parser.add_argument("--no-trunc", action="store_true", help="full image ids")
+    parser.set_defaults(handler=run_images)
+
+    parser = subparsers.add_parser("inspect", help="show images as JSON (the shape of docker image inspect)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.set_defaults(handler=run_inspect)
+
+    parser = subparsers.add_parser("history", help="show the history of an image")
+    parser.add_argument("image", metavar="IMAGE")
+    parser.add_argument("--no-trunc", action="store_true", help="do not shorten output")
+    parser.set_defaults(handler=run_history)
+
+    parser = subparsers.add_parser("tag", help="give an image another name")
+    parser.add_argument("source", metavar="SOURCE_IMAGE")
+    parser.add_argument("target", metavar="TARGET_IMAGE")
+    parser.set_defaults(handler=run_tag)
+
+    parser = subparsers.add_parser("rmi", help="remove names and images")
+    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.add_argument("-f", "--force", action="store_true", help="remove an image that has several names")
+    parser.set_defaults(handler=run_rmi)
+
+    parser = subparsers.add_parser("prune", help="remove unreferenced images, blobs and snapshots")
+    parser.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    parser.set_defaults(handler=run_prune)
