@@ -180,7 +180,10 @@ class BuildContext:
             return ["."]
         if not contains_wildcards(relative):
             return [relative] if self.exists(relative) else []
-        components = [tokenize(part, double_star=False) for part in relative.split("/")]
+        try:
+            components = [tokenize(part, double_star=False) for part in relative.split("/")]
+        except ContextError as err:
+            raise ContextError(f"{pattern}: {err}") from err
         return list(self._glob_below("", components))
 
     def _glob_below(self, directory: str, components: list[tuple[Token, ...]]) -> Iterator[str]:
@@ -225,7 +228,7 @@ class BuildContext:
         real_relative, links = self._follow(relative)
         for visited in (relative, *links, real_relative):
             if visited != "." and self.matcher.excluded(visited):
-                raise ContextError(f"{path}: not found in build context (excluded by .dockerignore)")
+                raise ContextError(f"{path}: not found in build context (excluded by the ignore file)")
         host_path = self.root / real_relative
         try:
             if not stat.S_ISREG(os.lstat(host_path).st_mode):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +25,11 @@ def make_tree(root: Path, files: list[str], dirs: tuple[str, ...] = ()) -> None:
 
 def context_with(root: Path, patterns: list[str]) -> BuildContext:
     return BuildContext(root, PatternMatcher(patterns))
+
+
+def raises_exactly(message: str) -> AbstractContextManager[Any]:
+    """Expect a ContextError whose whole message is ``message``."""
+    return pytest.raises(ContextError, match=f"^{re.escape(message)}$")
 
 
 def walked(context: BuildContext, prefix: str = "") -> list[tuple[str, str]]:
@@ -69,7 +77,7 @@ def test_bad_ignore_file_is_a_context_error_naming_it(tmp_path: Path) -> None:
 
 def test_root_must_be_a_directory(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ContextError, match="is not a directory"):
+    with raises_exactly(f"build context {tmp_path / 'file'} is not a directory"):
         BuildContext(tmp_path / "file", PatternMatcher([]))
 
 
@@ -134,24 +142,32 @@ def test_walk_below_a_prefix(tmp_path: Path) -> None:
     make_tree(tmp_path, ["app/src/main.py", "app/src/main.pyc", "other"])
     context = context_with(tmp_path, ["**/*.pyc"])
     assert walked(context, "app") == [("dir", "app/src"), ("file", "app/src/main.py")]
-    with pytest.raises(ContextError, match="not a directory"):
+    with raises_exactly("other: not a directory in the build context"):
         list(context.walk("other"))
-    with pytest.raises(ContextError, match="not found"):
+    with raises_exactly("missing: not found in build context"):
         list(context.walk("missing"))
 
 
 def test_walk_fails_on_a_pattern_that_fails_when_matching(tmp_path: Path) -> None:
     make_tree(tmp_path, ["x"])
-    with pytest.raises(ContextError, match="^syntax error in pattern$"):
+    with pytest.raises(ContextError, match=r"^syntax error in pattern$"):
         list(context_with(tmp_path, ["[Local-Only]/"]).walk())
 
 
 # --- resolving paths inside the root ---------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["..", "../x", "a/../../x", "/etc/passwd"])
-def test_resolve_refuses_paths_outside_the_root(tmp_path: Path, path: str) -> None:
-    with pytest.raises(ContextError):
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("..", "..: path escapes the build context"),
+        ("../x", "../x: path escapes the build context"),
+        ("a/../../x", "a/../../x: path escapes the build context"),
+        ("/etc/passwd", "/etc/passwd: absolute paths are not allowed in the build context"),
+    ],
+)
+def test_resolve_refuses_paths_outside_the_root(tmp_path: Path, path: str, message: str) -> None:
+    with raises_exactly(message):
         context_with(tmp_path, []).resolve(path)
 
 
@@ -161,9 +177,9 @@ def test_resolve_refuses_a_symlink_climbing_out_of_the_root(tmp_path: Path) -> N
     (root / "sub" / "escape").symlink_to("../../outside")
     context = context_with(root, [])
     for path in ("sub/escape", "sub/escape/secret"):
-        with pytest.raises(ContextError, match="leads out of the build context"):
+        with raises_exactly(f"{path}: a symlink leads out of the build context"):
             context.resolve(path)
-    with pytest.raises(ContextError, match="leads out of the build context"):
+    with raises_exactly("sub/escape/secret: a symlink leads out of the build context"):
         context.open_file("sub/escape/secret")
 
 
@@ -185,7 +201,7 @@ def test_symlink_chain_and_loop(tmp_path: Path) -> None:
     context = context_with(tmp_path, [])
     assert context.resolve("one") == tmp_path.resolve() / "real" / "file"
     assert context.resolve("./real/../missing") == tmp_path.resolve() / "missing"
-    with pytest.raises(ContextError, match="too many levels of symbolic links"):
+    with raises_exactly("loop_a: too many levels of symbolic links"):
         context.resolve("loop_a")
 
 
@@ -195,11 +211,11 @@ def test_open_file_refuses_excluded_targets_and_links(tmp_path: Path) -> None:
     (tmp_path / "ignored_link").symlink_to("public")
     context = context_with(tmp_path, ["*.key", "ignored_link"])
     for path in ("secret.key", "to_secret", "ignored_link"):
-        with pytest.raises(ContextError, match="not found in build context"):
+        with raises_exactly(f"{path}: not found in build context (excluded by the ignore file)"):
             context.open_file(path)
-    with pytest.raises(ContextError, match="not a regular file"):
+    with raises_exactly("dir: not a regular file in the build context"):
         context.open_file("dir")
-    with pytest.raises(ContextError, match="not found in build context"):
+    with raises_exactly("missing: not found in build context"):
         context.open_file("missing")
 
 
@@ -264,8 +280,12 @@ def test_glob(glob_context: BuildContext, pattern: str, matches: list[str]) -> N
 
 @pytest.mark.parametrize(
     ("pattern", "message"),
-    [("../*", "escapes the build context"), ("a[", "syntax error in pattern")],
+    [
+        ("../*", "../*: path escapes the build context"),
+        ("/a/../../b*", "/a/../../b*: path escapes the build context"),
+        ("a[", "a[: syntax error in pattern"),
+    ],
 )
 def test_glob_refuses(glob_context: BuildContext, pattern: str, message: str) -> None:
-    with pytest.raises(ContextError, match=message):
+    with raises_exactly(message):
         glob_context.glob(pattern)

@@ -89,13 +89,13 @@ def test_no_patterns_exclude_nothing() -> None:
 def test_reversed_range_fails_every_match_not_construction() -> None:
     matcher = PatternMatcher(["ok", "[z-a]"])
     for _ in range(2):
-        with pytest.raises(ContextError, match="^syntax error in pattern$"):
+        with pytest.raises(ContextError, match=r"^syntax error in pattern$"):
             matcher.excluded("ok")
 
 
 @pytest.mark.parametrize("pattern", ["[", "a[", "[]a]", "[x-]", "\\", "[a-b-c]"])
 def test_malformed_pattern_is_refused_when_built(pattern: str) -> None:
-    with pytest.raises(ContextError, match="^syntax error in pattern$"):
+    with pytest.raises(ContextError, match=r"^syntax error in pattern$"):
         PatternMatcher([pattern])
 
 
