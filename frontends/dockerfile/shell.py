@@ -16,7 +16,8 @@ full recursive expansion; and which error is reported (``missing '}'`` or the in
 depends on whether the inner scan stopped at the end of the input. A grammar would need a
 context-dependent lexer plus a fix-up for each of these, and it would parse every plain
 word that needs no work at all; the scanner below instead returns such words after one
-regex search (about 1 µs) and expands a typical ``${VAR:-default}/path`` word in a few µs.
+regex search (under 1 µs on a slow 2-core machine) and expands a typical
+``${APP_DIR:-/opt}/lib`` in about 12 µs there.
 """
 
 from __future__ import annotations
