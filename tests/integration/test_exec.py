@@ -1,0 +1,308 @@
+"""RUN steps in real containers (crun and runc) over a busybox rootfs made from /bin/busybox."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from builder.errors import RuntimeSetupError
+from builder.exec import overlay
+from builder.exec.overlay import OverlayMount, is_mounted
+from builder.exec.runtime import OciRuntime, find_runtime
+from builder.exec.step import StepResult, run_step, step_failure
+from builder.exec.users import UserLookupError
+from builder.source import SourceSpan
+from tests.conftest import REPO_ROOT, require_root
+
+pytestmark = pytest.mark.root
+
+BUSYBOX = Path("/bin/busybox")
+PASSWD = (
+    "root:x:0:0:root:/root:/bin/sh\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+    "app:x:1000:1000:app:/home/app:/bin/sh\n"
+)
+GROUP = "root:x:0:\nnogroup:x:65534:\napp:x:1000:\naudio:x:29:app\nvideo:x:44:app,nobody\n"
+
+
+def make_busybox_rootfs(root: Path) -> Path:
+    """A minimal image: busybox and its applet links, /etc/passwd and /etc/group, /etc/motd."""
+    for directory in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "tmp", "root", "home/app"):
+        (root / directory).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    listing = subprocess.run([str(BUSYBOX), "--list-full"], capture_output=True, text=True, check=True)
+    for applet in listing.stdout.split():
+        link = root / applet
+        if not link.exists():
+            link.symlink_to("/bin/busybox")
+    (root / "etc" / "passwd").write_text(PASSWD)
+    (root / "etc" / "group").write_text(GROUP)
+    (root / "etc" / "motd").write_text("welcome\n")
+    os.chmod(root / "tmp", 0o1777)
+    os.chown(root / "home" / "app", 1000, 1000)
+    return root
+
+
+@pytest.fixture(scope="module")
+def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not BUSYBOX.exists():
+        pytest.skip("needs a static busybox at /bin/busybox")
+    require_root("mounts overlayfs and runs containers")
+    return make_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
+
+
+@pytest.fixture(params=["crun", "runc"])
+def runtime(request: pytest.FixtureRequest) -> OciRuntime:
+    require_root("runs containers")
+    if shutil.which(request.param) is None:
+        pytest.skip(f"{request.param} is not installed")
+    return find_runtime(request.param)
+
+
+class Step:
+    """Runs steps over the busybox rootfs with one runtime, each into a fresh upper dir."""
+
+    def __init__(self, rootfs: Path, runtime: OciRuntime, work_dir: Path) -> None:
+        self.rootfs = rootfs
+        self.runtime = runtime
+        self.work_dir = work_dir
+        self.count = 0
+
+    def __call__(
+        self,
+        script: str,
+        *,
+        user: str = "",
+        cwd: str = "/",
+        env: tuple[str, ...] = ("PATH=/usr/sbin:/usr/bin:/sbin:/bin",),
+        network: str = "default",
+        lowers: list[Path] | None = None,
+    ) -> tuple[StepResult, str, Path]:
+        self.count += 1
+        upper = self.work_dir / f"upper{self.count}"
+        output: list[bytes] = []
+        result = run_step(
+            lowers if lowers is not None else [self.rootfs],
+            upper,
+            argv=["/bin/sh", "-c", script],
+            env=env,
+            cwd=cwd,
+            user=user,
+            network=network,  # type: ignore[arg-type]
+            on_output=output.append,
+            runtime=self.runtime,
+        )
+        return result, b"".join(output).decode(), upper
+
+
+@pytest.fixture
+def step(rootfs: Path, runtime: OciRuntime, tmp_path: Path) -> Iterator[Step]:
+    yield Step(rootfs, runtime, tmp_path)
+    assert not [line for line in Path("/proc/mounts").read_text().splitlines() if str(tmp_path) in line]
+    assert not list(tmp_path.glob(".kiln-step-*"))
+
+
+def upper_entries(upper: Path) -> list[str]:
+    return sorted(str(path.relative_to(upper)) for path in upper.rglob("*"))
+
+
+def test_written_file_lands_in_upper_dir(step: Step) -> None:
+    result, output, upper = step("echo hello > /tmp/greeting")
+    assert (result.exit_code, output) == (0, "")
+    assert (upper / "tmp" / "greeting").read_text() == "hello\n"
+    assert upper_entries(upper) == ["etc", "tmp", "tmp/greeting"]
+
+
+def test_deletion_gives_overlay_whiteout(step: Step) -> None:
+    result, _, upper = step("rm /etc/motd")
+    assert result.exit_code == 0
+    whiteout = os.lstat(upper / "etc" / "motd")
+    assert stat.S_ISCHR(whiteout.st_mode)
+    assert whiteout.st_rdev == 0
+
+
+def test_exit_status_and_output_captured(step: Step) -> None:
+    result, output, _ = step("echo to-stdout; echo to-stderr >&2; exit 3")
+    assert result.exit_code == 3
+    assert output == "to-stdout\nto-stderr\n"
+    assert result.output_tail == "to-stdout\nto-stderr"
+    span = SourceSpan("Dockerfile", 4, 4, text="RUN exit 3")
+    error = step_failure(result, span, ["/bin/sh", "-c", "exit 3"])
+    assert str(error) == (
+        'Dockerfile:4: process "/bin/sh -c exit 3" did not complete successfully: exit code: 3\n'
+        "  > RUN exit 3\n"
+        "to-stdout\nto-stderr"
+    )
+
+
+@pytest.mark.parametrize(
+    ("user", "expected_id", "expected_home"),
+    [
+        ("", "uid=0(root) gid=0(root)", "/root"),
+        ("app", "uid=1000(app) gid=1000(app) groups=29(audio),44(video)", "/home/app"),
+        ("1000:1000", "uid=1000(app) gid=1000(app)", "/home/app"),
+        ("nobody", "uid=65534(nobody) gid=65534(nogroup) groups=44(video)", "/nonexistent"),
+        ("4242:4242", "uid=4242 gid=4242", "/"),
+    ],
+)
+def test_user_ids_groups_and_home(step: Step, user: str, expected_id: str, expected_home: str) -> None:
+    # busybox's id prints "groups=" only when the process has supplementary groups.
+    result, output, _ = step('id; echo "HOME=$HOME"', user=user)
+    assert result.exit_code == 0
+    assert output == f"{expected_id}\nHOME={expected_home}\n"
+
+
+def test_unknown_user_name_fails_before_running(step: Step) -> None:
+    with pytest.raises(UserLookupError, match="unable to find user ghost"):
+        step("true", user="ghost")
+
+
+def test_environment_is_exactly_the_given_env_plus_home(step: Step) -> None:
+    result, output, _ = step("env | sort", env=("PATH=/bin:/usr/bin", "GOPATH=/go", "EMPTY="))
+    assert result.exit_code == 0
+    # PWD and SHLVL come from the shell, as under BuildKit; no HOSTNAME.
+    assert output.splitlines() == [
+        "EMPTY=",
+        "GOPATH=/go",
+        "HOME=/root",
+        "PATH=/bin:/usr/bin",
+        "PWD=/",
+        "SHLVL=1",
+    ]
+
+
+def test_given_home_is_kept(step: Step) -> None:
+    _, output, _ = step('echo "$HOME"', env=("PATH=/bin", "HOME=/custom"))
+    assert output == "/custom\n"
+
+
+def test_missing_cwd_is_created_owned_by_the_user(step: Step) -> None:
+    result, output, upper = step("pwd; touch mine", user="app", cwd="/srv/app")
+    assert (result.exit_code, output) == (0, "/srv/app\n")
+    for created in (upper / "srv", upper / "srv" / "app"):
+        status = os.lstat(created)
+        assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (1000, 1000, 0o755)
+    assert (upper / "srv" / "app" / "mine").exists()
+
+
+def test_network_none_sees_only_loopback(step: Step) -> None:
+    result, output, _ = step("ls /sys/class/net; hostname", network="none")
+    assert result.exit_code == 0
+    assert output == "lo\nkiln\n"
+
+
+def test_generated_hosts_and_resolv_conf_stay_out_of_the_layer(
+    step: Step, rootfs: Path, tmp_path: Path
+) -> None:
+    assert not (rootfs / "etc" / "hosts").exists()
+    result, output, upper = step("cat /etc/hosts | head -1; test -s /etc/resolv.conf && echo resolv")
+    assert result.exit_code == 0
+    assert output == "127.0.0.1\tlocalhost kiln\nresolv\n"
+    assert upper_entries(upper) == ["etc"]
+    assert sorted(result.removed_stubs) == ["/dev", "/etc/hosts", "/etc/resolv.conf", "/proc", "/sys"]
+
+
+def test_hosts_written_by_the_step_is_not_seen_in_the_layer(step: Step) -> None:
+    result, output, upper = step("echo extra >> /etc/hosts 2>&1 || echo refused")
+    assert result.exit_code == 0
+    assert "refused" in output or "Read-only" in output
+    assert upper_entries(upper) == ["etc"]
+
+
+def test_deep_image_of_120_lower_dirs(step: Step, rootfs: Path, tmp_path: Path) -> None:
+    snapshots = tmp_path / "snapshots"
+    lowers = [rootfs]
+    for index in range(119):
+        layer = snapshots / f"sha256-{index:064d}"
+        (layer / "layers").mkdir(parents=True)
+        (layer / "layers" / f"{index:03d}").write_text(f"{index}\n")
+        lowers.append(layer)
+    result, output, upper = step("ls /layers | wc -l; cat /layers/118", lowers=lowers)
+    assert result.exit_code == 0
+    assert output.split() == ["119", "118"]
+    assert upper_entries(upper) == ["etc"]
+
+
+def test_scratch_overlay_needs_no_lower(tmp_path: Path) -> None:
+    require_root("mounts overlayfs")
+    target = tmp_path / "merged"
+    with OverlayMount([], tmp_path / "upper", tmp_path / "work", target):
+        assert is_mounted(target)
+        (target / "new").write_text("x")
+    assert not is_mounted(target)
+    assert not (tmp_path / "work").exists()
+    assert (tmp_path / "upper" / "new").read_text() == "x"
+
+
+def test_overlay_failure_explains_missing_overlayfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    require_root("mounts overlayfs")
+    monkeypatch.setattr(overlay, "overlay_supported", lambda: False)
+    with pytest.raises(RuntimeSetupError, match=r"this kernel has no overlayfs .*modprobe overlay"):
+        overlay.mount_overlay([tmp_path / "absent"], tmp_path / "upper", tmp_path / "work", tmp_path)
+
+
+INTERRUPTED_STEP = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from builder.exec.runtime import find_runtime
+    from builder.exec.step import run_step
+
+    def forward(chunk):
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.flush()
+
+    try:
+        run_step([Path(sys.argv[1])], Path(sys.argv[2]), argv=["/bin/sh", "-c", "echo ready; sleep 30"],
+                 env=["PATH=/bin"], cwd="/", user="", network="default", on_output=forward,
+                 runtime=find_runtime(sys.argv[3]))
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        sys.exit(130)
+    """
+)
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_leaves_no_mount_process_or_dir(
+    rootfs: Path, runtime: OciRuntime, tmp_path: Path, signal_number: int
+) -> None:
+    upper = tmp_path / "upper"
+    child = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_STEP, str(rootfs), str(upper), runtime.name],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    with child.stdout:
+        assert child.stdout.readline() == b"ready\n"
+        started = time.monotonic()
+        child.send_signal(signal_number)
+        remaining_output = child.stdout.read()
+    assert child.wait(timeout=20) == 130
+    assert time.monotonic() - started < 10
+    assert remaining_output == b"interrupted\n"
+    assert str(tmp_path) not in Path("/proc/mounts").read_text()
+    assert sorted(os.listdir(tmp_path)) == ["upper"]
+    listing = subprocess.run(
+        runtime.command("list", "--format", "json"), capture_output=True, text=True, check=False
+    )
+    containers = json.loads(listing.stdout or "[]") or []
+    assert [c for c in containers if str(tmp_path) in c.get("bundle", "")] == []
+    sleepers = subprocess.run(
+        ["pgrep", "-f", "sleep 30"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    for pid in sleepers:
+        root = os.readlink(f"/proc/{pid}/root") if os.path.exists(f"/proc/{pid}/root") else ""
+        assert str(tmp_path) not in root
