@@ -105,8 +105,12 @@ class BuildContext:
         return cls(root, matcher, ignore_file)
 
     def is_excluded(self, path: str) -> bool:
-        """Whether the ignore rules exclude ``path`` (it may still lead to re-included entries)."""
-        return self.matcher.excluded(self._relative(path))
+        """Whether the ignore rules exclude ``path`` (it may still lead to re-included entries).
+
+        The root itself is never excluded, even by ``**``.
+        """
+        relative = self._relative(path)
+        return relative != "." and self.matcher.excluded(relative)
 
     def exists(self, path: str) -> bool:
         """Whether ``path`` is an entry of the filtered context, as :meth:`walk` would list it.
@@ -145,7 +149,10 @@ class BuildContext:
         """Walk one directory; ``pending_dirs`` holds excluded ancestors not yet listed."""
         for name in self._sorted_names(directory):
             relative = f"{directory}/{name}" if directory else name
-            entry_stat = os.lstat(self.root / relative)
+            try:
+                entry_stat = os.lstat(self.root / relative)
+            except FileNotFoundError:
+                continue  # removed while the walk was running
             entry = ContextEntry(relative, EntryKind.of(entry_stat.st_mode), entry_stat)
             if not self.matcher.excluded(relative):
                 yield from pending_dirs

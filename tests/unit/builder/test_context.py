@@ -148,6 +148,15 @@ def test_walk_below_a_prefix(tmp_path: Path) -> None:
         list(context.walk("missing"))
 
 
+def test_root_is_never_excluded(tmp_path: Path) -> None:
+    make_tree(tmp_path, ["a", "keep"])
+    context = context_with(tmp_path, ["**", "!keep"])
+    assert not context.is_excluded(".")
+    assert context.is_excluded("a")
+    assert context.exists(".")
+    assert walked(context) == [("file", "keep")]
+
+
 def test_walk_fails_on_a_pattern_that_fails_when_matching(tmp_path: Path) -> None:
     make_tree(tmp_path, ["x"])
     with pytest.raises(ContextError, match=r"^syntax error in pattern$"):
