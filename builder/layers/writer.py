@@ -1,0 +1,218 @@
+"""Directory diff → layer blob: a deterministic tar, compressed, hashed twice in one pass.
+
+The tree is walked depth-first with each directory's entries sorted by name bytes, the
+order Go's ``filepath.Walk`` gives BuildKit and Docker. An entry holds type, mode (with
+setuid, setgid and sticky bits), uid/gid, whole-second mtime, xattrs and, for a
+hardlinked file met again, a link to the first name. Overlay whiteouts (0/0 character
+devices, opaque xattrs) become OCI whiteout files, the opaque marker right after its
+directory. ``source_date_epoch`` clamps every mtime to at most that time, so a rebuild of
+the same content gives the same digest. Sockets are left out, as in every layer writer.
+
+The tar bytes are hashed into the diff id while they are handed to the compressor, whose
+output is hashed into the blob digest while written to ``out``: nothing is read back.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from builder.errors import LayerError
+from builder.layers import _tarheader as tarheader
+from builder.layers.compression import Compression, open_compressor
+from builder.layers.whiteouts import (
+    OPAQUE_MARKER,
+    WHITEOUT_PREFIX,
+    is_opaque_dir,
+    is_overlay_private_xattr,
+    is_overlay_whiteout,
+)
+from builder.oci.digest import Digest, HashingWriter
+from builder.oci.mediatypes import layer_media_type
+from builder.oci.model import Descriptor
+
+WhiteoutFormat = Literal["overlay", "oci"]
+_READ_SIZE = 1 << 20
+
+
+@dataclass(frozen=True)
+class LayerDescriptor:
+    """What writing a layer produced: the blob's digest and size, and the tar's diff id."""
+
+    digest: Digest
+    diff_id: Digest
+    size: int
+    media_type: str
+    compression: Compression
+
+    def descriptor(self) -> Descriptor:
+        """The manifest entry for this layer blob."""
+        return Descriptor(media_type=self.media_type, digest=self.digest, size=self.size)
+
+
+class _TarStream:
+    """Emits the entries of one tree as tar bytes into a writer."""
+
+    def __init__(
+        self,
+        tar_out: HashingWriter,
+        *,
+        source_date_epoch: int | None,
+        convert_overlay: bool,
+        exclude: Callable[[str], bool] | None,
+    ) -> None:
+        self._out = tar_out
+        self._epoch = source_date_epoch
+        self._convert_overlay = convert_overlay
+        self._exclude = exclude
+        self._first_names: dict[tuple[int, int], bytes] = {}
+
+    def _mtime(self, status: os.stat_result) -> int:
+        mtime = int(status.st_mtime)
+        return mtime if self._epoch is None else min(mtime, self._epoch)
+
+    def _marker(self, name: bytes, status: os.stat_result) -> tarheader.TarEntry:
+        """An empty file standing for a whiteout; owner and time taken from what it replaces."""
+        return tarheader.TarEntry(
+            name=name,
+            type_flag=tarheader.REGULAR,
+            mode=0o600,
+            uid=status.st_uid,
+            gid=status.st_gid,
+            mtime=self._mtime(status),
+        )
+
+    def walk(self, directory: bytes, prefix: bytes) -> None:
+        for child in sorted(os.listdir(directory)):
+            path = os.path.join(directory, child)
+            name = prefix + child
+            if self._exclude is not None and self._exclude(os.fsdecode(name)):
+                continue
+            status = os.lstat(path)
+            if self._convert_overlay and is_overlay_whiteout(status):
+                marker = prefix + WHITEOUT_PREFIX.encode() + child
+                self._out.write(tarheader.encode_header(self._marker(marker, status)))
+                continue
+            if stat.S_ISSOCK(status.st_mode):
+                continue
+            self._emit(path, name, status)
+            if stat.S_ISDIR(status.st_mode):
+                if self._convert_overlay and is_opaque_dir(path):
+                    marker = name + b"/" + OPAQUE_MARKER.encode()
+                    self._out.write(tarheader.encode_header(self._marker(marker, status)))
+                self.walk(path, name + b"/")
+
+    def _emit(self, path: bytes, name: bytes, status: os.stat_result) -> None:
+        mode = status.st_mode
+        entry = tarheader.TarEntry(
+            name=name,
+            type_flag=tarheader.REGULAR,
+            mode=stat.S_IMODE(mode),
+            uid=status.st_uid,
+            gid=status.st_gid,
+            mtime=self._mtime(status),
+            xattrs=_read_xattrs(path),
+        )
+        if stat.S_ISDIR(mode):
+            entry = replace(entry, name=name + b"/", type_flag=tarheader.DIRECTORY)
+        elif stat.S_ISLNK(mode):
+            entry = replace(entry, type_flag=tarheader.SYMLINK, linkname=os.readlink(path))
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            device_type = tarheader.CHAR_DEVICE if stat.S_ISCHR(mode) else tarheader.BLOCK_DEVICE
+            major, minor = os.major(status.st_rdev), os.minor(status.st_rdev)
+            entry = replace(entry, type_flag=device_type, devmajor=major, devminor=minor)
+        elif stat.S_ISFIFO(mode):
+            entry = replace(entry, type_flag=tarheader.FIFO)
+        elif stat.S_ISREG(mode):
+            inode = (status.st_dev, status.st_ino)
+            first_name = self._first_names.get(inode) if status.st_nlink > 1 else None
+            if first_name is not None:
+                entry = replace(entry, type_flag=tarheader.HARDLINK, linkname=first_name)
+            else:
+                if status.st_nlink > 1:
+                    self._first_names[inode] = name
+                entry = replace(entry, size=status.st_size)
+        else:
+            raise LayerError(f"cannot put {os.fsdecode(name)!r} in a layer: unknown file type {mode:o}")
+        self._out.write(tarheader.encode_header(entry))
+        if entry.type_flag == tarheader.REGULAR and entry.size:
+            self._copy_content(path, name, entry.size)
+
+    def _copy_content(self, path: bytes, name: bytes, size: int) -> None:
+        remaining = size
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with open(descriptor, "rb", buffering=0) as source:
+            while remaining > 0:
+                chunk = source.read(min(_READ_SIZE, remaining))
+                if not chunk:
+                    break
+                self._out.write(chunk)
+                remaining -= len(chunk)
+        if remaining:
+            raise LayerError(f"{os.fsdecode(name)!r} shrank while it was written into a layer")
+        self._out.write(tarheader.padding(size))
+
+
+def _read_xattrs(path: bytes) -> dict[str, bytes]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError as err:
+        if err.errno in (errno.ENOTSUP, errno.EPERM):
+            return {}
+        raise
+    found: dict[str, bytes] = {}
+    for xattr_name in sorted(names):
+        if is_overlay_private_xattr(xattr_name):
+            continue
+        try:
+            found[xattr_name] = os.getxattr(path, xattr_name, follow_symlinks=False)
+        except OSError as err:
+            if err.errno not in (errno.ENODATA, errno.EPERM, errno.ENOTSUP):
+                raise
+    return found
+
+
+def write_layer(
+    diff_dir: Path,
+    out: BinaryIO,
+    *,
+    compression: Compression = "gzip",
+    source_date_epoch: int | None = None,
+    whiteout_format: WhiteoutFormat = "overlay",
+    exclude: Callable[[str], bool] | None = None,
+) -> LayerDescriptor:
+    """Write the tree under ``diff_dir`` to ``out`` as one layer blob and describe it.
+
+    ``whiteout_format="overlay"`` reads ``diff_dir`` as an overlay upper dir and converts
+    its whiteouts; ``"oci"`` writes the tree as it is (whiteout files already spelled the
+    OCI way). ``exclude`` receives each path relative to ``diff_dir`` (``etc/hosts``, no
+    leading slash) and leaves it out when true; a left-out directory takes its subtree with
+    it. ``out`` is written sequentially and left open.
+    """
+    blob = HashingWriter(out)
+    compressor = open_compressor(compression, blob)
+    tar = HashingWriter(compressor)
+    stream = _TarStream(
+        tar,
+        source_date_epoch=source_date_epoch,
+        convert_overlay=whiteout_format == "overlay",
+        exclude=exclude,
+    )
+    try:
+        stream.walk(os.fsencode(diff_dir), b"")
+        tar.write(tarheader.END_OF_ARCHIVE)
+    finally:
+        compressor.close()
+    blob.flush()
+    return LayerDescriptor(
+        digest=blob.digest(),
+        diff_id=tar.digest(),
+        size=blob.size,
+        media_type=layer_media_type(compression),
+        compression=compression,
+    )
