@@ -59,7 +59,7 @@ def verify_file(path: Path, digest: str, what: str, size: int | None = None) -> 
     if not path.is_file():
         raise ImageFormatError(f"the archive lacks {what} ({digest})")
     if size is not None and path.stat().st_size != size:
-        raise ImageFormatError(f"{what} has {path.stat().st_size} bytes, {size} were expected")
+        raise ImageFormatError(f"{what} is corrupt: it has {path.stat().st_size} bytes, {size} were expected")
     actual = file_digest(path)
     if actual != digest:
         raise ImageFormatError(f"{what} is corrupt: its digest is {actual}, {digest} was expected")

@@ -20,15 +20,19 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+import zstandard
+
 from builder.errors import ImageFormatError
+from builder.layers.compression import open_decompressed
 from builder.store.blobs import TEMP_PREFIX
 
 _CHUNK = 1 << 20
+_TAIL_KEPT = 1 << 16
 
 
 @contextmanager
 def staged_archive(stream: BinaryIO, parent: Path) -> Iterator[Path]:
-    """Extract the archive ``stream`` (tar, possibly gzip-compressed) into a temporary directory."""
+    """Extract the archive ``stream`` (tar, plain or gzip- or zstd-compressed) into a temporary directory."""
     staging = parent / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
     staging.mkdir(mode=0o700)
     try:
@@ -38,10 +42,39 @@ def staged_archive(stream: BinaryIO, parent: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+class _TailRecorder:
+    """Passes reads through, counting bytes and keeping the most recent ones.
+
+    Python's tarfile stops quietly when the data ends on a header boundary, so an archive cut
+    short there looks whole; the end-of-archive zero block that tarfile stopped at is checked
+    in what this keeps."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.total = 0
+        self.tail = bytearray()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.stream.read(size)
+        self.total += len(chunk)
+        self.tail += chunk
+        if len(self.tail) > _TAIL_KEPT:
+            del self.tail[: len(self.tail) - _TAIL_KEPT]
+        return chunk
+
+    def block_at(self, offset: int) -> bytes:
+        start = offset - (self.total - len(self.tail))
+        if start < 0:
+            return b""
+        return bytes(self.tail[start : start + tarfile.BLOCKSIZE])
+
+
 def _extract(stream: BinaryIO, staging: Path) -> None:
     links: dict[str, str] = {}
     try:
-        with tarfile.open(fileobj=stream, mode="r|*") as archive:
+        uncompressed, _compression = open_decompressed(stream)
+        recorder = _TailRecorder(uncompressed)
+        with tarfile.open(fileobj=recorder, mode="r|") as archive:  # type: ignore[call-overload]
             for member in archive:
                 name = _safe_name(member.name)
                 if name is None or member.isdir():
@@ -60,7 +93,10 @@ def _extract(stream: BinaryIO, staging: Path) -> None:
                     shutil.copyfileobj(source, out, _CHUNK)
                 if target.stat().st_size != member.size:
                     raise ImageFormatError(f"archive entry {member.name!r} is truncated")
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+            end_block = recorder.block_at(archive.offset)
+        if len(end_block) != tarfile.BLOCKSIZE or end_block.count(0) != tarfile.BLOCKSIZE:
+            raise ImageFormatError("the archive is truncated: it stops before its end-of-archive marker")
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, zstandard.ZstdError) as err:
         raise ImageFormatError(f"the archive is truncated or not a tar file: {err}") from err
     for name, target_name in links.items():
         resolved = _safe_name(target_name)

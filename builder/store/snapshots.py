@@ -63,7 +63,7 @@ class SnapshotStore:
         temp_dir.mkdir(mode=0o755)
         try:
             with self.blobs.open(blob_digest) as stream:
-                apply_layer(stream, temp_dir, whiteout_format="overlay")
+                apply_layer(stream, temp_dir, whiteout_format="overlay", diff_id=diff_id)
             size = _tree_size(temp_dir)
             try:
                 os.rename(temp_dir, target)
