@@ -7,11 +7,15 @@ standard input) and prints one result.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from builder.errors import UsageError
+from builder.graph import to_jsonable
+from builder.resolver import EmptyResolver
+from frontends.dockerfile.convert import build_graph
 from frontends.dockerfile.dump import dump
 from frontends.dockerfile.parser import parse
 
@@ -30,6 +34,22 @@ def run_ast(args: argparse.Namespace) -> int:
     """Print the parsed Dockerfile in BuildKit's AST dump format."""
     data, name = _read_dockerfile(args.file)
     print(dump(parse(data, name)))
+    return 0
+
+
+def run_graph(args: argparse.Namespace) -> int:
+    """Print the instruction graph the Dockerfile converts to (base images read as empty)."""
+    data, name = _read_dockerfile(args.file)
+    build_args: dict[str, str] = {}
+    for pair in args.build_arg:
+        key, has_value, value = pair.partition("=")
+        if not key or not has_value:
+            raise UsageError(f"--build-arg expects KEY=VALUE, not {pair!r}")
+        build_args[key] = value
+    graph = build_graph(
+        parse(data, name), resolver=EmptyResolver(), target=args.target, build_args=build_args
+    )
+    print(json.dumps(to_jsonable(graph), indent=2))
     return 0
 
 
@@ -53,3 +73,10 @@ def register(subparsers: Any) -> None:
     ast_parser = commands.add_parser("ast", help="print the parsed instructions (BuildKit's format)")
     _add_file_option(ast_parser)
     ast_parser.set_defaults(handler=run_ast)
+    graph_parser = commands.add_parser("graph", help="print the instruction graph as JSON")
+    _add_file_option(graph_parser)
+    graph_parser.add_argument("--target", default=None, help="the stage to build (default: the last)")
+    graph_parser.add_argument(
+        "--build-arg", action="append", default=[], metavar="KEY=VALUE", help="a build argument"
+    )
+    graph_parser.set_defaults(handler=run_graph)
