@@ -1,0 +1,16 @@
+"""File ops without a container: COPY, ADD and WORKDIR written straight into a rootfs.
+
+* :func:`copy_into` applies a :class:`~builder.graph.CopyOp` (COPY/ADD);
+* :func:`make_workdir` applies a :class:`~builder.graph.MkdirOp` (WORKDIR);
+* :func:`resolve_owner` turns ``--chown`` (or WORKDIR's user) into ids of the destination;
+* :func:`parse_chmod` reads ``--chmod`` (octal or symbolic).
+
+Every write resolves inside the destination root (:mod:`builder.rootpath`).
+"""
+
+from builder.fileops.chmod import ModeChange, parse_chmod
+from builder.fileops.copy import copy_into
+from builder.fileops.mkdir import make_workdir
+from builder.fileops.owner import resolve_owner
+
+__all__ = ["ModeChange", "copy_into", "make_workdir", "parse_chmod", "resolve_owner"]

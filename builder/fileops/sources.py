@@ -1,0 +1,160 @@
+"""What a copy reads from: a directory tree seen through an optional ignore filter.
+
+Copying needs four questions answered about its source, whatever the source is: where a
+path leads (symlinks resolved inside the tree, never out of it), whether an entry exists
+(an entry ``.dockerignore`` leaves out does not), what a directory lists, and which paths a
+wildcard source matches. :class:`SourceTree` answers them for a plain root (another stage,
+an image, a fetched file) and, given the context's ignore rules, for the build context.
+
+Wildcards follow BuildKit (``fsutil/copy.ResolveWildcards``): the path is split at its first
+component holding an unescaped ``*``, ``?`` or ``[``; the part before is resolved like any
+path, the rest is matched component by component with Go's ``filepath.Match`` rules
+against the entries below it, in lexical order, without following symlinks on the way.
+A directory that matches is a match itself (nothing below it is matched separately).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder._pattern_syntax import literal_text, to_regex, tokenize
+from builder.errors import ContextError
+from builder.rootpath import resolve_in_root
+
+#: ``rel path -> bool``: whether an entry of the tree is left out (``.dockerignore``).
+PathFilter = Callable[[str], bool]
+
+
+def _never(_: str) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One entry met while walking a copied item: its path below the item, and its lstat."""
+
+    rel: str
+    path: Path
+    info: os.stat_result
+
+
+@dataclass(frozen=True)
+class SourceTree:
+    """A directory tree to copy from.
+
+    ``excluded`` names what the tree leaves out (paths relative to ``root``, no leading
+    slash); ``keep_dir`` says whether an excluded directory must still be descended because
+    a later ``!`` pattern may bring back something below it.
+    """
+
+    root: Path
+    excluded: PathFilter = _never
+    keep_dir: PathFilter = _never
+
+    def rel(self, path: Path) -> str:
+        """``path`` (under ``root``) as the tree-relative text the filters take."""
+        text = os.path.relpath(path, self.root)
+        return "" if text == "." else text
+
+    def resolve(self, path: str, *, follow_final: bool = True) -> Path:
+        """``path`` (taken from the tree's root) with every symlink resolved inside it."""
+        return resolve_in_root(self.root, path, follow_final=follow_final)
+
+    def lstat(self, path: Path) -> os.stat_result | None:
+        """The entry at ``path``; ``None`` when it is absent or left out."""
+        try:
+            info = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        rel = self.rel(path)
+        if rel and self.excluded(rel) and not (stat.S_ISDIR(info.st_mode) and self.keep_dir(rel)):
+            return None
+        return info
+
+    def listdir(self, directory: Path) -> list[str]:
+        """The names in ``directory`` that the tree shows, in byte order (Go's lexical order)."""
+        names = sorted(os.listdir(directory), key=os.fsencode)
+        return [name for name in names if self.lstat(directory / name) is not None]
+
+    def walk(self, top: Path) -> Iterator[TreeEntry]:
+        """``top`` then everything below it, depth first, parents before children."""
+        info = self.lstat(top) if top != self.root else os.lstat(top)
+        if info is None:
+            return
+        yield from self._walk(top, "", info)
+
+    def _walk(self, path: Path, rel: str, info: os.stat_result) -> Iterator[TreeEntry]:
+        yield TreeEntry(rel, path, info)
+        if not stat.S_ISDIR(info.st_mode):
+            return
+        for name in self.listdir(path):
+            child = path / name
+            child_info = self.lstat(child)
+            if child_info is not None:
+                yield from self._walk(child, posixpath.join(rel, name) if rel else name, child_info)
+
+    def expand(self, source: str) -> list[str] | None:
+        """The tree paths a COPY source names: ``None`` when it holds no wildcard.
+
+        A wildcard source gives its matches (possibly none), each relative to the root.
+        """
+        parts = [part for part in posixpath.normpath("/" + source).split("/") if part]
+        first = next((index for index, part in enumerate(parts) if has_wildcards(part)), None)
+        if first is None:
+            return None
+        base = self.resolve("/".join(literal_name(part) for part in parts[:first]))
+        matchers = [component_matcher(part) for part in parts[first:]]
+        return [self.rel(path) for path in self._match(base, matchers)]
+
+    def _match(self, directory: Path, matchers: list[Callable[[str], bool]]) -> Iterator[Path]:
+        info = os.lstat(directory) if directory == self.root else self.lstat(directory)
+        if info is None or not stat.S_ISDIR(info.st_mode):
+            return
+        for name in self.listdir(directory):
+            if not matchers[0](name):
+                continue
+            child = directory / name
+            if len(matchers) == 1:
+                yield child
+                continue
+            child_info = self.lstat(child)
+            if child_info is not None and stat.S_ISDIR(child_info.st_mode):
+                yield from self._match(child, matchers[1:])
+
+
+def has_wildcards(component: str) -> bool:
+    """Whether a path component holds an unescaped ``*``, ``?`` or ``[``."""
+    index = 0
+    while index < len(component):
+        char = component[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char in "*?[":
+            return True
+        index += 1
+    return False
+
+
+def literal_name(component: str) -> str:
+    """A wildcard-free component with its backslash escapes removed."""
+    try:
+        literal = literal_text(tokenize(component, double_star=False))
+    except ContextError:
+        return component
+    return component if literal is None else literal
+
+
+def component_matcher(component: str) -> Callable[[str], bool]:
+    """Go ``filepath.Match`` for one component; a malformed pattern matches nothing."""
+    try:
+        compiled = re.compile(to_regex(tokenize(component, double_star=False)), re.DOTALL)
+    except (ContextError, re.error):
+        return _never
+    return lambda name: compiled.fullmatch(name) is not None

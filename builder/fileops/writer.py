@@ -1,0 +1,176 @@
+"""Writing copied entries into a destination root, with BuildKit's copier rules.
+
+The rules (``tonistiigi/fsutil`` ``copy``, which BuildKit's file ops use):
+
+* a file replaces whatever non-directory is at its target, never a directory;
+* a directory merges into an existing directory, never into a symlink or a file;
+* every copied entry takes the source's mode (or ``--chmod``), times and xattrs, and the
+  ``--chown`` owner, else the source's own; the one exception is the top directory of a
+  copy when it already exists: its metadata is left alone (``copy-permissions``);
+* missing parent directories are made ``0755``, owned by ``--chown`` when given;
+* hard links between copied files stay hard links; symlinks are copied as symlinks.
+
+Entries are written below a target that the caller resolved inside the root; below it the
+writer never follows a symlink (it checks with ``lstat`` and opens with ``O_NOFOLLOW``).
+Ownership is only applied when kiln runs as root: a rootless build cannot chown, and a
+user namespace maps its own files to root anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder.errors import BuildError
+from builder.fileops.chmod import ModeChange
+from builder.fileops.sources import PathFilter, SourceTree
+from builder.rootpath import is_within
+
+_CAN_CHOWN = os.geteuid() == 0
+
+
+def _never(_: str) -> bool:
+    return False
+
+
+@dataclass
+class CopyRules:
+    """How one copy treats metadata and which entries it leaves out.
+
+    ``chown`` is ``--chown`` resolved; ``source_owner`` overrides the owner read from the
+    source when there is no ``--chown`` (the build context is always ``0:0``).
+    ``exclude``/``exclude_keep_dir`` are ``--exclude`` over paths below the copied item.
+    """
+
+    chown: tuple[int, int] | None = None
+    source_owner: tuple[int, int] | None = None
+    mode_change: ModeChange | None = None
+    exclude: PathFilter = _never
+    exclude_keep_dir: PathFilter = _never
+
+
+@dataclass
+class TreeWriter:
+    """Copies items of one source tree under ``dest_root``; one per copied source path."""
+
+    dest_root: Path
+    tree: SourceTree
+    rules: CopyRules
+    _links: dict[tuple[int, int], Path] = field(default_factory=dict)
+
+    def make_dirs(self, directory: Path) -> None:
+        """``mkdir -p`` of a path already resolved inside the root (parents ``0755``)."""
+        if not is_within(self.dest_root, directory) or directory == self.dest_root:
+            return
+        self.make_dirs(directory.parent)
+        try:
+            info = os.lstat(directory)
+        except FileNotFoundError:
+            os.mkdir(directory, 0o755)
+            os.chmod(directory, 0o755)
+            if self.rules.chown is not None and _CAN_CHOWN:
+                os.lchown(directory, *self.rules.chown)
+            return
+        if not stat.S_ISDIR(info.st_mode):
+            raise BuildError(f"cannot create directory {self._shown(directory)}: not a directory")
+
+    def copy(self, source: Path, rel: str, target: Path, info: os.stat_result, *, nested: bool) -> None:
+        """Copy ``source`` (met as ``rel`` below the copied item) to ``target``.
+
+        ``nested`` is false only for the item a COPY names: an existing directory there
+        keeps its metadata.
+        """
+        if rel and self.rules.exclude(rel):
+            if not (stat.S_ISDIR(info.st_mode) and self.rules.exclude_keep_dir(rel)):
+                return
+        mode = info.st_mode
+        if stat.S_ISDIR(mode):
+            created = self._copy_dir(source, rel, target, info)
+            if created or nested:
+                self.apply_metadata(source, target, info)
+            return
+        self._clear_for_file(target)
+        if stat.S_ISREG(mode):
+            self._copy_file(source, target, info)
+        elif stat.S_ISLNK(mode):
+            os.symlink(os.readlink(source), target)
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            os.mknod(target, mode, info.st_rdev)
+        elif stat.S_ISFIFO(mode):
+            os.mkfifo(target)
+        else:
+            raise BuildError(f"cannot copy {self._shown(source, self.tree.root)}: unsupported file type")
+        self.apply_metadata(source, target, info)
+
+    def _copy_dir(self, source: Path, rel: str, target: Path, info: os.stat_result) -> bool:
+        created = False
+        try:
+            existing = os.lstat(target)
+        except FileNotFoundError:
+            os.mkdir(target, 0o700)  # its real mode is set once its children are written
+            created = True
+        else:
+            if not stat.S_ISDIR(existing.st_mode):
+                raise BuildError(f"cannot copy to non-directory: {self._shown(target)}")
+        for name in self.tree.listdir(source):
+            child = source / name
+            child_info = self.tree.lstat(child)
+            if child_info is not None:
+                child_rel = f"{rel}/{name}" if rel else name
+                self.copy(child, child_rel, target / name, child_info, nested=True)
+        return created
+
+    def _clear_for_file(self, target: Path) -> None:
+        try:
+            existing = os.lstat(target)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(existing.st_mode):
+            raise BuildError(f"cannot replace to directory {self._shown(target)} with file")
+        os.unlink(target)
+
+    def _copy_file(self, source: Path, target: Path, info: os.stat_result) -> None:
+        key = (info.st_dev, info.st_ino)
+        if info.st_nlink > 1 and key in self._links:
+            os.link(self._links[key], target)
+            return
+        source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with open(source_fd, "rb") as reader:
+            target_fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with open(target_fd, "wb") as writer:
+                shutil.copyfileobj(reader, writer, 1 << 20)
+        if info.st_nlink > 1:
+            self._links[key] = target
+
+    def apply_metadata(self, source: Path, target: Path, info: os.stat_result) -> None:
+        """Owner, mode (or ``--chmod``), xattrs and times of ``source`` onto ``target``."""
+        is_link = stat.S_ISLNK(info.st_mode)
+        owner = self.rules.chown or self.rules.source_owner or (info.st_uid, info.st_gid)
+        if _CAN_CHOWN:
+            os.lchown(target, *owner)
+        if not is_link:
+            mode = stat.S_IMODE(info.st_mode)
+            if self.rules.mode_change is not None:
+                mode = self.rules.mode_change.apply(mode, is_dir=stat.S_ISDIR(info.st_mode))
+            os.chmod(target, mode)
+            _copy_xattrs(source, target)
+        os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
+
+    def _shown(self, path: Path, root: Path | None = None) -> str:
+        return "/" + os.path.relpath(path, root or self.dest_root).removeprefix(".")
+
+
+def _copy_xattrs(source: Path, target: Path) -> None:
+    """Copy extended attributes where the filesystems allow; a refusal is not an error."""
+    try:
+        names = os.listxattr(source, follow_symlinks=False)
+    except OSError:
+        return
+    for name in names:
+        try:
+            os.setxattr(target, name, os.getxattr(source, name, follow_symlinks=False))
+        except OSError:
+            continue
