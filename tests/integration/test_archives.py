@@ -148,9 +148,8 @@ def test_docker_archive_accepted_by_skopeo(source_root: Path, tmp_path: Path) ->
     skopeo = need("skopeo")
     archive = tmp_path / "busybox-docker.tar"
     kiln(source_root, "save", "-o", str(archive), "busybox")
-    result = subprocess.run(
-        [skopeo, "inspect", "--config", f"docker-archive:{archive}"], capture_output=True, text=True, check=True
-    )
+    command = [skopeo, "inspect", "--config", f"docker-archive:{archive}"]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
     config = json.loads(result.stdout)
     document = inspect(source_root, "busybox")
     root_fs = document["RootFS"]
@@ -162,7 +161,8 @@ def test_docker_archive_accepted_by_skopeo(source_root: Path, tmp_path: Path) ->
 @pytest.mark.parametrize("archive_format", ["oci", "docker"])
 def test_save_and_load_round_trip(source_root: Path, tmp_path: Path, archive_format: str) -> None:
     archive = tmp_path / f"images-{archive_format}.tar"
-    kiln(source_root, "save", "--format", archive_format, "-o", str(archive), "busybox", "localhost:5000/a/b:t")
+    images = ("busybox", "localhost:5000/a/b:t")
+    kiln(source_root, "save", "--format", archive_format, "-o", str(archive), *images)
     target_root = tmp_path / "target"
     loaded = kiln(target_root, "load", "-i", str(archive)).stdout.splitlines()
     assert loaded == ["Loaded image: busybox:latest", "Loaded image: localhost:5000/a/b:t"]
