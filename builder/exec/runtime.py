@@ -154,8 +154,13 @@ def find_runtime(choice: str = "", *, state_root: Path | None = None) -> OciRunt
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """While inside, SIGTERM raises KeyboardInterrupt (main thread only: Python's rule)."""
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises KeyboardInterrupt (main thread only: Python's rule).
+
+    So a ``kill`` of kiln unwinds like a Ctrl-C: every ``finally`` runs, and the container,
+    mounts and scratch dirs go. Outside the main thread this does nothing: the CLI's main
+    thread then has to turn SIGTERM into a cancellation the worker threads see.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -202,7 +207,9 @@ def run_container(
 ) -> int:
     """Run the bundle's config.json to completion; its exit status (128+n for signal n).
 
-    stdout and stderr arrive together, in order, through ``on_output`` as raw chunks.
+    stdout and stderr arrive together through ``on_output`` as raw chunks. With crun they
+    share kiln's pipe, so their order is kept; runc copies each through a pipe of its own,
+    so lines written to both close together may arrive swapped (as under BuildKit with runc).
     """
     chosen = runtime or find_runtime()
     try:
@@ -214,7 +221,7 @@ def run_container(
     assert process.stdout is not None  # stdout=PIPE
     completed = False
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             output_fd = process.stdout.fileno()
             while chunk := os.read(output_fd, READ_CHUNK):
                 on_output(chunk)

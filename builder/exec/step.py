@@ -34,7 +34,7 @@ from typing import Literal
 from builder.errors import BuildError
 from builder.exec.netfiles import hosts_content, read_host_resolv_conf, resolv_conf_content
 from builder.exec.overlay import OverlayMount
-from builder.exec.runtime import OciRuntime, find_runtime, run_container
+from builder.exec.runtime import OciRuntime, find_runtime, run_container, sigterm_as_interrupt
 from builder.exec.spec import NetworkMode, SpecMount, kernel_mounts, runtime_spec
 from builder.exec.stubs import missing_mount_points, remove_mount_stubs
 from builder.exec.users import ResolvedUser, resolve_user_in_root
@@ -129,6 +129,36 @@ def run_step(
     :class:`~builder.exec.users.UserLookupError` for an unknown user; a failing command is not
     an exception: see :attr:`StepResult.exit_code` and :func:`step_failure`.
     """
+    with sigterm_as_interrupt():
+        return _run_step(
+            lower_dirs,
+            upper_dir,
+            argv=argv,
+            env=env,
+            cwd=cwd,
+            user=user,
+            network=network,
+            extra_mounts=extra_mounts,
+            on_output=on_output,
+            runtime=runtime,
+            hostname=hostname,
+        )
+
+
+def _run_step(
+    lower_dirs: Sequence[Path],
+    upper_dir: Path,
+    *,
+    argv: Sequence[str],
+    env: Sequence[str],
+    cwd: str,
+    user: str,
+    network: Literal["default", "host", "none"],
+    extra_mounts: Sequence[SpecMount],
+    on_output: Callable[[bytes], None],
+    runtime: OciRuntime | None,
+    hostname: str,
+) -> StepResult:
     started = time.monotonic()
     network_mode: NetworkMode = "none" if network == "none" else "host"
     chosen_runtime = runtime or find_runtime()

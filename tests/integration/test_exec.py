@@ -133,8 +133,10 @@ def test_deletion_gives_overlay_whiteout(step: Step) -> None:
 
 
 def test_exit_status_and_output_captured(step: Step) -> None:
-    result, output, _ = step("echo to-stdout; echo to-stderr >&2; exit 3")
+    result, output, _ = step("echo to-stdout; sleep 0.1; echo to-stderr >&2; exit 3")
     assert result.exit_code == 3
+    # crun hands the container kiln's pipe itself; runc copies stdout and stderr through
+    # pipes of its own, one goroutine each, so only a pause keeps their order there.
     assert output == "to-stdout\nto-stderr\n"
     assert result.output_tail == "to-stdout\nto-stderr"
     span = SourceSpan("Dockerfile", 4, 4, text="RUN exit 3")
@@ -228,10 +230,28 @@ def test_deep_image_of_120_lower_dirs(step: Step, rootfs: Path, tmp_path: Path) 
         (layer / "layers").mkdir(parents=True)
         (layer / "layers" / f"{index:03d}").write_text(f"{index}\n")
         lowers.append(layer)
+    # Too long as absolute paths: mounted by descriptor names.
     result, output, upper = step("ls /layers | wc -l; cat /layers/118", lowers=lowers)
     assert result.exit_code == 0
     assert output.split() == ["119", "118"]
     assert upper_entries(upper) == ["etc"]
+
+
+def test_300_lower_dirs_mount_beyond_descriptor_names(tmp_path: Path) -> None:
+    require_root("mounts overlayfs")
+    lowers = []
+    for index in range(300):
+        layer = tmp_path / "snapshots" / f"sha256-{index:064d}"
+        layer.mkdir(parents=True)
+        (layer / f"{index:03d}").write_text(f"{index}\n")
+        (layer / "top").write_text(f"{index}\n")
+        lowers.append(layer)
+    target = tmp_path / "merged"
+    with OverlayMount(lowers, tmp_path / "upper", tmp_path / "work", target):
+        assert len(os.listdir(target)) == 301
+        assert (target / "top").read_text() == "299\n"
+    assert not is_mounted(target)
+    assert sorted(os.listdir(tmp_path)) == ["merged", "snapshots", "upper"]
 
 
 def test_scratch_overlay_needs_no_lower(tmp_path: Path) -> None:
