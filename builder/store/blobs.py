@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from builder.errors import StoreError
 
@@ -86,6 +86,11 @@ class BlobStore:
                 out.write(chunk)
 
         return self._write(copy, expected_digest=expected_digest, expected_size=expected_size)
+
+    def put_from_writer(self, fill: Callable[[BinaryIO], object]) -> BlobInfo:
+        """Store what ``fill`` writes to the file object it is given (a layer writer, say),
+        hashed on the way; whole or absent, like every other write."""
+        return self._write(lambda out: fill(cast(BinaryIO, out)), expected_digest=None)
 
     def verify(self, digest: str) -> bool:
         """Whether the stored blob still hashes to its name (false when absent)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -107,15 +108,19 @@ class SnapshotRecord:
 
 
 class MetaStore:
-    """One SQLite connection to ``<root>/meta.db``; not shared between threads."""
+    """SQLite at ``<root>/meta.db``, one connection per thread.
+
+    A build runs its stages on threads; each gets its own connection (SQLite's WAL and busy
+    timeout order them, as they order separate processes), so no transaction of one thread
+    ever nests inside another's.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
         try:
-            self.connection = sqlite3.connect(path, timeout=60.0, isolation_level=None)
-            self.connection.execute("PRAGMA journal_mode=WAL")
-            self.connection.execute("PRAGMA foreign_keys=ON")
-            self.connection.execute("PRAGMA synchronous=FULL")
             with self.transaction():
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
@@ -124,8 +129,28 @@ class MetaStore:
         except sqlite3.Error as err:
             raise StoreError(f"cannot open store metadata {path}: {err}") from err
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                self.path, timeout=60.0, isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            connection.execute("PRAGMA synchronous=FULL")
+            self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        return connection
+
     def close(self) -> None:
-        self.connection.close()
+        with self._connections_lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -79,6 +79,28 @@ class SnapshotStore:
             self.meta.add_snapshot(chain_id, parent, diff_id, size)
         return target
 
+    def adopt(self, directory: Path, chain_id: str, parent: str, diff_id: str) -> Path:
+        """Take a directory already in snapshot form (a step's overlay upper dir) as the
+        snapshot ``chain_id``, by rename: a build never unpacks the layer it just wrote.
+
+        ``directory`` must be on the store's filesystem. When the snapshot exists already
+        (another build made the same layer), the directory is removed and theirs kept.
+        """
+        target = self.path(chain_id)
+        if self.has(chain_id):
+            shutil.rmtree(directory, ignore_errors=True)
+            self.meta.touch_snapshot(chain_id)
+            return target
+        size = _tree_size(directory)
+        try:
+            os.rename(directory, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+            shutil.rmtree(directory, ignore_errors=True)
+        self.meta.add_snapshot(chain_id, parent, diff_id, size)
+        return target
+
     def remove(self, chain_id: str) -> None:
         """Delete a snapshot's directory, then its record (a crash in between leaves a record
         without a directory, which :meth:`has` treats as absent)."""

@@ -1,0 +1,154 @@
+"""``kiln build``: Dockerfile + context → image, with docker's flags.
+
+This is where the Dockerfile frontend meets the builder: the command parses and converts
+the Dockerfile (resolving base images against the store), then hands the graph to
+:func:`builder.build.run_build` and writes the requested outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from builder.build import BuildRequest, run_build
+from builder.cli.commands.images import open_store
+from builder.cli.outputs import OutputSpec, parse_output, write_output
+from builder.context import BuildContext
+from builder.errors import UsageError
+from builder.events import EventSink, Notice
+from builder.exec.runtime import find_runtime
+from builder.progress.plain import PlainRenderer
+from builder.runner import RunnerOptions
+from builder.store_resolver import StoreResolver
+
+
+def _pairs(values: Sequence[str], flag: str, *, from_env: bool = False) -> dict[str, str]:
+    """``K=V`` values of a repeatable flag; with ``from_env`` a bare ``K`` takes ``$K``."""
+    pairs: dict[str, str] = {}
+    for value in values:
+        key, has_value, text = value.partition("=")
+        if not key:
+            raise UsageError(f"{flag} {value!r}: expected KEY=VALUE")
+        if not has_value:
+            if not from_env:
+                raise UsageError(f"{flag} {value!r}: expected KEY=VALUE")
+            if key not in os.environ:
+                continue
+            text = os.environ[key]
+        pairs[key] = text
+    return pairs
+
+
+def _dockerfile_path(args: argparse.Namespace, context_dir: Path) -> Path:
+    if args.file is None:
+        return context_dir / "Dockerfile"
+    if args.file == "-":
+        return Path("-")
+    path = Path(args.file)
+    return path if path.is_absolute() or path.exists() else context_dir / path
+
+
+def _read_dockerfile(path: Path) -> bytes:
+    if str(path) == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"Dockerfile not found: {path}") from None
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err}") from None
+
+
+def _sink(args: argparse.Namespace) -> EventSink:
+    if args.quiet:
+        return lambda event: None
+    return PlainRenderer(sys.stderr)
+
+
+def run_build_command(args: argparse.Namespace) -> int:
+    from frontends.dockerfile.convert import build_graph
+    from frontends.dockerfile.parser import parse
+
+    context_dir = Path(args.context)
+    if not context_dir.is_dir():
+        raise UsageError(f"build context {args.context!r} is not a directory")
+    dockerfile_path = _dockerfile_path(args, context_dir)
+    dockerfile = parse(_read_dockerfile(dockerfile_path), file=dockerfile_path.name)
+    build_args = _pairs(args.build_arg, "--build-arg", from_env=True)
+    named = _pairs(args.build_context, "--build-context")
+    outputs: list[OutputSpec] = [parse_output(text) for text in args.output]
+    platform = None
+    if args.platform:
+        from frontends.dockerfile.stages import parse_platform
+
+        platform = parse_platform(args.platform)
+    sink = _sink(args)
+    with open_store(args) as store:
+        resolver = StoreResolver(store)
+        graph = build_graph(
+            dockerfile,
+            resolver=resolver,
+            target=args.target,
+            build_args=build_args,
+            platform=platform,
+            build_contexts=named,
+        )
+        for warning in graph.warnings:
+            sink(Notice(warning))
+        context = BuildContext.open(
+            context_dir.resolve(), None if str(dockerfile_path) == "-" else dockerfile_path
+        )
+        named_contexts = {
+            name: BuildContext.open(Path(value).resolve(), None)
+            for name, value in named.items()
+            if "://" not in value
+        }
+        epoch_text = build_args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH")
+        options = RunnerOptions(
+            compression=args.compression,
+            source_date_epoch=int(epoch_text) if epoch_text else None,
+            runtime=find_runtime(args.runtime) if args.runtime else None,
+            named_contexts=named_contexts,
+        )
+        labels = _pairs(args.label, "--label")
+        request = BuildRequest(graph, context, tuple(args.tag), labels, options)
+        result = run_build(store, request, sink)
+        for output in outputs:
+            write_output(store, result.manifest_digest, output)
+    if args.iidfile:
+        Path(args.iidfile).write_text(result.image_id, encoding="utf-8")
+    if args.quiet:
+        print(result.image_id)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("build", help="build an image from a Dockerfile")
+    parser.add_argument("context", help="the build context directory")
+    parser.add_argument("-f", "--file", help="the Dockerfile (default CONTEXT/Dockerfile; - for stdin)")
+    parser.add_argument("-t", "--tag", action="append", default=[], help="name the image (repeatable)")
+    parser.add_argument("--build-arg", action="append", default=[], metavar="K=V", help="set a build arg")
+    parser.add_argument("--build-context", action="append", default=[], metavar="NAME=DIR")
+    parser.add_argument("--target", help="build only up to this stage")
+    parser.add_argument("--platform", help="target platform, os/arch[/variant]")
+    parser.add_argument("--label", action="append", default=[], metavar="K=V", help="add an image label")
+    parser.add_argument(
+        "-o",
+        "--output",
+        action="append",
+        default=[],
+        metavar="type=TYPE,dest=PATH",
+        help="also write the image: type=oci|docker|tar (dest=FILE) or type=local (dest=DIR)",
+    )
+    parser.add_argument("--iidfile", help="write the image id to this file")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
+    parser.add_argument("--progress", default="auto", choices=("auto", "tty", "plain", "json", "quiet"))
+    parser.add_argument("--no-cache", action="store_true", help="do not use the layer cache")
+    parser.add_argument("--runtime", default="", help="OCI runtime to run steps with (crun or runc)")
+    parser.add_argument(
+        "--compression", default="gzip", choices=("gzip", "zstd", "none"), help="layer compression"
+    )
+    parser.set_defaults(handler=run_build_command)

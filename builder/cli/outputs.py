@@ -1,0 +1,84 @@
+"""``-o/--output`` of ``kiln build``: where the built image goes besides the store.
+
+``type=oci|docker,dest=FILE`` write an archive (as ``kiln save`` does), ``type=local,dest=DIR``
+the flattened filesystem, ``type=tar,dest=FILE`` that filesystem as one tar. Files are
+written beside their destination and renamed, so a failed export leaves no half file.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.errors import UsageError
+from builder.export.directory import export_directory
+from builder.export.docker_archive import write_docker_archive
+from builder.export.oci_archive import write_oci_archive
+from builder.store.store import Store
+
+OUTPUT_TYPES = ("oci", "docker", "local", "tar")
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One parsed ``--output``."""
+
+    type: str
+    dest: Path
+    name: str = ""
+
+
+def parse_output(text: str) -> OutputSpec:
+    """``type=oci,dest=out.tar[,name=N]``; a bare path means ``type=local,dest=PATH``."""
+    if "=" not in text:
+        return OutputSpec("local", Path(text))
+    fields: dict[str, str] = {}
+    for item in text.split(","):
+        key, has_value, value = item.partition("=")
+        if not has_value:
+            raise UsageError(f"--output {text!r}: {item!r} is not KEY=VALUE")
+        fields[key.strip()] = value.strip()
+    kind = fields.get("type", "local")
+    if kind not in OUTPUT_TYPES:
+        raise UsageError(f"--output {text!r}: unknown type {kind!r} (one of {', '.join(OUTPUT_TYPES)})")
+    if not fields.get("dest"):
+        raise UsageError(f"--output {text!r}: dest= is required")
+    return OutputSpec(kind, Path(fields["dest"]), fields.get("name", ""))
+
+
+def write_output(store: Store, manifest_digest: str, output: OutputSpec) -> None:
+    """Write the image ``manifest_digest`` as ``output`` asks."""
+    if output.type == "local":
+        export_directory(store, manifest_digest, output.dest)
+        return
+    temp_path = output.dest.with_name(f".{output.dest.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        if output.type == "tar":
+            _write_rootfs_tar(store, manifest_digest, temp_path)
+        else:
+            names = [output.name] if output.name else []
+            if names:
+                store.tag(manifest_digest, output.name)
+            writer = write_oci_archive if output.type == "oci" else write_docker_archive
+            with temp_path.open("wb") as out:
+                writer(store, names or [manifest_digest], out)
+        os.replace(temp_path, output.dest)
+    finally:
+        temp_path.unlink(missing_ok=True)
+
+
+def _write_rootfs_tar(store: Store, manifest_digest: str, target: Path) -> None:
+    scratch = Path(tempfile.mkdtemp(prefix="kiln-export-"))
+    try:
+        export_directory(store, manifest_digest, scratch / "rootfs")
+        subprocess.run(
+            ["tar", "--numeric-owner", "--xattrs", "-C", str(scratch / "rootfs"), "-cf", str(target), "."],
+            check=True,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,223 @@
+"""The builder's step runner: what each op of the graph does to the filesystem.
+
+``RUN`` runs in a container over an overlay of the parent snapshots (:mod:`builder.exec`);
+``COPY``/``ADD``/``WORKDIR`` write into the same kind of overlay without a container
+(:mod:`builder.fileops`). Either way the overlay's upper dir is the step's diff: it is
+written once as a layer blob and then renamed into ``snapshots/`` as the new layer's
+snapshot, so a build never unpacks a layer it has just written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from builder.context import BuildContext
+from builder.errors import BuildError, KilnError, StoreError
+from builder.events import StepLog
+from builder.exec.overlay import OverlayMount
+from builder.exec.runtime import OciRuntime
+from builder.exec.spec import SpecMount
+from builder.exec.step import run_step, step_failure
+from builder.fileops.copy import copy_into
+from builder.fileops.mkdir import make_workdir
+from builder.fileops.owner import resolve_owner
+from builder.graph import (
+    ContextSource,
+    CopyOp,
+    Exec,
+    ImageBase,
+    ImageSource,
+    MkdirOp,
+    Op,
+    ScratchBase,
+    Stage,
+    StageSource,
+)
+from builder.imagestate import ImageState, LayerRef
+from builder.layers import Compression, LayerDescriptor, write_layer
+from builder.mounts import spec_mounts
+from builder.solver import StepContext, StepOutcome
+from builder.store.snapshots import chain_ids
+from builder.store.store import Lease, Store
+from builder.workspace import StepWorkspace, rootfs_view, step_workspace
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    """How layers are written and containers run for one build."""
+
+    compression: Compression = "gzip"
+    source_date_epoch: int | None = None
+    runtime: OciRuntime | None = None
+    named_contexts: Mapping[str, BuildContext] = field(default_factory=dict)
+
+
+class LocalRunner:
+    """Runs ops on this machine against a :class:`~builder.store.store.Store`."""
+
+    def __init__(
+        self, store: Store, context: BuildContext | None, lease: Lease, options: RunnerOptions
+    ) -> None:
+        self._store = store
+        self._context = context
+        self._lease = lease
+        self._options = options
+        self._containers_dir = store.root / "containers"
+        self._containers_dir.mkdir(exist_ok=True)
+
+    # bases --------------------------------------------------------------------------------
+
+    def base_state(self, stage: Stage, base: ImageBase | ScratchBase) -> ImageState:
+        if isinstance(base, ScratchBase):
+            return ImageState(platform=stage.platform)
+        return self.image_state(base.ref, stage)
+
+    def image_state(self, ref: str, stage: Stage) -> ImageState:
+        """An image from the store as a starting state, its snapshots unpacked and leased."""
+        digest = self._store.resolve(ref)
+        manifest, config = self._store.get_image(digest)
+        stored = self._store.layers(manifest, config)
+        chains = chain_ids([layer.diff_id for layer in stored])
+        layers: list[LayerRef] = []
+        parent = ""
+        for layer, chain_id in zip(stored, chains, strict=True):
+            self._lease.add_snapshot(chain_id)
+            self._lease.add_blob(layer.digest)
+            self._store.snapshots.ensure(chain_id, parent, layer.diff_id, layer.digest)
+            layers.append(LayerRef(layer.diff_id, layer.digest, layer.size, layer.media_type, chain_id))
+            parent = chain_id
+        inner = config.get("config") or {}
+        history = tuple(config.get("history") or ())
+        return ImageState(
+            platform=stage.platform,
+            layers=tuple(layers),
+            config=dict(inner),
+            history=history,
+            base_digest=digest,
+        )
+
+    # ops ----------------------------------------------------------------------------------
+
+    def run_op(self, op: Op, state: ImageState, where: StepContext) -> StepOutcome:
+        with step_workspace(self._containers_dir) as workspace:
+            if isinstance(op, Exec):
+                self._run_exec(op, state, workspace, where)
+            elif isinstance(op, CopyOp):
+                self._run_copy(op, state, workspace, where)
+            elif isinstance(op, MkdirOp):
+                with self._mounted(state, workspace) as rootfs:
+                    make_workdir(op, dest_root=rootfs)
+            else:
+                raise BuildError(f"unexpected op {type(op).__name__}", op.location)
+            layer = self._commit(workspace, state)
+        new_state = state.with_layer(layer).with_config(op.config)
+        return StepOutcome(new_state.with_history(op.created_by, empty_layer=False))
+
+    def _run_exec(self, op: Exec, state: ImageState, workspace: StepWorkspace, where: StepContext) -> None:
+        def forward(chunk: bytes) -> None:
+            where.sink(StepLog(where.step, chunk))
+
+        with self._mount_sources(op, where) as extra_mounts:
+            result = run_step(
+                self._snapshot_dirs(state),
+                workspace.upper,
+                argv=op.argv,
+                env=op.env,
+                cwd=op.cwd,
+                user=op.user,
+                network="none" if op.network == "none" else "host",
+                extra_mounts=extra_mounts,
+                on_output=forward,
+                runtime=self._options.runtime,
+            )
+        if result.exit_code != 0:
+            raise step_failure(result, op.location, op.argv)
+
+    @contextmanager
+    def _mount_sources(self, op: Exec, where: StepContext) -> Iterator[list[SpecMount]]:
+        with spec_mounts(op, self._store.root, self._source_dir, where) as mounts:
+            yield mounts
+
+    def _run_copy(self, op: CopyOp, state: ImageState, workspace: StepWorkspace, where: StepContext) -> None:
+        chown = self._resolve_chown(op, state) if op.chown else None
+        # --link: the layer is written against an empty root, independent of its parent.
+        base = ImageState(platform=state.platform) if op.link else state
+        with self._mounted(base, workspace) as rootfs, self._source_dir(op.source, where) as source:
+            context = self._context_for(op.source) if isinstance(op.source, ContextSource) else None
+            copy_into(op, dest_root=rootfs, source_root=source, context=context, chown=chown)
+
+    def _resolve_chown(self, op: CopyOp, state: ImageState) -> tuple[int, int]:
+        """``--chown`` names resolve in the destination image (also for ``--link``)."""
+        with rootfs_view(self._snapshot_dirs(state), self._containers_dir) as rootfs:
+            try:
+                return resolve_owner(op.chown, rootfs)
+            except KilnError as err:
+                raise BuildError(f"invalid --chown {op.chown!r}: {err}", op.location) from err
+
+    # sources ------------------------------------------------------------------------------
+
+    def _context_for(self, source: ContextSource) -> BuildContext:
+        if source.name == "context":
+            if self._context is None:
+                raise StoreError("this build has no context")
+            return self._context
+        try:
+            return self._options.named_contexts[source.name]
+        except KeyError:
+            raise StoreError(f"no build context named {source.name!r}") from None
+
+    @contextmanager
+    def _source_dir(self, source: object, where: StepContext) -> Iterator[Path | None]:
+        """The directory a COPY or mount reads: the context, or a stage's or image's rootfs."""
+        if isinstance(source, ContextSource):
+            yield self._context_for(source).root
+        elif isinstance(source, StageSource):
+            stage_state = where.states.get(source.stage)
+            with rootfs_view(self._snapshot_dirs(stage_state), self._containers_dir) as rootfs:
+                yield rootfs
+        elif isinstance(source, ImageSource):
+            image_state = self.image_state(source.ref, where.stage)
+            with rootfs_view(self._snapshot_dirs(image_state), self._containers_dir) as rootfs:
+                yield rootfs
+        else:
+            yield None
+
+    # layers -------------------------------------------------------------------------------
+
+    def _snapshot_dirs(self, state: ImageState) -> list[Path]:
+        return [self._store.snapshots.path(layer.chain_id) for layer in state.layers]
+
+    @contextmanager
+    def _mounted(self, state: ImageState, workspace: StepWorkspace) -> Iterator[Path]:
+        with OverlayMount(self._snapshot_dirs(state), workspace.upper, workspace.work, workspace.merged):
+            yield workspace.merged
+
+    def _commit(self, workspace: StepWorkspace, state: ImageState) -> LayerRef:
+        """Write the upper dir as a layer blob and keep it as the layer's snapshot."""
+        options = self._options
+        with self._store.writing():
+            described: list[LayerDescriptor] = []
+
+            def fill(out: BinaryIO) -> None:
+                described.append(
+                    write_layer(
+                        workspace.upper,
+                        out,
+                        compression=options.compression,
+                        source_date_epoch=options.source_date_epoch,
+                    )
+                )
+
+            info = self._store.blobs.put_from_writer(fill)
+            diff_id = described[0].diff_id
+            media_type = described[0].media_type
+            self._lease.add_blob(info.digest)
+            parent = state.layers[-1].chain_id if state.layers else ""
+            chain_id = chain_ids([parent, diff_id])[-1] if parent else diff_id
+            self._lease.add_snapshot(chain_id)
+            self._store.snapshots.adopt(workspace.upper, chain_id, parent, diff_id)
+        return LayerRef(diff_id, info.digest, info.size, media_type, chain_id)
