@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from builder.errors import BuildError
+from builder.errors import BuildError, RuntimeSetupError
 from builder.exec.netfiles import hosts_content, read_host_resolv_conf, resolv_conf_content
-from builder.exec.overlay import OverlayMount
+from builder.exec.overlay import OverlayMount, is_mounted
 from builder.exec.runtime import OciRuntime, find_runtime, run_container, sigterm_as_interrupt
 from builder.exec.spec import NetworkMode, SpecMount, kernel_mounts, runtime_spec
 from builder.exec.stubs import missing_mount_points, remove_mount_stubs
@@ -129,6 +129,8 @@ def run_step(
     :class:`~builder.exec.users.UserLookupError` for an unknown user; a failing command is not
     an exception: see :attr:`StepResult.exit_code` and :func:`step_failure`.
     """
+    if os.geteuid() != 0:
+        raise RuntimeSetupError("running a RUN step needs root (overlay mounts and an OCI runtime)")
     with sigterm_as_interrupt():
         return _run_step(
             lower_dirs,
@@ -197,7 +199,10 @@ def _run_step(
             finally:
                 removed = remove_mount_stubs(stubs)
     finally:
-        shutil.rmtree(step_dir, ignore_errors=True)
+        # Never recurse into a rootfs still mounted (its unmount failed): that would
+        # delete through the overlay. A stale mount is left for the store's cleanup.
+        if not is_mounted(step_dir / "rootfs"):
+            shutil.rmtree(step_dir, ignore_errors=True)
     return StepResult(
         exit_code=exit_code,
         output_tail=tail.last_lines(TAIL_LINES),

@@ -215,6 +215,31 @@ def test_generated_hosts_and_resolv_conf_stay_out_of_the_layer(
     assert sorted(result.removed_stubs) == ["/dev", "/etc/hosts", "/etc/resolv.conf", "/proc", "/sys"]
 
 
+def test_bare_image_gets_no_mount_point_dirs(step: Step, tmp_path: Path) -> None:
+    # FROM scratch + COPY of a static binary: /dev /etc /proc /sys exist only as mount
+    # points during the run, and current BuildKit leaves them out of the layer.
+    bare = tmp_path / "bare"
+    (bare / "bin").mkdir(parents=True)
+    shutil.copy2(BUSYBOX, bare / "bin" / "busybox")
+    upper = tmp_path / "bare-upper"
+    output: list[bytes] = []
+    result = run_step(
+        [bare],
+        upper,
+        argv=["/bin/busybox", "ls", "/"],
+        env=("PATH=/bin",),
+        cwd="/",
+        user="",
+        network="default",
+        on_output=output.append,
+        runtime=step.runtime,
+    )
+    assert result.exit_code == 0
+    assert b"".join(output).split() == [b"bin", b"dev", b"etc", b"proc", b"sys"]
+    assert upper_entries(upper) == []
+    assert sorted(result.removed_stubs) == ["/dev", "/etc", "/etc/hosts", "/etc/resolv.conf", "/proc", "/sys"]
+
+
 def test_hosts_written_by_the_step_is_not_seen_in_the_layer(step: Step) -> None:
     result, output, upper = step("echo extra >> /etc/hosts 2>&1 || echo refused")
     assert result.exit_code == 0
