@@ -285,8 +285,13 @@ def _triggers(state: StageState, escape: str, span: SourceSpan) -> Iterable[Inst
     triggers = state.config.get("OnBuild")
     for trigger in triggers if isinstance(triggers, list) else []:
         prefix = "" if escape == "\\" else f"# escape={escape}\n"
-        for node in parse(prefix + str(trigger), file=span.file).nodes:
-            yield dataclasses.replace(parse_instruction(node), span=span)
+        try:
+            nodes = parse(prefix + str(trigger), file=span.file).nodes
+            instructions = [parse_instruction(node) for node in nodes]
+        except DockerfileError as err:
+            raise DockerfileError(f"ONBUILD trigger {trigger!r} of the base: {err.message}", span) from err
+        for instruction in instructions:
+            yield dataclasses.replace(instruction, span=span)
 
 
 def dispatch_stage(build: BuildContext, spec: StageSpec, resolver: ImageResolver, escape: str) -> Stage:

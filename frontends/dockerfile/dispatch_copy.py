@@ -78,16 +78,15 @@ def dispatch_copy(build: BuildContext, state: StageState, instruction: CopyInstr
             )
         )
 
-    unpack_flag = expand(build, state, instruction.unpack).lower() if instruction.unpack else ""
     local = tuple(source for source in sources if not (is_add and _is_remote(source)))
     base: CopySource = ContextSource()
     if instruction.from_:
         base = resolve_from(build, state, instruction.from_, span)
     if local or not (sources or contents):
-        add_op(base, local, is_add and unpack_flag != "false")
+        add_op(base, local, is_add and instruction.unpack is not False)
     for source in sources:
         if is_add and _is_remote(source):
-            add_op(_remote_source(source, instruction, build, state), (), unpack_flag == "true")
+            add_op(_remote_source(source, instruction, build, state), (), instruction.unpack is True)
     if contents:
         add_op(InlineSource(tuple(contents)), tuple(file.name for file in contents), False)
 

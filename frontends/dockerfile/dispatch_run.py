@@ -61,8 +61,8 @@ def dispatch_run(build: BuildContext, state: StageState, instruction: RunInstruc
             env=process_env(build, state),
             cwd=state.working_dir,
             user=state.user,
-            network=instruction.network,  # type: ignore[arg-type]  # checked by the parser
-            security=instruction.security,  # type: ignore[arg-type]
+            network=instruction.network,
+            security=instruction.security,
             mounts=mounts,
             inline_files=inline_files,
             shell_form=instruction.prepend_shell,
@@ -113,7 +113,7 @@ def _mount(
         return CacheMount(
             target=target,
             id=word(spec.id) or target,
-            sharing=spec.sharing,  # type: ignore[arg-type]  # checked by the parser
+            sharing=spec.sharing,
             source=source,
             source_path=source_path,
             mode=0o755 if mode is None else mode,

@@ -36,7 +36,7 @@ _ADD_FLAGS: tuple[tuple[str, str | bool | None], ...] = (
     ("exclude", None),
     ("checksum", ""),
     ("keep-git-dir", False),
-    ("unpack", ""),
+    ("unpack", False),
 )
 
 
@@ -51,7 +51,11 @@ class SourceContent:
 
 @dataclass(frozen=True)
 class CopyInstruction:
-    """``ADD`` or ``COPY`` (``kind``); every string as written, expanded when dispatched."""
+    """``ADD`` or ``COPY`` (``kind``); every string as written, expanded when dispatched.
+
+    ``unpack`` is ADD's ``--unpack``: None leaves BuildKit's rule (local archives are
+    extracted, downloads are not).
+    """
 
     span: SourceSpan
     kind: Literal["ADD", "COPY"]
@@ -66,7 +70,7 @@ class CopyInstruction:
     excludes: tuple[str, ...] = ()
     checksum: str = ""
     keep_git_dir: bool = False
-    unpack: str = ""
+    unpack: bool | None = None
 
 
 def parse_copy(node: Node) -> CopyInstruction:
@@ -118,5 +122,5 @@ def _parse(
         excludes=flags.strings("exclude"),
         checksum=flags.string("checksum") if kind == "ADD" else "",
         keep_git_dir=flags.boolean("keep-git-dir") if kind == "ADD" else False,
-        unpack=flags.string("unpack") if kind == "ADD" else "",
+        unpack=flags.boolean("unpack") if kind == "ADD" and flags.is_used("unpack") else None,
     )

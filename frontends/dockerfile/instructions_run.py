@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from typing import Literal
 
 from builder.errors import DockerfileError
 from builder.source import SourceSpan
@@ -18,9 +19,14 @@ from frontends.dockerfile._instruction_args import handle_json_args, parse_flags
 from frontends.dockerfile.ast import Heredoc, Node
 from frontends.dockerfile.suggest import did_you_mean
 
+NetworkMode = Literal["default", "none", "host"]
+SecurityMode = Literal["sandbox", "insecure"]
+Sharing = Literal["shared", "private", "locked"]
+
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
-NETWORK_MODES = ("default", "none", "host")
-SECURITY_MODES = ("sandbox", "insecure")
+NETWORK_MODES: dict[str, NetworkMode] = {"default": "default", "none": "none", "host": "host"}
+SECURITY_MODES: dict[str, SecurityMode] = {"sandbox": "sandbox", "insecure": "insecure"}
+SHARING_MODES: dict[str, Sharing] = {"shared": "shared", "private": "private", "locked": "locked"}
 _MOUNT_KEYS = (
     "type", "from", "source", "target", "readonly", "id", "sharing", "required", "size",
     "mode", "uid", "gid", "src", "dst", "destination", "ro", "rw", "readwrite", "env",
@@ -39,7 +45,7 @@ class RunMountSpec:
     source: str = ""
     from_: str = ""
     id: str = ""
-    sharing: str = ""
+    sharing: Sharing = "shared"
     mode: str = ""
     uid: str = ""
     gid: str = ""
@@ -66,8 +72,8 @@ class RunInstruction:
     prepend_shell: bool
     heredocs: tuple[Heredoc, ...] = ()
     mounts: tuple[RunMountSpec, ...] = ()
-    network: str = "default"
-    security: str = "sandbox"
+    network: NetworkMode = "default"
+    security: SecurityMode = "sandbox"
     devices: tuple[Device, ...] = ()
     flags_used: tuple[str, ...] = ()
 
@@ -90,8 +96,8 @@ def parse_run(node: Node) -> RunInstruction:
         prepend_shell=not node.json_form,
         heredocs=node.heredocs,
         mounts=mounts,
-        network=network,
-        security=security,
+        network=NETWORK_MODES[network],
+        security=SECURITY_MODES[security],
         devices=devices,
         flags_used=flags.used(),
     )
@@ -174,10 +180,8 @@ def _checked_mount(
     sharing = options.get("sharing", "").lower()
     if sharing and mount_type != "cache":
         raise DockerfileError(f"invalid cache sharing set for {mount_type} mount", span)
-    if mount_type == "cache":
-        sharing = sharing or "shared"
-        if sharing not in ("shared", "private", "locked"):
-            raise DockerfileError(f"unsupported sharing value {go_quote(options['sharing'])}", span)
+    if sharing and sharing not in SHARING_MODES:
+        raise DockerfileError(f"unsupported sharing value {go_quote(options['sharing'])}", span)
     if mount_type in ("secret", "ssh"):
         if options.get("from"):
             raise DockerfileError(f"{mount_type} mount should not have a from", span)
@@ -201,7 +205,7 @@ def _checked_mount(
         source=options.get("source", ""),
         from_=options.get("from", ""),
         id=options.get("id", ""),
-        sharing=sharing,
+        sharing=SHARING_MODES.get(sharing, "shared"),
         mode=options.get("mode", ""),
         uid=options.get("uid", ""),
         gid=options.get("gid", ""),

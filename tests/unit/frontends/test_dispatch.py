@@ -281,6 +281,20 @@ def test_copy_url_is_refused_and_add_url_fetches() -> None:
     assert isinstance(local, CopyOp) and local.unpack is True
 
 
+def test_add_unpack_flag_overrides_the_default_rule() -> None:
+    kept = only("FROM base\nADD --unpack=false a.tar /\n")
+    assert isinstance(kept, CopyOp) and kept.unpack is False
+    fetched = only("FROM base\nADD --unpack https://example.com/a.tar /\n")
+    assert isinstance(fetched, CopyOp) and fetched.unpack is True
+
+
+def test_a_bad_onbuild_trigger_points_at_the_from_line() -> None:
+    with pytest.raises(DockerfileError) as caught:
+        graph("FROM base AS x\nFROM parent\n", {"base": {}, "parent": {"OnBuild": ["FOO bar"]}})
+    assert caught.value.message.startswith("ONBUILD trigger 'FOO bar' of the base: unknown instruction: FOO")
+    assert caught.value.span is not None and caught.value.span.start_line == 2
+
+
 def test_invalid_chmod() -> None:
     with pytest.raises(DockerfileError) as caught:
         graph("FROM base\nCOPY --chmod=999 a /\n")
