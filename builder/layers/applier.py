@@ -25,6 +25,7 @@ does.
 from __future__ import annotations
 
 import errno
+import gzip
 import hashlib
 import os
 import shutil
@@ -71,13 +72,15 @@ class _HashingReader:
         return Digest.from_hex(self._hash.hexdigest())
 
 
-def _entry_parts(name: str) -> list[str]:
-    """The components of an entry name; refuses absolute names and ``..``."""
-    if name.startswith("/"):
-        raise LayerError(f"layer entry {name!r} has an absolute path")
-    parts = [part for part in name.split("/") if part not in ("", ".")]
+def _entry_parts(name: str, path: str | None = None) -> list[str]:
+    """The components of an entry's ``path`` (its name by default); refuses absolute and ``..``."""
+    path = name if path is None else path
+    what = f"layer entry {name!r}" if path == name else f"layer entry {name!r}: link target {path!r}"
+    if path.startswith("/"):
+        raise LayerError(f"{what} is an absolute path")
+    parts = [part for part in path.split("/") if part not in ("", ".")]
     if ".." in parts:
-        raise LayerError(f"layer entry {name!r} climbs out of its directory with '..'")
+        raise LayerError(f"{what} climbs out of its directory with '..'")
     return parts
 
 
@@ -167,7 +170,7 @@ class _Unpacker:
             shutil.copyfileobj(source, destination, _COPY_SIZE)
 
     def hardlink(self, target: Path, member: tarfile.TarInfo) -> None:
-        link_parts = _entry_parts(member.linkname)
+        link_parts = _entry_parts(member.name, member.linkname)
         if not link_parts:
             raise LayerError(f"layer entry {member.name!r} is a hardlink to the root")
         try:
@@ -224,9 +227,11 @@ class _Unpacker:
             raise LayerError(f"layer entry {member.name!r} is a whiteout outside its directory")
         target = parent / hidden
         _remove(target)
-        if self.whiteout_format == "overlay":
-            self.mknod(target, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+        if self.whiteout_format == "overlay" and self.mknod(target, stat.S_IFCHR | 0o600, 0):
             self.written.add(target)
+            if self.is_root:
+                os.chown(target, member.uid, member.gid, follow_symlinks=False)
+            os.utime(target, (member.mtime, member.mtime), follow_symlinks=False)
 
     def opaque(self, directory: Path) -> None:
         if self.whiteout_format == "overlay":
@@ -257,7 +262,7 @@ def apply_layer(
     caller unpacks into a temporary directory and throws it away then). ``root`` must
     exist. Any refused entry stops the unpacking with a :class:`LayerError` naming it.
     """
-    uncompressed, _compression = open_decompressed(stream)
+    uncompressed, compression = open_decompressed(stream)
     reader = _HashingReader(uncompressed)
     unpacker = _Unpacker(root, whiteout_format)
     try:
@@ -266,7 +271,9 @@ def apply_layer(
                 unpacker.apply(member, archive)
     except tarfile.TarError as err:
         raise LayerError(f"layer is not a valid tar stream: {err}") from err
-    except (OSError, EOFError, zstandard.ZstdError) as err:
+    except (gzip.BadGzipFile, zstandard.ZstdError, EOFError) as err:
+        raise LayerError(f"layer blob is not valid {compression} data: {err}") from err
+    except OSError as err:
         raise LayerError(f"cannot unpack layer into {root}: {err}") from err
     unpacker.set_directory_times()
     found = reader.drain()

@@ -51,7 +51,7 @@ def image_problems(
     if config.history:
         layered = sum(1 for entry in config.history if not entry.empty_layer)
         if layered != len(diff_ids):
-            problems.append(f"history has {layered} non-empty entries for {len(diff_ids)} layers")
+            problems.append(f"history has {layered} non-empty entries for {len(diff_ids)} diff_ids")
     if layer_diff_ids is not None and tuple(layer_diff_ids) != diff_ids:
         for index, (found, expected) in enumerate(zip(layer_diff_ids, diff_ids, strict=False)):
             if found != expected:
