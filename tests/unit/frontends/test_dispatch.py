@@ -383,6 +383,19 @@ def test_resolver_is_asked_for_image_bases_only() -> None:
     assert resolver.asked == ["a"]
 
 
+def test_kiln_debug_graph_prints_the_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from builder.cli.main import main
+
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM busybox AS a\nARG X\nRUN echo $X\nFROM scratch\n")
+    status = main(["debug", "graph", "-f", str(dockerfile), "--target", "A", "--build-arg", "X=1"])
+    printed = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert printed["kind"] == "BuildGraph" and printed["target"] == 0
+    (stage,) = printed["stages"]
+    assert stage["ops"][-1]["created_by"] == "RUN |1 X=1 /bin/sh -c echo $X # buildkit"
+
+
 # ---------------------------------------------------------------------------------------
 # The differential corpus: every case's final config and history, from the graph alone.
 
