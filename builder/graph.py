@@ -239,6 +239,8 @@ class Exec:
     ``env`` is the complete process environment in order (image env, then the build args in
     scope that the env does not set); the builder adds only ``HOME`` (from the image's
     /etc/passwd) when absent, as BuildKit does. ``user`` is the unresolved ``user[:group]``.
+    ``inline_files`` are mounted read-only at ``/dev/pipes/<name>`` (a RUN heredoc that
+    starts with ``#!`` runs that path, as BuildKit does).
     """
 
     location: SourceSpan
