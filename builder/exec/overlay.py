@@ -180,7 +180,9 @@ def mount_overlay(lower_dirs: Sequence[Path], upper: Path, work: Path, target: P
     """Mount ``lower_dirs`` (bottom first) under ``upper`` on ``target``; ``work`` is overlay's.
 
     ``upper``, ``work`` and ``target`` must exist, on one filesystem for upper and work.
-    Raises :class:`RuntimeSetupError` naming the reason when the kernel refuses.
+    A mount made ``volatile`` marks ``work``, and overlayfs refuses to reuse that work dir:
+    give each mount a fresh one (:class:`OverlayMount` removes it on exit). Raises
+    :class:`RuntimeSetupError` naming the reason when the kernel refuses.
     """
     top_first = [Path(lower) for lower in reversed(lower_dirs)]
     if not top_first:
