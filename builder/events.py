@@ -75,7 +75,22 @@ class Notice:
     message: str
 
 
-Event = StepStarted | StepCached | StepLog | StepDone | StepFailed | BuildFinished | Notice
+@dataclass(frozen=True)
+class TransferProgress:
+    """Bytes of one blob moved to or from a registry; ``skipped`` when it was already there.
+
+    ``direction`` is ``"pull"`` or ``"push"``; ``done_bytes == total_bytes`` marks the end.
+    """
+
+    ref: str
+    digest: str
+    done_bytes: int
+    total_bytes: int
+    direction: str = "pull"
+    skipped: bool = False
+
+
+Event = StepStarted | StepCached | StepLog | StepDone | StepFailed | BuildFinished | Notice | TransferProgress
 EventSink = Callable[[Event], None]
 
 
