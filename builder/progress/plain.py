@@ -17,53 +17,54 @@ from builder.events import (
     StepFailed,
     StepLog,
     StepStarted,
+    TransferProgress,
 )
-
-
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1000
-    return f"{size}B"
+from builder.progress._text import LineSplitter
+from builder.progress.units import human_size, short_digest
 
 
 class PlainRenderer:
     """Writes ``#N [stage i/n] INSTR``, ``#N CACHED``, ``#N DONE 0.3s`` and ``#N <output>``.
 
+    As in BuildKit, a cached step ends with its ``CACHED`` line (no ``DONE`` follows).
     Partial output lines are buffered per step so lines of two concurrent steps never mix.
     """
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._lock = threading.Lock()
-        self._partial: dict[int, bytes] = {}
+        self._lines = LineSplitter()
+        self._cached: set[int] = set()
 
     def __call__(self, event: Event) -> None:
         with self._lock:
-            for line in self._lines(event):
-                self._stream.write(line + "\n")
+            lines = self._render(event)
+            if lines:
+                self._stream.write("".join(line + "\n" for line in lines))
+                self._stream.flush()
+
+    def close(self) -> None:
+        """Nothing is held back: every line was written when its event came."""
+        with self._lock:
             self._stream.flush()
 
-    def _lines(self, event: Event) -> list[str]:
+    def _render(self, event: Event) -> list[str]:
         if isinstance(event, StepStarted):
             return [f"#{event.step} {event.name}"]
         if isinstance(event, StepCached):
+            self._cached.add(event.step)
             return [f"#{event.step} CACHED"]
         if isinstance(event, StepLog):
-            buffered = self._partial.pop(event.step, b"") + event.data
-            *complete, rest = buffered.split(b"\n")
-            if rest:
-                self._partial[event.step] = rest
-            return [f"#{event.step} {_printable(line)}" for line in complete]
+            return [f"#{event.step} {line}" for line in self._lines.feed(event.step, event.data)]
         if isinstance(event, StepDone):
-            lines = self._flush(event.step)
-            detail = f" {_human_size(event.layer_size)}" if event.layer_digest else ""
-            return [*lines, f"#{event.step} DONE {event.seconds:.1f}s{detail}"]
+            rest = [f"#{event.step} {line}" for line in self._lines.finish(event.step)]
+            if event.step in self._cached:
+                return rest
+            detail = f" {human_size(event.layer_size)}" if event.layer_digest else ""
+            return [*rest, f"#{event.step} DONE {event.seconds:.1f}s{detail}"]
         if isinstance(event, StepFailed):
-            lines = self._flush(event.step)
-            return [*lines, f"#{event.step} ERROR {event.message}"]
+            rest = [f"#{event.step} {line}" for line in self._lines.finish(event.step)]
+            return [*rest, f"#{event.step} ERROR {event.message}"]
         if isinstance(event, BuildFinished):
             names = ", ".join(event.names)
             where = f" as {names}" if names else ""
@@ -73,14 +74,16 @@ class PlainRenderer:
             ]
         if isinstance(event, Notice):
             return [f"warning: {event.message}"]
+        if isinstance(event, TransferProgress):
+            return _transfer_lines(event)
         return []
 
-    def _flush(self, step: int) -> list[str]:
-        rest = self._partial.pop(step, b"")
-        return [f"#{step} {_printable(rest)}"] if rest else []
 
-
-def _printable(raw: bytes) -> str:
-    """Decode output and drop control characters (keeping tabs) so CI logs stay clean."""
-    text = raw.decode("utf-8", errors="replace").rstrip("\r")
-    return "".join(ch for ch in text if ch == "\t" or (ch >= " " and ch != "\x7f"))
+def _transfer_lines(event: TransferProgress) -> list[str]:
+    """Only a blob's end is worth a line in a log: pulls and pushes report every mebibyte."""
+    what = f"{event.direction} {event.ref} {short_digest(event.digest)}"
+    if event.skipped:
+        return [f"{what} already present"]
+    if event.done_bytes >= event.total_bytes:
+        return [f"{what} {human_size(event.total_bytes)} done"]
+    return []
