@@ -122,13 +122,20 @@ def _rules(op: CopyOp, chown: tuple[int, int] | None, mode_change: ModeChange | 
 
 
 def _tree_for(root: Path, context: BuildContext | None) -> SourceTree:
-    """A source tree over ``root``; through the context's ignore rules when it has them."""
+    """A source tree over ``root``; through the context's ignore rules when it has them.
+
+    An excluded directory is still part of the context when a ``!`` pattern's text starts
+    with the directory's path (BuildKit's fsutil walker, which the oracle cases
+    ``dockerignore-exceptions-skip`` and ``dockerignore-allowlist-subdir-nofile-dir`` show):
+    it is sent, possibly empty, and nothing below it is sent otherwise.
+    """
     if context is None:
         return SourceTree(root)
     matcher = context.matcher
+    exceptions = [pattern.text + "/" for pattern in matcher.patterns if pattern.exclusion]
 
     def keep_dir(rel: str) -> bool:
-        return matcher.dir_may_contain_included(rel) and next(iter(context.walk(rel)), None) is not None
+        return any(text.startswith(rel + "/") for text in exceptions)
 
     return SourceTree(context.root, excluded=matcher.excluded, keep_dir=keep_dir)
 

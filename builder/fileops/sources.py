@@ -67,13 +67,24 @@ class SourceTree:
         return resolve_in_root(self.root, path, follow_final=follow_final)
 
     def lstat(self, path: Path) -> os.stat_result | None:
-        """The entry at ``path``; ``None`` when it is absent or left out."""
+        """The entry at ``path``; ``None`` when it is absent or left out.
+
+        An entry is left out when it is excluded, or when a directory above it is excluded
+        and not kept (the walk that gathers a context never descends there).
+        """
         try:
             info = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         rel = self.rel(path)
-        if rel and self.excluded(rel) and not (stat.S_ISDIR(info.st_mode) and self.keep_dir(rel)):
+        if not rel or self.excluded is _never:
+            return info
+        parts = rel.split("/")
+        for depth in range(1, len(parts)):
+            ancestor = "/".join(parts[:depth])
+            if self.excluded(ancestor) and not self.keep_dir(ancestor):
+                return None
+        if self.excluded(rel) and not (stat.S_ISDIR(info.st_mode) and self.keep_dir(rel)):
             return None
         return info
 
