@@ -56,22 +56,27 @@ MNT_DETACH = 2
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-@cache
-def cgroup_layout() -> CgroupLayout:
-    """``v2`` (unified), ``hybrid`` (v1 plus a v2 mount at .../unified) or ``v1``."""
+def layout_from_mountinfo(mountinfo_text: str) -> CgroupLayout:
+    """The cgroup layout that a ``/proc/self/mountinfo`` text shows."""
     fs_types: dict[str, str] = {}
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mountinfo:
-            for line in mountinfo:
-                before, _, after = line.partition(" - ")
-                fields = before.split()
-                if len(fields) > 4 and after:
-                    fs_types[fields[4]] = after.split()[0]
-    except OSError:
-        return "v1"
+    for line in mountinfo_text.splitlines():
+        before, _, after = line.partition(" - ")
+        fields = before.split()
+        if len(fields) > 4 and after:
+            fs_types[fields[4]] = after.split()[0]
     if fs_types.get("/sys/fs/cgroup") == "cgroup2":
         return "v2"
     return "hybrid" if fs_types.get(UNIFIED_IN_HYBRID) == "cgroup2" else "v1"
+
+
+@cache
+def cgroup_layout() -> CgroupLayout:
+    """``v2`` (unified), ``hybrid`` (v1 plus a v2 mount at .../unified) or ``v1``."""
+    try:
+        mountinfo_text = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "v1"
+    return layout_from_mountinfo(mountinfo_text)
 
 
 def _hybrid_has_v2_controllers() -> bool:
@@ -139,9 +144,10 @@ def find_runtime(choice: str = "", *, state_root: Path | None = None) -> OciRunt
         name = Path(path).name
         flags: tuple[str, ...] = ()
         hide_unified = False
-        if "crun" in name and cgroup_layout() != "v2":
+        layout = cgroup_layout()
+        if "crun" in name and layout != "v2":
             flags = ("--cgroup-manager=disabled",)
-            hide_unified = cgroup_layout() == "hybrid" and _hybrid_has_v2_controllers()
+            hide_unified = layout == "hybrid" and _hybrid_has_v2_controllers()
         return OciRuntime(
             name=name,
             path=path,
