@@ -104,9 +104,14 @@ class _Unpacker:
         self.written: set[Path] = set()
         self.directory_times: list[tuple[Path, int]] = []
 
-    def parent_of(self, member: tarfile.TarInfo, parts: list[str]) -> Path:
+    def parent_of(self, member: tarfile.TarInfo, parts: list[str], *, create: bool = True) -> Path:
+        """The entry's parent directory, resolved strictly in the root (made if ``create``)."""
+        parent_path = "/".join(parts[:-1])
         try:
-            parent = ensure_dir_in_root(self.root, "/".join(parts[:-1]), strict=True)
+            if create:
+                parent = ensure_dir_in_root(self.root, parent_path, mode=0o755, strict=True)
+            else:
+                parent = resolve_in_root(self.root, parent_path, strict=True)
         except StoreError as err:
             raise LayerError(f"layer entry {member.name!r} refused: {err}") from err
         if not is_within(self.root, parent):  # cannot happen: resolution stays in root
@@ -210,7 +215,9 @@ class _Unpacker:
             os.setxattr(target, name, value.encode("utf-8", "surrogateescape"), follow_symlinks=False)
         except OSError as err:
             unsupported = err.errno in (errno.ENOTSUP, errno.EOPNOTSUPP)
-            if unsupported or (err.errno == errno.EPERM and not self.is_root):
+            # user.* xattrs are not allowed on symlinks, even for root.
+            refused = err.errno == errno.EPERM and (not self.is_root or member.issym())
+            if unsupported or refused:
                 return
             raise LayerError(f"layer entry {member.name!r}: cannot set xattr {name}: {err.strerror}") from err
 
@@ -218,7 +225,10 @@ class _Unpacker:
         base = parts[-1]
         if base.startswith(AUFS_META_PREFIX) and base != OPAQUE_MARKER:
             return
-        parent = self.parent_of(member, parts)
+        # Flattening, a whiteout in a directory that is not there has nothing to hide.
+        parent = self.parent_of(member, parts, create=self.whiteout_format == "overlay")
+        if not os.path.isdir(parent) or os.path.islink(parent):
+            return
         if base == OPAQUE_MARKER:
             self.opaque(parent)
             return

@@ -196,7 +196,8 @@ def write_layer(
     """
     blob = HashingWriter(out)
     compressor = open_compressor(compression, blob)
-    tar = HashingWriter(compressor)
+    # Uncompressed, the blob is the tar: hash it once.
+    tar = blob if compression == "none" else HashingWriter(compressor)
     stream = _TarStream(
         tar,
         source_date_epoch=source_date_epoch,

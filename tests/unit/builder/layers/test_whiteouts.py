@@ -125,3 +125,46 @@ def test_overlay_private_xattrs_from_a_tar_are_dropped(tmp_path: Path) -> None:
     apply_layer(io.BytesIO(tar.getvalue()), root, whiteout_format="overlay")
 
     assert os.listxattr(root / "d") == ["user.kept"]
+
+
+def test_flattening_a_whiteout_in_a_missing_directory_creates_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as archive:
+        archive.addfile(tarfile.TarInfo("absent/.wh.file"), io.BytesIO(b""))
+        archive.addfile(tarfile.TarInfo("absent2/.wh..wh..opq"), io.BytesIO(b""))
+
+    apply_layer(io.BytesIO(tar.getvalue()), root, whiteout_format="oci")
+
+    assert os.listdir(root) == []
+
+
+def test_overlayfs_honours_an_unpacked_snapshot(tmp_path: Path) -> None:
+    require_root("mounting overlayfs needs root")
+    import subprocess
+
+    blob = io.BytesIO()
+    write_layer(_upper_dir(tmp_path / "upper"), blob, compression="gzip")
+    base = tmp_path / "base"
+    (base / "opq").mkdir(parents=True)
+    (base / "opq" / "old").write_text("hidden by the opaque dir")
+    (base / "gone").write_text("hidden by the whiteout")
+    (base / "kept").write_text("still there")
+    snapshot, merged = tmp_path / "snapshot", tmp_path / "merged"
+    snapshot.mkdir()
+    merged.mkdir()
+    apply_layer(io.BytesIO(blob.getvalue()), snapshot, whiteout_format="overlay")
+
+    options = f"lowerdir={snapshot}:{base}"
+    mounted = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], check=False)
+    if mounted.returncode != 0:
+        import pytest
+
+        pytest.skip("overlayfs cannot be mounted here")
+    try:
+        listing = sorted(str(path.relative_to(merged)) for path in merged.rglob("*"))
+    finally:
+        subprocess.run(["umount", str(merged)], check=True)
+
+    assert listing == ["added", "kept", "opq", "opq/-first", "opq/keep"]
