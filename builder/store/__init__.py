@@ -2,8 +2,9 @@
 
 from builder.store.blobs import BlobInfo, BlobStore
 from builder.store.gc import PruneReport, prune
+from builder.store.leases import Lease
 from builder.store.snapshots import chain_ids
-from builder.store.store import ImageSummary, Lease, Store, StoredLayer, default_root
+from builder.store.store import ImageSummary, Store, StoredLayer, default_root
 
 __all__ = [
     "BlobInfo",

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from builder.errors import StoreError, UsageError
+from builder.oci.config import ImageConfig
 from builder.oci.reference import Reference, is_digest, parse_reference
 from builder.store.blobs import TEMP_PREFIX, BlobStore, remove_stale_temp_entries
+from builder.store.leases import Lease
 from builder.store.locks import file_lock
-from builder.store.meta import LEASE_BLOB, LEASE_IMAGE, LEASE_SNAPSHOT, MetaStore, RefRecord
+from builder.store.meta import MetaStore, RefRecord
 from builder.store.snapshots import SnapshotStore, chain_ids
 
 MEDIA_TYPE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -144,7 +146,7 @@ class Store:
 
     def put_image(
         self,
-        config: Mapping[str, Any] | bytes,
+        config: ImageConfig | Mapping[str, Any] | bytes,
         layers: Sequence[LayerLike],
         name: str | None = None,
         *,
@@ -152,8 +154,9 @@ class Store:
     ) -> str:
         """Record an image whose layer blobs are already stored; return its manifest digest.
 
-        A config given as a mapping gets ``rootfs`` set from ``layers``; one given as bytes
-        is kept byte for byte (its digest is the image id) and must list the same diff ids.
+        A config given as an :class:`ImageConfig` or a mapping gets ``rootfs`` set from
+        ``layers``; one given as bytes is kept byte for byte (its digest is the image id) and
+        must list the same diff ids.
         """
         config_bytes = self._config_bytes(config, layers)
         for layer in layers:
@@ -352,14 +355,16 @@ class Store:
             return ""
         return str(config.get("created", ""))
 
-    def _config_bytes(self, config: Mapping[str, Any] | bytes, layers: Sequence[LayerLike]) -> bytes:
+    def _config_bytes(
+        self, config: ImageConfig | Mapping[str, Any] | bytes, layers: Sequence[LayerLike]
+    ) -> bytes:
         diff_ids = [layer.diff_id for layer in layers]
         if isinstance(config, bytes):
             parsed = _parse_json(config, "image config")
             if parsed.get("rootfs", {}).get("diff_ids", []) != diff_ids:
                 raise StoreError("the image config's rootfs.diff_ids do not match its layers")
             return config
-        document = dict(config)
+        document = dict(config.to_mapping() if isinstance(config, ImageConfig) else config)
         document["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
         return json.dumps(document, separators=(",", ":")).encode()
 
@@ -370,23 +375,6 @@ class Store:
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp_path, path)
-
-
-class Lease:
-    """Resources a running operation uses; prune keeps them while the lease lives."""
-
-    def __init__(self, meta: MetaStore, lease_id: str) -> None:
-        self.meta = meta
-        self.lease_id = lease_id
-
-    def add_blob(self, digest: str) -> None:
-        self.meta.add_lease_resource(self.lease_id, LEASE_BLOB, digest)
-
-    def add_snapshot(self, chain_id: str) -> None:
-        self.meta.add_lease_resource(self.lease_id, LEASE_SNAPSHOT, chain_id)
-
-    def add_image(self, manifest_digest: str) -> None:
-        self.meta.add_lease_resource(self.lease_id, LEASE_IMAGE, manifest_digest)
 
 
 def _parse_json(payload: bytes, what: str) -> JsonObject:

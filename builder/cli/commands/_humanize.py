@@ -18,25 +18,34 @@ def human_size(size: int) -> str:
 
 
 def human_age(created: str, now: datetime | None = None) -> str:
-    """``N units ago`` for an RFC 3339 time; ``N/A`` when there is none."""
+    """``… ago`` for an RFC 3339 time, worded as docker's ``units.HumanDuration``."""
     moment = parse_time(created)
     if moment is None:
         return "N/A"
-    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    return f"{_duration(((now or datetime.now(UTC)) - moment).total_seconds())} ago"
+
+
+def _duration(total_seconds: float) -> str:
+    seconds = int(total_seconds)
+    minutes = int(total_seconds / 60)
+    hours = int(total_seconds / 3600 + 0.5)
     if seconds < 1:
-        return "Less than a second ago"
-    for limit, divisor, unit in (
-        (60, 1, "second"),
-        (3600, 60, "minute"),
-        (86400 * 2, 3600, "hour"),
-        (86400 * 14, 86400, "day"),
-        (86400 * 60, 86400 * 7, "week"),
-        (86400 * 365 * 2, 86400 * 30, "month"),
-    ):
-        if seconds < limit:
-            count = seconds // divisor
-            return f"{count} {unit}{'s' if count != 1 else ''} ago"
-    return f"{seconds // (86400 * 365)} years ago"
+        return "Less than a second"
+    if seconds < 60:
+        return "1 second" if seconds == 1 else f"{seconds} seconds"
+    if minutes < 60:
+        return "About a minute" if minutes == 1 else f"{minutes} minutes"
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(total_seconds / 3600) // 24 // 365} years"
 
 
 def parse_time(text: str) -> datetime | None:
