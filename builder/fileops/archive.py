@@ -6,8 +6,9 @@ as a file. Extraction follows Docker's ``Untar`` run chrooted into the destinati
 directory: every entry name and every symlink met on the way resolves inside that
 directory (a ``symldir -> ..`` entry leads back to the destination itself, not above it),
 an entry climbing out with ``..`` is refused, an existing non-directory (or a directory, for
-a non-directory entry) is replaced, the archive's owners, modes (setuid/setgid/sticky
-included), times and xattrs are kept, missing parents are made ``0755`` and owned by root.
+a non-directory entry) is replaced, the archive's owners (or ``--chown``), modes (with
+setuid/setgid/sticky), times and xattrs are kept, and missing parents are made ``0755``,
+owned by root.
 Whiteout names get no special meaning: an archive is not a layer.
 """
 
@@ -71,12 +72,18 @@ def is_archive(path: Path) -> bool:
     return True
 
 
-def extract_archive(archive: Path, dest_dir: Path) -> None:
-    """Extract ``archive`` into the existing directory ``dest_dir``, confined to it."""
+def extract_archive(archive: Path, dest_dir: Path, *, chown: tuple[int, int] | None = None) -> None:
+    """Extract ``archive`` into the existing directory ``dest_dir``, confined to it.
+
+    ``chown`` (``ADD --chown``) replaces the owners the archive's headers give, as current
+    BuildKit does.
+    """
     directories: list[tuple[Path, tarfile.TarInfo]] = []
     try:
         with open_decompressed(archive) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
+                if chown is not None:
+                    member.uid, member.gid = chown
                 target = _extract_member(tar, member, dest_dir)
                 if target is not None and member.isdir():
                     directories.append((target, member))

@@ -214,7 +214,7 @@ def _copy_one(
     if unpack and is_archive(source):
         target_dir = resolve_in_root(dest_root, dest)
         writer.make_dirs(target_dir)
-        extract_archive(source, target_dir)
+        extract_archive(source, target_dir, chown=rules.chown)
         return
     writer.make_dirs(resolve_in_root(dest_root, dest if names_dir else posixpath.dirname(dest)))
     target = resolve_in_root(dest_root, dest)

@@ -95,8 +95,13 @@ def test_archive_owners_are_kept_while_plain_files_become_root(tmp_path: Path, r
     )
     add(ctx, rootfs, "archive.tar", dest="subdir1/")
     add(ctx, rootfs, "archive/", dest="subdir2/")
+    chowned = copy_op("archive.tar", dest="/chowned/", unpack=True)
+    copy_into(chowned, dest_root=rootfs, source_root=ctx, chown=(5, 6))
     assert owner(rootfs / "subdir1/archive/should-be-owned-by-99") == (99, 99)
     assert owner(rootfs / "subdir2/should-be-owned-by-99") == (0, 0)
+    assert owner(rootfs / "chowned") == (5, 6)
+    assert owner(rootfs / "chowned/archive") == (0, 0)  # implied parents belong to root
+    assert owner(rootfs / "chowned/archive/should-be-owned-by-99") == (5, 6)
 
 
 def test_archive_symlinks_resolve_inside_the_destination(tmp_path: Path, rootfs: Path) -> None:
