@@ -30,6 +30,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ KNOWN_RUNTIMES = ("crun", "runc")
 DEFAULT_STATE_ROOTS = {"crun": Path("/run/crun"), "runc": Path("/run/runc")}
 READ_CHUNK = 65536
 KILL_WAIT_SECONDS = 10
+KILL_RETRY_SECONDS = 0.2
 
 
 CgroupLayout = Literal["v2", "hybrid", "v1"]
@@ -193,15 +195,20 @@ def _quiet(runtime: OciRuntime, *args: str) -> None:
 
 
 def _stop(runtime: OciRuntime, container_id: str, process: subprocess.Popen[bytes]) -> None:
-    """Kill the container (all its processes) and reap the runtime process."""
-    if process.poll() is None:
+    """Kill the container (all its processes) and reap the runtime process.
+
+    The kill is repeated until the runtime exits: an interrupt can come before the runtime
+    has created the container, when there is nothing to kill yet.
+    """
+    deadline = time.monotonic() + KILL_WAIT_SECONDS
+    while process.poll() is None and time.monotonic() < deadline:
         # The container's pid 1 is its pid namespace's init: killing it kills the rest.
         _quiet(runtime, "kill", container_id, "KILL")
-        try:
-            process.wait(timeout=KILL_WAIT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=KILL_RETRY_SECONDS)
+    if process.poll() is None:
+        process.kill()
+        process.wait()
 
 
 def run_container(

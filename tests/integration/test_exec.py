@@ -297,6 +297,42 @@ def test_overlay_failure_explains_missing_overlayfs(tmp_path: Path, monkeypatch:
         overlay.mount_overlay([tmp_path / "absent"], tmp_path / "upper", tmp_path / "work", tmp_path)
 
 
+def containers_with_bundle_under(runtime: OciRuntime, directory: Path) -> list[str]:
+    """The ids of the runtime's containers (as ``list`` shows them) bundled under ``directory``."""
+    listing = subprocess.run(
+        runtime.command("list", "--format", "json"), capture_output=True, text=True, check=True
+    )
+    containers = json.loads(listing.stdout) or []
+    return [c["id"] for c in containers if c.get("bundle", "").startswith(str(directory))]
+
+
+class OutputRefusedError(Exception):
+    """Raised by an output sink, standing for any error in the caller while a step runs."""
+
+
+def test_error_in_output_sink_stops_the_container(rootfs: Path, runtime: OciRuntime, tmp_path: Path) -> None:
+    def refuse(chunk: bytes) -> None:
+        raise OutputRefusedError(chunk.decode())
+
+    started = time.monotonic()
+    with pytest.raises(OutputRefusedError, match="ready"):
+        run_step(
+            [rootfs],
+            tmp_path / "upper",
+            argv=["/bin/sh", "-c", "echo ready; sleep 30"],
+            env=("PATH=/bin",),
+            cwd="/",
+            user="",
+            network="default",
+            on_output=refuse,
+            runtime=runtime,
+        )
+    assert time.monotonic() - started < 10
+    assert str(tmp_path) not in Path("/proc/mounts").read_text()
+    assert sorted(os.listdir(tmp_path)) == ["upper"]
+    assert containers_with_bundle_under(runtime, tmp_path) == []
+
+
 INTERRUPTED_STEP = textwrap.dedent(
     """
     import sys
@@ -332,6 +368,7 @@ def test_interrupt_leaves_no_mount_process_or_dir(
     assert child.stdout is not None
     with child.stdout:
         assert child.stdout.readline() == b"ready\n"
+        assert len(containers_with_bundle_under(runtime, tmp_path)) == 1
         started = time.monotonic()
         child.send_signal(signal_number)
         remaining_output = child.stdout.read()
@@ -340,11 +377,7 @@ def test_interrupt_leaves_no_mount_process_or_dir(
     assert remaining_output == b"interrupted\n"
     assert str(tmp_path) not in Path("/proc/mounts").read_text()
     assert sorted(os.listdir(tmp_path)) == ["upper"]
-    listing = subprocess.run(
-        runtime.command("list", "--format", "json"), capture_output=True, text=True, check=False
-    )
-    containers = json.loads(listing.stdout or "[]") or []
-    assert [c for c in containers if str(tmp_path) in c.get("bundle", "")] == []
+    assert containers_with_bundle_under(runtime, tmp_path) == []
     sleepers = subprocess.run(
         ["pgrep", "-f", "sleep 30"], capture_output=True, text=True, check=False
     ).stdout.split()
