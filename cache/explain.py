@@ -1,0 +1,173 @@
+"""Why a step was not cached, in words: the first input that differs from last time.
+
+A miss is compared with the closest previous record of the same step (the record last
+saved for it, :func:`cache.records.previous_for_step`). The checks run from the outside in
+— ``--no-cache``, platform, instruction kind, what it runs on, its own fields, its
+inputs — and the first difference found is the answer, so a rebuilt parent shows as
+"previous step was rebuilt" and the step that changed names its own reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+NO_CACHE = "--no-cache"
+FIRST_BUILD = "no previous build of this step"
+LAYER_GONE = "the cached layer is no longer in the store"
+
+#: At most this many file names are listed in one explanation.
+MAX_FILES_NAMED = 3
+
+_FIELD_WORDS = {
+    "argv": "command",
+    "cwd": "working directory",
+    "user": "user",
+    "network": "network mode",
+    "security": "security mode",
+    "mounts": "mounts",
+    "inline_files": "heredoc content",
+    "shell_form": "command form",
+    "paths": "source paths",
+    "dest": "destination",
+    "chown": "--chown",
+    "chmod": "--chmod",
+    "link": "--link",
+    "parents": "--parents",
+    "exclude": "--exclude",
+    "unpack": "unpacking",
+    "source": "source",
+    "path": "directory",
+    "mode": "mode",
+}
+
+
+def explain_miss(
+    preimage: Mapping[str, object],
+    previous: Mapping[str, object] | None,
+    *,
+    files: Mapping[str, Mapping[str, str]] | None = None,
+    previous_files: Mapping[str, Mapping[str, str]] | None = None,
+    no_cache: bool = False,
+) -> str:
+    """One sentence saying why ``preimage``'s key had no usable record.
+
+    ``files``/``previous_files`` are the per-file digests of each input
+    (:func:`cache.records.input_files`); without them a changed input is named, not its file.
+    """
+    if no_cache:
+        return NO_CACHE
+    if previous is None:
+        return FIRST_BUILD
+    if preimage == previous:
+        return LAYER_GONE
+    if preimage.get("version") != previous.get("version"):
+        return "the cache format changed"
+    if preimage.get("platform") != previous.get("platform"):
+        return f"platform changed from {previous.get('platform')} to {preimage.get('platform')}"
+    if preimage.get("kind") != previous.get("kind"):
+        return "instruction changed"
+    if preimage.get("parent") != previous.get("parent"):
+        return _parent_change(str(previous.get("parent", "")), str(preimage.get("parent", "")))
+    op, previous_op = _mapping(preimage.get("op")), _mapping(previous.get("op"))
+    if op != previous_op:
+        return _op_change(previous_op, op)
+    return _input_change(
+        _mapping(previous.get("inputs")), _mapping(preimage.get("inputs")), previous_files or {}, files or {}
+    )
+
+
+def _mapping(value: object) -> Mapping[str, object]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _parent_change(old: str, new: str) -> str:
+    if old.startswith("image@") and new.startswith("image@"):
+        return f"base image digest changed from {_short(old[6:])} to {_short(new[6:])}"
+    if old.startswith("image@") or new.startswith("image@") or old == "scratch" or new == "scratch":
+        return "base image changed"
+    if new.startswith("stage@"):
+        return "the stage it is based on changed"
+    return "previous step was rebuilt"
+
+
+def _short(digest: str) -> str:
+    return digest.removeprefix("sha256:")[:12]
+
+
+def _op_change(old: Mapping[str, object], new: Mapping[str, object]) -> str:
+    if old.get("env") != new.get("env") or old.get("build_args") != new.get("build_args"):
+        arg_names = _names(new.get("build_args")) | _names(old.get("build_args"))
+        change = _first_variable_change(old.get("env"), new.get("env"), arg_names)
+        if change is None:
+            change = _first_variable_change(old.get("build_args"), new.get("build_args"), arg_names)
+        if change is not None:
+            return change
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) != new.get(name):
+            return f"instruction changed ({_FIELD_WORDS.get(name, name)})"
+    return "instruction changed"
+
+
+def _pairs(value: object) -> dict[str, str]:
+    """``K=V`` entries as a dict; the last entry for a name wins, as in an environment."""
+    pairs: dict[str, str] = {}
+    if isinstance(value, list):
+        for entry in value:
+            name, _, text = str(entry).partition("=")
+            pairs[name] = text
+    return pairs
+
+
+def _names(value: object) -> set[str]:
+    return set(_pairs(value))
+
+
+def _first_variable_change(old_value: object, new_value: object, arg_names: set[str]) -> str | None:
+    old, new = _pairs(old_value), _pairs(new_value)
+    for name in sorted(set(old) | set(new)):
+        what = "build arg" if name in arg_names else "env"
+        if name not in old:
+            return f"{what} {name} added ({name}={new[name]})"
+        if name not in new:
+            return f"{what} {name} removed (was {old[name]})"
+        if old[name] != new[name]:
+            return f"{what} {name} changed from {old[name]} to {new[name]}"
+    return None
+
+
+def _input_change(
+    old: Mapping[str, object],
+    new: Mapping[str, object],
+    old_files: Mapping[str, Mapping[str, str]],
+    new_files: Mapping[str, Mapping[str, str]],
+) -> str:
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) == new.get(name):
+            continue
+        if name in old_files and name in new_files:
+            changes = list(changed_files(old_files[name], new_files[name]))
+            if changes:
+                return _describe_files(changes)
+        if name.startswith("mount:"):
+            return f"content mounted at {name.removeprefix('mount:')} changed"
+        return "source content changed"
+    return LAYER_GONE
+
+
+def changed_files(old: Mapping[str, str], new: Mapping[str, str]) -> Iterator[tuple[str, str]]:
+    """``(path, "changed" | "added" | "removed")`` for each difference, in path order."""
+    for path in sorted(set(old) | set(new)):
+        if path not in old:
+            yield path, "added"
+        elif path not in new:
+            yield path, "removed"
+        elif old[path] != new[path]:
+            yield path, "changed"
+
+
+def _describe_files(changes: list[tuple[str, str]]) -> str:
+    named = [f"file {path} {how}" for path, how in changes[:MAX_FILES_NAMED]]
+    text = ", ".join(named)
+    if len(changes) > MAX_FILES_NAMED:
+        text += f" and {len(changes) - MAX_FILES_NAMED} more"
+    return text

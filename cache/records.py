@@ -1,0 +1,209 @@
+"""Cache records: what a key produced, kept in the store's key/value table.
+
+A record holds everything needed to reuse a step without running it (the layer's diff id,
+blob, size, media type and chain id, plus the parent chain id the snapshot is unpacked on)
+and to explain a later miss (the key's preimage). Three namespaces of the table:
+
+* ``cache``: cache key → record;
+* ``cache-step``: step identity → the key last recorded for that step, so a miss can be
+  compared with the closest previous record of the same step (:func:`previous_for_step`);
+* ``cache-inputs``: input digest → the short digest of each file it covers, stored once per
+  distinct content, so an explanation can name the file that changed.
+
+The store is reached through small protocols rather than imported, keeping ``cache`` below
+``builder.store`` in the import order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Protocol
+
+from builder.errors import StoreError
+
+CACHE_NAMESPACE = "cache"
+STEP_NAMESPACE = "cache-step"
+INPUTS_NAMESPACE = "cache-inputs"
+
+#: A hit rewrites ``last_used`` only when older than this, so a rebuild of a fully cached
+#: Dockerfile writes nothing; prune's least-recently-used order needs no finer grain.
+LAST_USED_GRANULARITY = 3600.0
+
+
+class KeyValueTable(Protocol):
+    """The part of :class:`builder.store.meta.MetaStore` records live in."""
+
+    def put_value(self, namespace: str, key: str, value: object) -> None: ...
+    def get_value(self, namespace: str, key: str) -> object | None: ...
+    def delete_value(self, namespace: str, key: str) -> None: ...
+    def keys(self, namespace: str) -> list[str]: ...
+
+
+class BlobPresence(Protocol):
+    def has(self, digest: str) -> bool: ...
+
+
+class RecordStore(Protocol):
+    """The part of :class:`builder.store.store.Store` a lookup checks."""
+
+    @property
+    def meta(self) -> KeyValueTable: ...
+    @property
+    def blobs(self) -> BlobPresence: ...
+
+
+@dataclass(frozen=True)
+class CacheRecord:
+    """The result of one cached step.
+
+    ``parent_chain_id`` is the chain id of the layers below (``""`` for the first layer):
+    the runner passes it to ``SnapshotStore.ensure`` to unpack a snapshot that is missing
+    (a record imported from another machine has none yet). ``created_by`` and ``created``
+    are the history entry as first written; the runner may prefer the current op's
+    ``created_by``, which the key does not cover.
+    """
+
+    key: str
+    diff_id: str
+    blob_digest: str
+    size: int
+    media_type: str
+    chain_id: str
+    parent_chain_id: str
+    created_by: str
+    created: str
+    preimage: Mapping[str, object]
+    step: str = ""
+    last_used: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, object]:
+        value = asdict(self)
+        value["preimage"] = dict(self.preimage)
+        return value
+
+    @classmethod
+    def from_json(cls, value: object) -> CacheRecord:
+        """Parse a stored record; raise :class:`StoreError` when it is malformed."""
+        if not isinstance(value, Mapping):
+            raise StoreError("malformed cache record: not a JSON object")
+        try:
+            preimage = value["preimage"]
+            if not isinstance(preimage, Mapping):
+                raise TypeError("preimage is not an object")
+            return cls(
+                key=_text(value["key"]),
+                diff_id=_text(value["diff_id"]),
+                blob_digest=_text(value["blob_digest"]),
+                size=int(value["size"]),
+                media_type=_text(value["media_type"]),
+                chain_id=_text(value["chain_id"]),
+                parent_chain_id=_text(value["parent_chain_id"]),
+                created_by=_text(value["created_by"]),
+                created=_text(value["created"]),
+                preimage=dict(preimage),
+                step=_text(value.get("step", "")),
+                last_used=float(value.get("last_used", 0.0)),
+            )
+        except KeyError as err:
+            raise StoreError(f"malformed cache record: no field {err}") from err
+        except (TypeError, ValueError) as err:
+            raise StoreError(f"malformed cache record: {err}") from err
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
+    return value
+
+
+def step_identity(dockerfile: str, stage: str, position: int) -> str:
+    """A step's identity across builds: the Dockerfile, the stage's name (or index) and the
+    op's position among the stage's filesystem-changing ops."""
+    return f"{dockerfile}#{stage}#{position}"
+
+
+def save(
+    meta: KeyValueTable,
+    record: CacheRecord,
+    *,
+    input_files: Mapping[str, Mapping[str, str]] | None = None,
+) -> None:
+    """Store ``record`` under its key, index it under its step, and keep the per-file
+    digests of its inputs (``input name → {path: short digest}``) for explanations."""
+    meta.put_value(CACHE_NAMESPACE, record.key, record.to_json())
+    if record.step:
+        meta.put_value(STEP_NAMESPACE, record.step, record.key)
+    inputs = record.preimage.get("inputs", {})
+    for name, files in (input_files or {}).items():
+        digest = inputs.get(name) if isinstance(inputs, Mapping) else None
+        if isinstance(digest, str) and meta.get_value(INPUTS_NAMESPACE, digest) is None:
+            meta.put_value(INPUTS_NAMESPACE, digest, dict(files))
+
+
+def load(meta: KeyValueTable, key: str) -> CacheRecord | None:
+    """The record stored under ``key``, unchecked; ``None`` when there is none."""
+    value = meta.get_value(CACHE_NAMESPACE, key)
+    return None if value is None else CacheRecord.from_json(value)
+
+
+def lookup(store: RecordStore, key: str, *, parent_chain_id: str | None = None) -> CacheRecord | None:
+    """A usable record for ``key``, or ``None``.
+
+    Usable means its layer blob is still in the store (the snapshot can always be unpacked
+    from it) and, when ``parent_chain_id`` is given, that it was built on the same layers
+    as the state it would extend: after a parent step was rebuilt with a different result,
+    a child's old layer no longer belongs on top.
+    """
+    record = load(store.meta, key)
+    if record is None or not store.blobs.has(record.blob_digest):
+        return None
+    if parent_chain_id is not None and record.parent_chain_id != parent_chain_id:
+        return None
+    return record
+
+
+def mark_used(meta: KeyValueTable, record: CacheRecord, now: float | None = None) -> CacheRecord:
+    """Note that ``record`` served a build; written only when ``last_used`` is stale."""
+    moment = time.time() if now is None else now
+    if moment - record.last_used < LAST_USED_GRANULARITY:
+        return record
+    used = replace(record, last_used=moment)
+    meta.put_value(CACHE_NAMESPACE, record.key, used.to_json())
+    return used
+
+
+def previous_for_step(meta: KeyValueTable, step: str) -> CacheRecord | None:
+    """The record last saved for ``step`` (call before saving this build's record)."""
+    key = meta.get_value(STEP_NAMESPACE, step)
+    return load(meta, key) if isinstance(key, str) else None
+
+
+def input_files(meta: KeyValueTable, preimage: Mapping[str, object]) -> dict[str, dict[str, str]]:
+    """The per-file digests stored for a preimage's inputs (those that have any)."""
+    found: dict[str, dict[str, str]] = {}
+    inputs = preimage.get("inputs", {})
+    if not isinstance(inputs, Mapping):
+        return found
+    for name, digest in inputs.items():
+        files = meta.get_value(INPUTS_NAMESPACE, digest) if isinstance(digest, str) else None
+        if isinstance(files, Mapping):
+            found[str(name)] = {str(path): str(value) for path, value in files.items()}
+    return found
+
+
+def all_records(meta: KeyValueTable) -> list[CacheRecord]:
+    """Every record, least recently used first (prune's order)."""
+    records = [record for key in meta.keys(CACHE_NAMESPACE) if (record := load(meta, key)) is not None]
+    return sorted(records, key=lambda record: (record.last_used, record.key))
+
+
+def delete(meta: KeyValueTable, key: str) -> None:
+    """Forget a record (its blob goes at the next prune unless something else holds it)."""
+    meta.delete_value(CACHE_NAMESPACE, key)
+
+
+def blob_roots(meta: KeyValueTable) -> set[str]:
+    """The layer blobs cache records keep alive: prune's ``extra_blob_roots``."""
+    return {record.blob_digest for record in all_records(meta)}

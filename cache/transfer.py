@@ -1,0 +1,262 @@
+"""Moving cache records between stores: ``--cache-to type=local`` and ``--cache-from``.
+
+A local cache is an OCI image layout directory, so ordinary tools can copy or push it: one
+manifest (``index.json`` names it) whose layers are the records' layer blobs and whose
+config blob, of media type :data:`CACHE_CONFIG_MEDIA_TYPE`, holds the records themselves
+and the per-file input digests their explanations need. Exporting again into the same
+directory merges: records already there stay unless this build has a newer one for the
+same key. Importing copies the blobs in (each verified against its digest, as everything
+read from outside is) and adds the records a store lacks; snapshots are unpacked later, on
+first use, by ``SnapshotStore.ensure``. The registry kind reuses this shape.
+
+``mode="max"`` exports every record given (intermediate stages too); ``mode="min"`` only
+those whose layer is in the final image (``final_chain_ids``), as BuildKit's modes do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import secrets
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from pathlib import Path
+from typing import BinaryIO, Literal, Protocol
+
+from builder.errors import StoreError
+from builder.oci import mediatypes
+from cache.records import CacheRecord, KeyValueTable, input_files, save
+
+CACHE_CONFIG_MEDIA_TYPE = "application/vnd.kiln.cache.config.v1+json"
+#: ``org.opencontainers.image.ref.name`` of the cache manifest in ``index.json``.
+CACHE_REF_NAME = "kiln-cache"
+_REF_ANNOTATION = "org.opencontainers.image.ref.name"
+_CHUNK = 1 << 20
+
+CacheMode = Literal["min", "max"]
+
+
+class _BlobInfoLike(Protocol):
+    @property
+    def digest(self) -> str: ...
+
+
+class TransferBlobs(Protocol):
+    def has(self, digest: str) -> bool: ...
+    def open(self, digest: str) -> BinaryIO: ...
+    def size(self, digest: str) -> int: ...
+    def put_stream(
+        self, stream: BinaryIO, *, expected_digest: str | None = None, expected_size: int | None = None
+    ) -> _BlobInfoLike: ...
+
+
+class TransferStore(Protocol):
+    """The part of :class:`builder.store.store.Store` a transfer uses."""
+
+    @property
+    def meta(self) -> KeyValueTable: ...
+    @property
+    def blobs(self) -> TransferBlobs: ...
+    def writing(self) -> AbstractContextManager[None]: ...
+
+
+def export_local(
+    store: TransferStore,
+    records: Sequence[CacheRecord],
+    dest: Path,
+    mode: CacheMode = "max",
+    *,
+    final_chain_ids: Collection[str] = (),
+) -> list[CacheRecord]:
+    """Write ``records`` (and their layer blobs) to the layout at ``dest``; return what the
+    directory now holds."""
+    if mode not in ("min", "max"):
+        raise StoreError(f"unknown cache export mode {mode!r}: expected min or max")
+    chosen = [record for record in records if mode == "max" or record.chain_id in final_chain_ids]
+    existing, existing_inputs = _read_cache(dest) if (dest / "index.json").exists() else ([], {})
+    merged = {record.key: record for record in existing}
+    for record in chosen:
+        if record.key not in merged or merged[record.key].last_used <= record.last_used:
+            merged[record.key] = record
+    inputs = dict(existing_inputs)
+    for record in chosen:
+        digests = record.preimage.get("inputs", {})
+        for name, files in input_files(store.meta, record.preimage).items():
+            if isinstance(digests, Mapping):
+                inputs[str(digests[name])] = dict(files)
+    blob_dir = dest / "blobs" / "sha256"
+    blob_dir.mkdir(parents=True, exist_ok=True)
+    for record in chosen:
+        target = blob_dir / _hex(record.blob_digest)
+        if not target.exists():
+            with store.blobs.open(record.blob_digest) as stream:
+                _write_file(target, stream)
+    kept = sorted(merged.values(), key=lambda record: record.key)
+    config = {"records": [record.to_json() for record in kept], "inputs": inputs}
+    config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    config_digest = _write_blob(blob_dir, config_bytes)
+    layers: dict[str, dict[str, object]] = {}
+    for record in kept:
+        layers.setdefault(
+            record.blob_digest,
+            {"mediaType": record.media_type, "digest": record.blob_digest, "size": record.size},
+        )
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": mediatypes.OCI_MANIFEST,
+        "artifactType": CACHE_CONFIG_MEDIA_TYPE,
+        "config": {"mediaType": CACHE_CONFIG_MEDIA_TYPE, "digest": config_digest, "size": len(config_bytes)},
+        "layers": list(layers.values()),
+    }
+    manifest_bytes = json.dumps(manifest, separators=(",", ":")).encode()
+    manifest_digest = _write_blob(blob_dir, manifest_bytes)
+    index = {
+        "schemaVersion": 2,
+        "mediaType": mediatypes.OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": mediatypes.OCI_MANIFEST,
+                "digest": manifest_digest,
+                "size": len(manifest_bytes),
+                "annotations": {_REF_ANNOTATION: CACHE_REF_NAME},
+            }
+        ],
+    }
+    _write_file(dest / "oci-layout", io.BytesIO(b'{"imageLayoutVersion":"1.0.0"}'))
+    _write_file(dest / "index.json", io.BytesIO(json.dumps(index, indent=2).encode()))
+    return kept
+
+
+def import_local(store: TransferStore, src: Path) -> list[CacheRecord]:
+    """Make the records of the cache at ``src`` usable by ``store``; return those added.
+
+    Records whose key the store already has are left alone (the local layer is the one its
+    snapshots were made from).
+    """
+    records, inputs = _read_cache(src)
+    blob_dir = src / "blobs" / "sha256"
+    added: list[CacheRecord] = []
+    with store.writing():
+        for record in records:
+            if store.meta.get_value("cache", record.key) is not None:
+                continue
+            if not store.blobs.has(record.blob_digest):
+                layer_path = blob_dir / _hex(record.blob_digest)
+                try:
+                    with layer_path.open("rb") as stream:
+                        store.blobs.put_stream(
+                            stream, expected_digest=record.blob_digest, expected_size=record.size
+                        )
+                except FileNotFoundError as err:
+                    raise StoreError(f"cache at {src} lacks layer blob {record.blob_digest}") from err
+            files = _inputs_of(record, inputs)
+            save(store.meta, _without_step(record), input_files=files)
+            added.append(record)
+    return added
+
+
+def _without_step(record: CacheRecord) -> CacheRecord:
+    """An imported record is not indexed under a step: the step identity names a Dockerfile
+    on the other machine, and the local index should keep pointing at local builds."""
+    return replace(record, step="")
+
+
+def _inputs_of(record: CacheRecord, inputs: Mapping[str, Mapping[str, str]]) -> dict[str, Mapping[str, str]]:
+    names = record.preimage.get("inputs", {})
+    if not isinstance(names, Mapping):
+        return {}
+    return {str(name): inputs[digest] for name, digest in names.items() if digest in inputs}
+
+
+def _read_cache(src: Path) -> tuple[list[CacheRecord], dict[str, dict[str, str]]]:
+    """The records and input file digests of the cache layout at ``src``, each blob read
+    verified against its digest."""
+    index = _json_object(_read_file(src / "index.json"), "cache index.json")
+    manifests = index.get("manifests")
+    if not isinstance(manifests, list):
+        raise StoreError(f"{src}/index.json lists no manifests")
+    for descriptor in manifests:
+        if not isinstance(descriptor, Mapping):
+            continue
+        manifest = _json_object(_read_blob(src, str(descriptor.get("digest", ""))), "cache manifest")
+        config = manifest.get("config")
+        if not isinstance(config, Mapping) or config.get("mediaType") != CACHE_CONFIG_MEDIA_TYPE:
+            continue
+        payload = _json_object(_read_blob(src, str(config.get("digest", ""))), "cache config")
+        records = [CacheRecord.from_json(value) for value in _list(payload.get("records"))]
+        raw_inputs = payload.get("inputs", {})
+        inputs: dict[str, dict[str, str]] = {}
+        if isinstance(raw_inputs, Mapping):
+            for digest, files in raw_inputs.items():
+                if isinstance(files, Mapping):
+                    inputs[str(digest)] = {str(path): str(value) for path, value in files.items()}
+        return records, inputs
+    raise StoreError(f"{src} holds no kiln cache manifest")
+
+
+def _list(value: object) -> list[object]:
+    if not isinstance(value, list):
+        raise StoreError("malformed cache config: records is not a list")
+    return value
+
+
+def _json_object(payload: bytes, what: str) -> dict[str, object]:
+    try:
+        value = json.loads(payload)
+    except ValueError as err:
+        raise StoreError(f"malformed {what}: {err}") from err
+    if not isinstance(value, dict):
+        raise StoreError(f"malformed {what}: not a JSON object")
+    return value
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise StoreError(f"cannot read {path}: {err.strerror}") from err
+
+
+def _read_blob(src: Path, digest: str) -> bytes:
+    payload = _read_file(src / "blobs" / "sha256" / _hex(digest))
+    if "sha256:" + hashlib.sha256(payload).hexdigest() != digest:
+        raise StoreError(f"cache blob {digest} at {src} does not match its digest")
+    return payload
+
+
+def _hex(digest: str) -> str:
+    algorithm, _, hex_part = digest.partition(":")
+    if algorithm != "sha256" or len(hex_part) != 64 or not all(c in "0123456789abcdef" for c in hex_part):
+        raise StoreError(f"malformed digest {digest!r} in cache")
+    return hex_part
+
+
+def _write_blob(blob_dir: Path, payload: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(payload).hexdigest()
+    target = blob_dir / _hex(digest)
+    if not target.exists():
+        _write_file(target, io.BytesIO(payload))
+    return digest
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    while chunk := stream.read(_CHUNK):
+        yield chunk
+
+
+def _write_file(target: Path, stream: BinaryIO) -> None:
+    """Write via a temporary file and a rename: a reader sees the whole file or none."""
+    temp = target.with_name(f".tmp-{os.getpid()}-{secrets.token_hex(8)}")
+    try:
+        with temp.open("xb") as out:
+            for chunk in _chunks(stream):
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise

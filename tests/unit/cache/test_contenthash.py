@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from builder.context import BuildContext
+from cache.contenthash import ContextHasher, SourceDigest
+
+OLD = 1_600_000_000  # an mtime well outside the racy window
+
+
+def write(root: Path, relative: str, content: str = "x", *, mode: int = 0o644) -> Path:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    path.chmod(mode)
+    os.utime(path, (OLD, OLD))
+    return path
+
+
+@pytest.fixture
+def context_root(tmp_path: Path) -> Path:
+    root = tmp_path / "ctx"
+    write(root, "app/main.py", "print(1)\n")
+    write(root, "app/util.py", "X = 1\n")
+    write(root, "app/notes.md", "notes\n")
+    write(root, "app/build/out.o", "obj\n")
+    write(root, "README", "readme\n")
+    write(root, ".dockerignore", "app/build\n**/*.tmp\n")
+    return root
+
+
+@pytest.fixture
+def hasher(tmp_path: Path) -> ContextHasher:
+    return ContextHasher(tmp_path / "store" / "contenthash.db")
+
+
+def digest(hasher: ContextHasher, root: Path, *paths: str, **options: object) -> SourceDigest:
+    return hasher.digest_sources(BuildContext.open(root), paths, **options)  # type: ignore[arg-type]
+
+
+def test_same_content_same_digest(hasher: ContextHasher, context_root: Path) -> None:
+    assert digest(hasher, context_root, "app").digest == digest(hasher, context_root, "app").digest
+
+
+def test_selected_files_are_listed_ignored_ones_are_not(hasher: ContextHasher, context_root: Path) -> None:
+    assert list(digest(hasher, context_root, "app").files) == [
+        "app",
+        "app/main.py",
+        "app/notes.md",
+        "app/util.py",
+    ]
+
+
+def test_editing_a_selected_file_changes_the_digest(hasher: ContextHasher, context_root: Path) -> None:
+    before = digest(hasher, context_root, "app")
+    write(context_root, "app/main.py", "print(2)\n")
+    after = digest(hasher, context_root, "app")
+    assert after.digest != before.digest
+    changed = [path for path in after.files if after.files[path] != before.files[path]]
+    assert changed == ["app/main.py"]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "app/build/out.o",  # ignored by .dockerignore
+        "README",  # not selected by the COPY
+        "app/new.tmp",  # a new ignored file
+    ],
+)
+def test_editing_an_ignored_or_unselected_file_changes_nothing(
+    hasher: ContextHasher, context_root: Path, edit: str
+) -> None:
+    before = digest(hasher, context_root, "app").digest
+    write(context_root, edit, "changed\n")
+    assert digest(hasher, context_root, "app").digest == before
+
+
+def test_mode_and_symlink_target_count(hasher: ContextHasher, context_root: Path) -> None:
+    before = digest(hasher, context_root, "app").digest
+    (context_root / "app/util.py").chmod(0o755)
+    after_chmod = digest(hasher, context_root, "app").digest
+    assert after_chmod != before
+    os.symlink("main.py", context_root / "app/link")
+    with_link = digest(hasher, context_root, "app").digest
+    os.unlink(context_root / "app/link")
+    os.symlink("util.py", context_root / "app/link")
+    assert digest(hasher, context_root, "app").digest not in (after_chmod, with_link)
+
+
+def test_mtime_alone_does_not_count(hasher: ContextHasher, context_root: Path) -> None:
+    before = digest(hasher, context_root, "app").digest
+    os.utime(context_root / "app/main.py", (OLD + 100, OLD + 100))
+    assert digest(hasher, context_root, "app").digest == before
+
+
+def test_wildcards_and_exclude_select_like_the_copier(hasher: ContextHasher, context_root: Path) -> None:
+    selection = digest(hasher, context_root, "app/*.py")
+    assert list(selection.files) == ["app/main.py", "app/util.py"]
+    excluded = digest(hasher, context_root, "app", exclude=["*.md"])
+    assert list(excluded.files) == ["app", "app/main.py", "app/util.py"]
+    before = excluded.digest
+    write(context_root, "app/notes.md", "other notes\n")
+    assert digest(hasher, context_root, "app", exclude=["*.md"]).digest == before
+
+
+def test_missing_source_is_marked(hasher: ContextHasher, context_root: Path) -> None:
+    assert dict(digest(hasher, context_root, "nope").files) == {"nope": "missing"}
+    assert dict(digest(hasher, context_root, "*.nothing").files) == {"*.nothing": "no match"}
+
+
+def test_named_symlink_is_followed(hasher: ContextHasher, context_root: Path) -> None:
+    os.symlink("app/main.py", context_root / "entry")
+    before = digest(hasher, context_root, "entry").digest
+    write(context_root, "app/main.py", "print(3)\n")
+    assert digest(hasher, context_root, "entry").digest != before
+
+
+def test_stat_cache_avoids_reading_unchanged_files(tmp_path: Path, context_root: Path) -> None:
+    cache_path = tmp_path / "store" / "contenthash.db"
+    with ContextHasher(cache_path) as first:
+        expected = digest(first, context_root, "app").digest
+        assert first.files_read == 3
+    with ContextHasher(cache_path) as second:
+        assert digest(second, context_root, "app").digest == expected
+        assert second.files_read == 0
+        write(context_root, "app/util.py", "X = 2\n")
+        digest(second, context_root, "app")
+        assert second.files_read == 1
+
+
+def test_racily_new_files_are_read_again(tmp_path: Path, context_root: Path) -> None:
+    (context_root / "app/main.py").write_text("fresh\n")  # mtime is now
+    cache_path = tmp_path / "store" / "contenthash.db"
+    with ContextHasher(cache_path) as first:
+        digest(first, context_root, "app")
+    with ContextHasher(cache_path) as second:
+        digest(second, context_root, "app")
+        assert second.files_read == 1
+
+
+def test_digest_tree_counts_owners(hasher: ContextHasher, tmp_path: Path) -> None:
+    root = tmp_path / "rootfs"
+    write(root, "etc/app.conf", "a=1\n")
+    assert list(hasher.digest_tree(root, ["etc"]).files) == ["etc", "etc/app.conf"]
+    if os.geteuid() == 0:
+        before = hasher.digest_tree(root, ["etc"]).digest
+        os.chown(root / "etc/app.conf", 1000, 1000)
+        assert hasher.digest_tree(root, ["etc"]).digest != before
