@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from builder.errors import KilnError, UsageError
 
 #: Command modules, in the order ``kiln --help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("build", "debug", "images", "archive")
+COMMAND_MODULES: tuple[str, ...] = ("build", "debug", "images", "archive", "registry")
 
 VERSION = "0.1.0"
 

@@ -1,0 +1,39 @@
+"""The registry client: pull and push over the OCI distribution API.
+
+* :func:`pull_image` / :func:`push_image`: an image between a registry and the store;
+* :func:`resolve_digest`: the digest a registry serves for a reference now (``kiln pin``,
+  ``--pull``);
+* :class:`RegistryClient`: one registry's HTTP session with auth challenges and retries;
+* :mod:`~builder.registry.credentials`: kiln's login file and docker's ``config.json``.
+"""
+
+from collections.abc import Sequence
+
+from builder.oci.reference import parse_reference
+from builder.registry.client import RegistryClient
+from builder.registry.credentials import Credentials, find_credentials, remove_login, save_login
+from builder.registry.manifests import head_manifest_digest
+from builder.registry.platforms import host_platform, parse_platform
+from builder.registry.pull import pull_image
+from builder.registry.push import push_image
+
+
+def resolve_digest(ref: str, *, insecure: Sequence[str] = ()) -> str:
+    """The manifest (or index) digest the registry holds for ``ref`` now, without pulling."""
+    reference = parse_reference(ref)
+    with RegistryClient(reference.registry, insecure=insecure) as client:
+        return head_manifest_digest(client, reference)
+
+
+__all__ = [
+    "Credentials",
+    "RegistryClient",
+    "find_credentials",
+    "host_platform",
+    "parse_platform",
+    "pull_image",
+    "push_image",
+    "remove_login",
+    "resolve_digest",
+    "save_login",
+]

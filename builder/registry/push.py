@@ -1,0 +1,258 @@
+"""``kiln push``: an image from the store to a registry, sending only what it lacks.
+
+For each blob (config and layers, in parallel): ``HEAD`` first and skip it when the
+repository has it; else try a cross-repository mount from another repository of the same
+registry that a stored image came from (``POST …/uploads/?mount=<digest>&from=<repo>``,
+201 when the registry mounted it); else upload it, in one ``PUT`` when it is at most
+``chunk_size`` bytes, otherwise as ``PATCH`` chunks with ``Content-Range`` and a closing
+``PUT ?digest=``. The manifest goes last (child manifests before their index), so the
+registry never holds a manifest whose blobs it lacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+
+import requests
+
+from builder.errors import KilnError, RegistryError
+from builder.events import EventSink, discard
+from builder.oci import mediatypes
+from builder.oci.digest import sha256_digest
+from builder.oci.model import Index, Manifest, parse_manifest_or_index
+from builder.oci.reference import Reference, parse_reference
+from builder.registry._transfer import ProgressCounter, ProgressFile
+from builder.registry.client import Body, RegistryClient, pull_scope, push_scope
+from builder.store import Store
+
+DEFAULT_CHUNK_SIZE = 32 << 20
+PARALLEL_UPLOADS = 4
+
+
+@dataclass(frozen=True)
+class _Blob:
+    digest: str
+    size: int
+
+
+def push_image(
+    store: Store,
+    ref: str,
+    *,
+    source: str | None = None,
+    sink: EventSink = discard,
+    insecure: Sequence[str] = (),
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    client: RegistryClient | None = None,
+) -> str:
+    """Push the stored image ``source`` (default: ``ref`` itself) to ``ref``; return the
+    digest of the manifest (or index) the registry now holds under that tag."""
+    reference = parse_reference(ref)
+    local_digest = store.resolve(source if source is not None else ref)
+    own_client = client is None
+    active = client if client is not None else RegistryClient(reference.registry, insecure=insecure)
+    try:
+        pusher = _Pusher(store, active, reference, sink, chunk_size)
+        return pusher.push_document(local_digest, tagged=True)
+    finally:
+        if own_client:
+            active.close()
+
+
+class _Pusher:
+    """One push: the destination, where blobs could be mounted from, and the sink."""
+
+    def __init__(
+        self, store: Store, client: RegistryClient, reference: Reference, sink: EventSink, chunk_size: int
+    ) -> None:
+        if chunk_size <= 0:
+            raise RegistryError(f"chunk size must be positive, not {chunk_size}")
+        self.store = store
+        self.client = client
+        self.reference = reference
+        self.repository = reference.repository
+        self.sink = sink
+        self.chunk_size = chunk_size
+        self.mount_sources = _mount_sources(store, reference)
+
+    def push_document(self, digest: str, *, tagged: bool) -> str:
+        content = self.store.blobs.read_bytes(digest)
+        document = parse_manifest_or_index(content)
+        if isinstance(document, Index):
+            for entry in document.manifests:
+                self.push_document(entry.digest, tagged=False)
+        else:
+            self._push_blobs(document)
+        target = self._manifest_target(digest) if tagged else digest
+        return self._put_manifest(content, _media_type(document), target)
+
+    # blobs -------------------------------------------------------------------------------
+
+    def _push_blobs(self, manifest: Manifest) -> None:
+        wanted = {manifest.config.digest: manifest.config.size}
+        wanted.update({layer.digest: layer.size for layer in manifest.layers})
+        blobs = [_Blob(digest, size) for digest, size in wanted.items()]
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_UPLOADS, len(blobs))) as pool:
+            for future in [pool.submit(self._push_blob, blob) for blob in blobs]:
+                future.result()
+
+    def _push_blob(self, blob: _Blob) -> None:
+        counter = ProgressCounter(self.sink, str(self.reference), blob.digest, blob.size, "push")
+        if self._registry_has(blob):
+            counter.done_bytes = blob.size
+            counter.report(skipped=True)
+            return
+        location = self._mount_or_start_upload(blob)
+        if location is None:
+            counter.done_bytes = blob.size
+            counter.report(skipped=True)
+            return
+        if blob.size <= self.chunk_size:
+            self._finish_upload(location, blob, lambda: self._body(blob, 0, blob.size, counter))
+        else:
+            self._upload_chunks(location, blob, counter)
+
+    def _registry_has(self, blob: _Blob) -> bool:
+        response = self.client.request(
+            "HEAD",
+            f"/v2/{self.repository}/blobs/{blob.digest}",
+            scopes=[push_scope(self.repository)],
+            what=f"blob {blob.digest} of {self.reference.name}",
+            ok=(200, 404),
+        )
+        response.close()
+        return response.status_code == 200
+
+    def _mount_or_start_upload(self, blob: _Blob) -> str | None:
+        """Mount ``blob`` from a sibling repository when one is known (``None`` once mounted),
+        else open an upload session; return its location."""
+        what = f"an upload of {blob.digest} to {self.reference.name}"
+        for source_repository in self.mount_sources.get(blob.digest, ()):
+            response = self.client.request(
+                "POST",
+                f"/v2/{self.repository}/blobs/uploads/",
+                scopes=[push_scope(self.repository), pull_scope(source_repository)],
+                what=what,
+                params={"mount": blob.digest, "from": source_repository},
+                ok=(201, 202),
+            )
+            response.close()
+            if response.status_code == 201:
+                return None
+            return _location(response, what)
+        response = self.client.request(
+            "POST",
+            f"/v2/{self.repository}/blobs/uploads/",
+            scopes=[push_scope(self.repository)],
+            what=what,
+            ok=(202,),
+        )
+        response.close()
+        return _location(response, what)
+
+    def _upload_chunks(self, location: str, blob: _Blob, counter: ProgressCounter) -> None:
+        offset = 0
+        while offset < blob.size:
+            length = min(self.chunk_size, blob.size - offset)
+            response = self.client.request(
+                "PATCH",
+                location,
+                scopes=[push_scope(self.repository)],
+                what=f"a chunk of {blob.digest} for {self.reference.name}",
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{offset}-{offset + length - 1}",
+                    "Content-Length": str(length),
+                },
+                body=partial(self._body, blob, offset, length, counter),
+                ok=(202,),
+            )
+            response.close()
+            location = _location(response, f"the upload of {blob.digest}")
+            offset += length
+        self._finish_upload(location, blob, b"")
+
+    def _finish_upload(self, location: str, blob: _Blob, body: Body) -> None:
+        response = self.client.request(
+            "PUT",
+            location,
+            scopes=[push_scope(self.repository)],
+            what=f"blob {blob.digest} of {self.reference.name}",
+            headers={"Content-Type": "application/octet-stream"},
+            params={"digest": blob.digest},
+            body=body,
+            ok=(201, 204),
+        )
+        response.close()
+
+    def _body(self, blob: _Blob, offset: int, length: int, counter: ProgressCounter) -> ProgressFile:
+        stream = self.store.blobs.open(blob.digest)
+        stream.seek(offset)
+        return ProgressFile(stream, length, counter)
+
+    # manifests ---------------------------------------------------------------------------
+
+    def _manifest_target(self, digest: str) -> str:
+        if self.reference.tag is not None:
+            return self.reference.tag
+        if self.reference.digest is not None and self.reference.digest != digest:
+            raise RegistryError(
+                f"cannot push {digest} as {self.reference}: a pushed manifest is named by its own digest"
+            )
+        return digest
+
+    def _put_manifest(self, content: bytes, media_type: str, target: str) -> str:
+        digest = sha256_digest(content)
+        response = self.client.request(
+            "PUT",
+            f"/v2/{self.repository}/manifests/{target}",
+            scopes=[push_scope(self.repository)],
+            what=f"{self.reference.name}:{target}"
+            if ":" not in target
+            else f"{self.reference.name}@{target}",
+            headers={"Content-Type": media_type},
+            body=content,
+            ok=(201, 200),
+        )
+        response.close()
+        announced = response.headers.get("Docker-Content-Digest", "")
+        if announced and announced != digest:
+            raise RegistryError(f"{self.client.registry} stored {announced} for the manifest {digest}")
+        return digest
+
+
+def _location(response: requests.Response, what: str) -> str:
+    location = response.headers.get("Location", "")
+    if not location:
+        raise RegistryError(f"the registry gave no upload location for {what}")
+    return location
+
+
+def _media_type(document: Manifest | Index) -> str:
+    return document.media_type or (
+        mediatypes.OCI_INDEX if isinstance(document, Index) else mediatypes.OCI_MANIFEST
+    )
+
+
+def _mount_sources(store: Store, destination: Reference) -> dict[str, list[str]]:
+    """Blob digest → other repositories of the destination registry that stored images were
+    pulled from or pushed to under that name, so the registry can mount instead of receiving."""
+    sources: dict[str, list[str]] = {}
+    for record in store.meta.refs():
+        try:
+            reference = parse_reference(record.name)
+            manifest = parse_manifest_or_index(store.blobs.read_bytes(record.digest))
+        except KilnError:
+            continue
+        if reference.registry != destination.registry or reference.repository == destination.repository:
+            continue
+        if not isinstance(manifest, Manifest):
+            continue
+        for descriptor in (manifest.config, *manifest.layers):
+            repositories = sources.setdefault(descriptor.digest, [])
+            if reference.repository not in repositories:
+                repositories.append(reference.repository)
+    return sources
