@@ -36,7 +36,7 @@ from builder.errors import BuildError, KilnError
 from builder.fileops.archive import extract_archive, is_archive
 from builder.fileops.chmod import ModeChange, parse_chmod
 from builder.fileops.fetch import fetch_url
-from builder.fileops.sources import SourceTree, has_wildcards, literal_name
+from builder.fileops.sources import PathFilter, SourceTree, has_wildcards, literal_name
 from builder.fileops.writer import CopyRules, TreeWriter
 from builder.graph import (
     ContextSource,
@@ -79,7 +79,18 @@ def copy_into(
     except KilnError as err:
         raise BuildError(str(err), op.location) from err
     except OSError as err:
-        raise BuildError(f"{op.created_by.split(' ', 1)[0] or 'copy'} failed: {err}", op.location) from err
+        roots = [root for root in (dest_root, source_root) if root is not None]
+        raise BuildError(_os_error_message(err, roots), op.location) from err
+
+
+def _os_error_message(err: OSError, roots: list[Path]) -> str:
+    """An OS error with the machine's root directories left out of the path it names."""
+    shown = str(err.filename or "")
+    for root in roots:
+        if shown.startswith(str(root)):
+            shown = "/" + shown[len(str(root)) :].lstrip("/")
+            break
+    return f"{err.strerror or err}: {shown}" if shown else str(err.strerror or err)
 
 
 def _copy(
@@ -117,7 +128,7 @@ def _rules(op: CopyOp, chown: tuple[int, int] | None, mode_change: ModeChange | 
     if op.exclude:
         matcher = PatternMatcher(op.exclude)
         rules.exclude = matcher.excluded
-        rules.exclude_keep_dir = matcher.dir_may_contain_included
+        rules.exclude_keep_dir = _exception_prefix_rule(matcher)
     return rules
 
 
@@ -132,12 +143,17 @@ def _tree_for(root: Path, context: BuildContext | None) -> SourceTree:
     if context is None:
         return SourceTree(root)
     matcher = context.matcher
+    return SourceTree(context.root, excluded=matcher.excluded, keep_dir=_exception_prefix_rule(matcher))
+
+
+def _exception_prefix_rule(matcher: PatternMatcher) -> PathFilter:
+    """fsutil's test for descending an excluded directory: a ``!`` pattern starts with it."""
     exceptions = [pattern.text + "/" for pattern in matcher.patterns if pattern.exclusion]
 
     def keep_dir(rel: str) -> bool:
         return any(text.startswith(rel + "/") for text in exceptions)
 
-    return SourceTree(context.root, excluded=matcher.excluded, keep_dir=keep_dir)
+    return keep_dir
 
 
 def _write_inline(scratch: Path, item: InlineFile) -> str:

@@ -157,6 +157,11 @@ def test_exclude_patterns_apply_below_each_source(ctx: Path, rootfs: Path) -> No
     assert sorted(listing(rootfs / "out")) == ["file", "file-a.txt"]
 
 
+def test_exclude_exception_brings_back_an_entry_below_an_excluded_dir(ctx: Path, rootfs: Path) -> None:
+    run(("dir",), "/out/", ctx, rootfs, exclude=("sub", "file", "!sub/deep"))
+    assert listing(rootfs / "out") == {"sub": ("d", "755", ""), "sub/deep": ("f", "644", "deep")}
+
+
 def test_parents_keep_the_source_directories(ctx: Path, rootfs: Path) -> None:
     run(("dir/sub/deep", "subdir-*/file-c.txt"), "/p", ctx, rootfs, parents=True)
     run(("dir/./sub/deep",), "/pivot/", ctx, rootfs, parents=True)
