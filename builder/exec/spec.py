@@ -65,10 +65,10 @@ READONLY_PATHS: tuple[str, ...] = (
     "/proc/sysrq-trigger",
 )
 
-# containerd's default open-files limit (soft and hard), which BuildKit's steps get. Lowering
-# a limit always works; raising one past the host's hard limit needs CAP_SYS_RESOURCE, which
-# kiln may lack (and then the runtime refuses to start the container).
-NOFILE_LIMIT = 1024
+# containerd's default open-files limit (soft, hard). BuildKit drops rlimits from its spec,
+# so a step inherits the builder's own limits; run_step passes kiln's to match. Raising a
+# limit past the host's hard limit needs CAP_SYS_RESOURCE, and the runtime then refuses.
+DEFAULT_NOFILE_LIMIT = (1024, 1024)
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,7 @@ def runtime_spec(
     hostname: str = "kiln",
     extra_mounts: Sequence[SpecMount] = (),
     readonly_rootfs: bool = False,
+    nofile_limit: tuple[int, int] = DEFAULT_NOFILE_LIMIT,
 ) -> dict[str, object]:
     """The config.json for running ``argv`` in ``rootfs``; depends on nothing but its arguments.
 
@@ -151,7 +152,7 @@ def runtime_spec(
             "effective": capabilities,
             "permitted": capabilities,
         },
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": NOFILE_LIMIT, "soft": NOFILE_LIMIT}],
+        "rlimits": [{"type": "RLIMIT_NOFILE", "soft": nofile_limit[0], "hard": nofile_limit[1]}],
         "noNewPrivileges": False,
     }
     spec: dict[str, object] = {

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -191,6 +192,7 @@ def _run_step(
                 resolv_conf=resolv_conf,
                 hostname=hostname,
                 extra_mounts=extra_mounts,
+                nofile_limit=resource.getrlimit(resource.RLIMIT_NOFILE),
             )
             (step_dir / "config.json").write_text(json.dumps(spec), encoding="utf-8")
             container_id = f"kiln-{uuid.uuid4().hex[:16]}"

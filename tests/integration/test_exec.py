@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
 import stat
@@ -182,6 +183,12 @@ def test_environment_is_exactly_the_given_env_plus_home(step: Step) -> None:
         "PWD=/",
         "SHLVL=1",
     ]
+
+
+def test_open_files_limit_is_the_builders_own(step: Step) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, output, _ = step("ulimit -n; ulimit -Hn")
+    assert output.split() == [str(soft), str(hard)]
 
 
 def test_given_home_is_kept(step: Step) -> None:

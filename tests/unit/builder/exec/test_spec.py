@@ -31,7 +31,12 @@ def test_process_section() -> None:
     assert process["cwd"] == "/src"
     assert process["terminal"] is False
     assert process["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [29, 44]}
-    assert process["rlimits"] == [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]
+    assert process["rlimits"] == [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024}]
+
+
+def test_nofile_limit_given() -> None:
+    process = make_spec(nofile_limit=(4096, 20000))["process"]
+    assert process["rlimits"] == [{"type": "RLIMIT_NOFILE", "soft": 4096, "hard": 20000}]
 
 
 def test_docker_default_capabilities_in_every_set() -> None:
