@@ -12,6 +12,9 @@ import re
 #: CSI sequences (colours, cursor moves), OSC sequences (titles, links) and other two-byte escapes.
 _ESCAPE_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 
+#: C0 controls but the tab, DEL, and C1 controls: deleted by ``str.translate``.
+_DROPPED_CONTROLS = dict.fromkeys([*range(0x09), *range(0x0A, 0x20), 0x7F, *range(0x80, 0xA0)])
+
 
 def printable(raw: bytes) -> str:
     """Decode one line of output and keep only what a log can show.
@@ -20,10 +23,12 @@ def printable(raw: bytes) -> str:
     kept (what a person would have seen); escape sequences and other control characters are
     dropped, tabs are kept.
     """
-    text = raw.decode("utf-8", errors="replace").rstrip("\r")
-    text = text.rsplit("\r", 1)[-1]
+    text = raw.decode("utf-8", errors="replace")
+    if text.isprintable():
+        return text
+    text = text.rstrip("\r").rsplit("\r", 1)[-1]
     text = _ESCAPE_SEQUENCE.sub("", text)
-    return "".join(ch for ch in text if ch == "\t" or (ch >= " " and ch not in "\x7f\x9b"))
+    return text.translate(_DROPPED_CONTROLS)
 
 
 class LineSplitter:
@@ -34,11 +39,15 @@ class LineSplitter:
 
     def feed(self, step: int, chunk: bytes) -> list[str]:
         """The lines ``chunk`` completes for ``step``; an unfinished tail waits for more."""
-        buffered = self._partial.pop(step, b"") + chunk
+        return [printable(line) for line in self.feed_raw(step, chunk)]
+
+    def feed_raw(self, step: int, chunk: bytes) -> list[bytes]:
+        """As :meth:`feed`, but the lines undecoded (a caller keeping only a few decodes those)."""
+        buffered = self._partial.pop(step, b"") + chunk if step in self._partial else chunk
         *complete, rest = buffered.split(b"\n")
         if rest:
             self._partial[step] = rest
-        return [printable(line) for line in complete]
+        return complete
 
     def finish(self, step: int) -> list[str]:
         """The step ended: its unfinished last line, if any, as a line of its own."""

@@ -24,7 +24,7 @@ from builder.events import (
     StepStarted,
     TransferProgress,
 )
-from builder.progress._text import LineSplitter
+from builder.progress._text import LineSplitter, printable
 from builder.source import SourceSpan
 
 #: ``[build 3/7] RUN make``: the solver's step names, as BuildKit prints them.
@@ -121,38 +121,38 @@ class BuildModel:
         self.finished: BuildFinished | None = None
         self._lines = LineSplitter()
 
-    def apply(self, event: Event) -> list[str]:
-        """Update the model; return the complete output lines the event carried (if a log)."""
+    def apply(self, event: Event) -> None:
+        """Update the model with one event (cheap: a log keeps only its last lines decoded)."""
         if isinstance(event, StepStarted):
             self._start(event)
-            return []
-        if isinstance(event, StepLog):
-            return self._log(event.step, self._lines.feed(event.step, event.data))
-        step = self.steps.get(getattr(event, "step", -1))
-        if isinstance(event, StepCached) and step is not None:
-            step.state = StepState.CACHED
-        elif isinstance(event, StepDone) and step is not None:
-            lines = self._log(event.step, self._lines.finish(event.step))
-            if step.state is StepState.RUNNING:
-                step.state = StepState.BASE if _is_base(step) else StepState.REBUILT
-            step.seconds = event.seconds
-            step.layer_size = event.layer_size
-            step.layer_digest = event.layer_digest
-            step.reason = event.reason
-            return lines
-        elif isinstance(event, StepFailed) and step is not None:
-            lines = self._log(event.step, self._lines.finish(event.step))
-            step.state = StepState.FAILED
-            step.seconds = event.seconds
-            step.error = event.message
-            return lines
+        elif isinstance(event, StepLog):
+            self._log(event.step, self._lines.feed_raw(event.step, event.data))
         elif isinstance(event, BuildFinished):
             self.finished = event
         elif isinstance(event, Notice):
             self.notices.append(event.message)
         elif isinstance(event, TransferProgress):
             self._transfer(event)
-        return []
+        elif event.step in self.steps:
+            self._end(self.steps[event.step], event)
+
+    def _end(self, step: StepView, event: StepCached | StepDone | StepFailed) -> None:
+        if isinstance(event, StepCached):
+            step.state = StepState.CACHED
+            return
+        rest = self._lines.finish(event.step)
+        step.tail.extend(rest)
+        step.log_lines += len(rest)
+        step.seconds = event.seconds
+        if isinstance(event, StepFailed):
+            step.state = StepState.FAILED
+            step.error = event.message
+            return
+        if step.state is StepState.RUNNING:
+            step.state = StepState.BASE if _is_base(step) else StepState.REBUILT
+        step.layer_size = event.layer_size
+        step.layer_digest = event.layer_digest
+        step.reason = event.reason
 
     def cancel_unfinished(self) -> None:
         """The build ended: a step still running never finished (another stage failed)."""
@@ -207,12 +207,11 @@ class BuildModel:
         transfer.skipped = event.skipped
         transfer.updated_at = now
 
-    def _log(self, number: int, lines: list[str]) -> list[str]:
+    def _log(self, number: int, lines: list[bytes]) -> None:
         step = self.steps.get(number)
         if step is not None:
-            step.tail.extend(lines)
+            step.tail.extend(printable(line) for line in lines[-TAIL_LINES:])
             step.log_lines += len(lines)
-        return lines
 
 
 def _is_base(step: StepView) -> bool:

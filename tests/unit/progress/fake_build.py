@@ -97,9 +97,7 @@ def failing_build() -> list[tuple[float, Event]]:
         *_common(),
         (
             104.0,
-            StepFailed(
-                4, 1.3, 'process "/bin/sh -c make test" did not complete successfully: exit code: 2'
-            ),
+            StepFailed(4, 1.3, 'process "/bin/sh -c make test" did not complete successfully: exit code: 2'),
         ),
     ]
 

@@ -8,7 +8,7 @@ import typing
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from builder.events import Event, StepLog
 from builder.progress.jsonlines import JsonLinesRenderer, event_type

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from builder.events import StepDone, StepLog, StepStarted
+from builder.events import Event, StepDone, StepLog, StepStarted
 from builder.progress.plain import PlainRenderer
 from tests.unit.progress.fake_build import IMAGE_ID, FakeClock, failing_build, replay, successful_build
 
@@ -30,7 +30,7 @@ COMMON_LINES = [
 ]
 
 
-def render(timeline: list[tuple[float, object]]) -> str:
+def render(timeline: list[tuple[float, Event]]) -> str:
     stream = io.StringIO()
     renderer = PlainRenderer(stream)
     replay(timeline, FakeClock(), renderer)
