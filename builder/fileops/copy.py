@@ -36,7 +36,13 @@ from builder.errors import BuildError, KilnError
 from builder.fileops.archive import extract_archive, is_archive
 from builder.fileops.chmod import ModeChange, parse_chmod
 from builder.fileops.fetch import fetch_url
-from builder.fileops.sources import PathFilter, SourceTree, has_wildcards, literal_name
+from builder.fileops.sources import (
+    SourceTree,
+    context_tree,
+    exception_prefix_rule,
+    has_wildcards,
+    literal_name,
+)
 from builder.fileops.writer import CopyRules, TreeWriter
 from builder.graph import (
     ContextSource,
@@ -117,7 +123,9 @@ def _copy(
         raise BuildError(f"ADD of a git repository ({source.url}) is not supported yet")
     if source_root is None:
         raise BuildError("a copy from a context, stage or image needs its source root")
-    tree = _tree_for(source_root, context if isinstance(source, ContextSource) else None)
+    tree = SourceTree(source_root)
+    if isinstance(source, ContextSource) and context is not None:
+        tree = context_tree(context)
     if isinstance(source, (StageSource, ImageSource)):
         rules.source_owner = None
     _copy_paths(op, dest_root, tree, op.paths, rules, unpack=op.unpack)
@@ -128,32 +136,8 @@ def _rules(op: CopyOp, chown: tuple[int, int] | None, mode_change: ModeChange | 
     if op.exclude:
         matcher = PatternMatcher(op.exclude)
         rules.exclude = matcher.excluded
-        rules.exclude_keep_dir = _exception_prefix_rule(matcher)
+        rules.exclude_keep_dir = exception_prefix_rule(matcher)
     return rules
-
-
-def _tree_for(root: Path, context: BuildContext | None) -> SourceTree:
-    """A source tree over ``root``; through the context's ignore rules when it has them.
-
-    An excluded directory is still part of the context when a ``!`` pattern's text starts
-    with the directory's path (BuildKit's fsutil walker, which the oracle cases
-    ``dockerignore-exceptions-skip`` and ``dockerignore-allowlist-subdir-nofile-dir`` show):
-    it is sent, possibly empty, and nothing below it is sent otherwise.
-    """
-    if context is None:
-        return SourceTree(root)
-    matcher = context.matcher
-    return SourceTree(context.root, excluded=matcher.excluded, keep_dir=_exception_prefix_rule(matcher))
-
-
-def _exception_prefix_rule(matcher: PatternMatcher) -> PathFilter:
-    """fsutil's test for descending an excluded directory: a ``!`` pattern starts with it."""
-    exceptions = [pattern.text + "/" for pattern in matcher.patterns if pattern.exclusion]
-
-    def keep_dir(rel: str) -> bool:
-        return any(text.startswith(rel + "/") for text in exceptions)
-
-    return keep_dir
 
 
 def _write_inline(scratch: Path, item: InlineFile) -> str:

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder._pattern_syntax import literal_text, to_regex, tokenize
+from builder.context import BuildContext
 from builder.errors import ContextError
+from builder.patterns import PatternMatcher
 from builder.rootpath import resolve_in_root
 
 #: ``rel path -> bool``: whether an entry of the tree is left out (``.dockerignore``).
@@ -137,6 +139,32 @@ class SourceTree:
             child_info = self.lstat(child)
             if child_info is not None and stat.S_ISDIR(child_info.st_mode):
                 yield from self._match(child, matchers[1:])
+
+
+def context_tree(context: BuildContext) -> SourceTree:
+    """The build context as a copy (and its cache key) sees it.
+
+    An excluded directory is still part of the context when a ``!`` pattern's text starts
+    with the directory's path (BuildKit's fsutil walker, which the oracle cases
+    ``dockerignore-exceptions-skip`` and ``dockerignore-allowlist-subdir-nofile-dir`` show):
+    it is sent, possibly empty; otherwise nothing below it is sent, even what a later ``!``
+    pattern would match (``copy-integration1``).
+    """
+    matcher = context.matcher
+    return SourceTree(context.root, excluded=matcher.excluded, keep_dir=exception_prefix_rule(matcher))
+
+
+def exception_prefix_rule(matcher: PatternMatcher) -> PathFilter:
+    """fsutil's test for descending an excluded directory: a ``!`` pattern starts with it.
+
+    Used for ``.dockerignore`` and for ``--exclude`` alike.
+    """
+    exceptions = [pattern.text + "/" for pattern in matcher.patterns if pattern.exclusion]
+
+    def keep_dir(rel: str) -> bool:
+        return any(text.startswith(rel + "/") for text in exceptions)
+
+    return keep_dir
 
 
 def has_wildcards(component: str) -> bool:
