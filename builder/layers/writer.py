@@ -71,6 +71,7 @@ class _TarStream:
         self._convert_overlay = convert_overlay
         self._exclude = exclude
         self._first_names: dict[tuple[int, int], bytes] = {}
+        self._buffer = memoryview(bytearray(_READ_SIZE))
 
     def _mtime(self, status: os.stat_result) -> int:
         mtime = int(status.st_mtime)
@@ -144,15 +145,16 @@ class _TarStream:
             self._copy_content(path, name, entry.size)
 
     def _copy_content(self, path: bytes, name: bytes, size: int) -> None:
+        """Stream a file's bytes through one reused buffer; every sink copies what it keeps."""
         remaining = size
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         with open(descriptor, "rb", buffering=0) as source:
             while remaining > 0:
-                chunk = source.read(min(_READ_SIZE, remaining))
-                if not chunk:
+                count = source.readinto(self._buffer[: min(_READ_SIZE, remaining)])
+                if not count:
                     break
-                self._out.write(chunk)
-                remaining -= len(chunk)
+                self._out.write(self._buffer[:count])
+                remaining -= count
         if remaining:
             raise LayerError(f"{os.fsdecode(name)!r} shrank while it was written into a layer")
         self._out.write(tarheader.padding(size))
