@@ -27,6 +27,8 @@ from builder.store.locks import file_lock
 from builder.store.meta import MetaStore, RefRecord
 from builder.store.snapshots import SnapshotStore, chain_ids
 
+__all__ = ["ImageSummary", "LayerLike", "Lease", "Store", "StoredLayer", "default_root"]
+
 MEDIA_TYPE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_TYPE_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from builder.cli.commands.images import open_store
-from builder.errors import UsageError
+from builder.errors import KilnError, UsageError
 from builder.export.docker_archive import write_docker_archive
 from builder.export.load import load_archive
 from builder.export.oci_archive import write_oci_archive
@@ -58,7 +58,7 @@ def run_load(args: argparse.Namespace) -> int:
         else:
             source = Path(args.input)
             if not source.is_file():
-                raise UsageError(f"cannot read {args.input}: no such file")
+                raise KilnError(f"cannot read {args.input}: no such file")
             with source.open("rb") as stream:
                 loaded = load_archive(store, stream)
         for image in loaded:

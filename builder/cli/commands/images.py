@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.cli.commands._humanize import human_age, human_size, table
-from builder.errors import StoreError, UsageError
+from builder.errors import KilnError, StoreError, UsageError
 from builder.export.rootfs_import import import_rootfs
 from builder.oci.reference import parse_reference
 from builder.store import Store, prune
@@ -37,7 +37,7 @@ def run_import(args: argparse.Namespace) -> int:
         else:
             source = Path(args.file)
             if not source.is_file():
-                raise UsageError(f"cannot read {args.file}: no such file")
+                raise KilnError(f"cannot read {args.file}: no such file")
             with source.open("rb") as stream:
                 digest = import_rootfs(store, stream, args.reference, **options)
         print(store.manifest(digest)["config"]["digest"])
