@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from builder.errors import KilnError, UsageError
+from builder.exec.runtime import interrupts_stop_containers
 
 #: Command modules, in the order ``kiln --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = ("build", "debug", "images", "archive", "registry")
@@ -49,7 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if handler is None:
             parser.print_help(sys.stderr)
             return 2
-        status: int = handler(args)
+        # Ctrl-C and SIGTERM stop the containers that worker threads run, then unwind.
+        with interrupts_stop_containers():
+            status: int = handler(args)
         return status
     except UsageError as err:
         print(str(err), file=sys.stderr)

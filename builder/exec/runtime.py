@@ -17,9 +17,13 @@ Which flags depend on the host's cgroup layout, detected once:
   never passed (kiln's steps are not systemd units).
 
 The runtime is started in a session of its own, so a Ctrl-C at the terminal reaches kiln
-alone, and kiln kills and deletes the container itself: on KeyboardInterrupt, on SIGTERM
-(turned into KeyboardInterrupt while a container runs, when in the main thread) and on any
-other exception. A container left in the runtime's state dir is always force-deleted.
+alone, and kiln kills and deletes the container itself, on any exception or interrupt.
+Containers usually run in the solver's worker threads, where no signal arrives: so every
+running container is registered, and :func:`interrupts_stop_containers` (entered by the
+CLI's main thread, and by :func:`~builder.exec.step.run_step`) makes SIGINT and SIGTERM kill
+them all before raising KeyboardInterrupt. Each worker's :func:`run_container` then raises
+KeyboardInterrupt too, rather than report the kill as a failed step, and unwinds: unmount,
+scratch dirs removed. A container left in the runtime's state dir is always force-deleted.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import FrameType
-from typing import Literal
+from typing import ClassVar, Literal
 
 from builder.errors import RuntimeSetupError
 
@@ -161,28 +165,6 @@ def find_runtime(choice: str = "", *, state_root: Path | None = None) -> OciRunt
     raise RuntimeSetupError(f"no OCI runtime found: install {wanted} (looked in PATH)")
 
 
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """While inside, SIGTERM raises KeyboardInterrupt (main thread only: Python's rule).
-
-    So a ``kill`` of kiln unwinds like a Ctrl-C: every ``finally`` runs, and the container,
-    mounts and scratch dirs go. Outside the main thread this does nothing: the CLI's main
-    thread then has to turn SIGTERM into a cancellation the worker threads see.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _quiet(runtime: OciRuntime, *args: str) -> None:
     """Run a runtime housekeeping command, ignoring its failure (the container may be gone)."""
     with suppress(OSError, subprocess.SubprocessError):
@@ -211,6 +193,51 @@ def _stop(runtime: OciRuntime, container_id: str, process: subprocess.Popen[byte
         process.wait()
 
 
+class _RunningContainers:
+    """The containers this process runs now, in any thread, for an interrupt to stop.
+
+    The lock is re-entrant: the signal handler runs in the main thread, possibly while the
+    main thread itself holds the lock.
+    """
+
+    lock = threading.RLock()
+    running: ClassVar[dict[str, tuple[OciRuntime, subprocess.Popen[bytes]]]] = {}
+    stopped: ClassVar[set[str]] = set()
+
+
+def stop_running_containers() -> list[str]:
+    """Kill every container this process is running; the ids, each marked as interrupted."""
+    with _RunningContainers.lock:
+        running = list(_RunningContainers.running.items())
+        _RunningContainers.stopped.update(container_id for container_id, _ in running)
+    for container_id, (runtime, process) in running:
+        _stop(runtime, container_id, process)
+    return [container_id for container_id, _ in running]
+
+
+@contextmanager
+def interrupts_stop_containers() -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM stop all running containers, then raise KeyboardInterrupt.
+
+    Python lets only the main thread set signal handlers; elsewhere this does nothing. So a
+    ``kill`` of kiln unwinds like a Ctrl-C: every ``finally`` runs.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        stop_running_containers()
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def run_container(
     bundle_dir: Path,
     container_id: str,
@@ -232,18 +259,26 @@ def run_container(
     except OSError as err:
         raise RuntimeSetupError(f"cannot start {chosen.path}: {err}") from err
     assert process.stdout is not None  # stdout=PIPE
+    with _RunningContainers.lock:
+        _RunningContainers.running[container_id] = (chosen, process)
     completed = False
     try:
-        with sigterm_as_interrupt():
+        with interrupts_stop_containers():
             output_fd = process.stdout.fileno()
             while chunk := os.read(output_fd, READ_CHUNK):
                 on_output(chunk)
             status = process.wait()
             completed = True
     finally:
+        with _RunningContainers.lock:
+            del _RunningContainers.running[container_id]
+            interrupted = container_id in _RunningContainers.stopped
+            _RunningContainers.stopped.discard(container_id)
         if not completed:
             _stop(chosen, container_id, process)
         process.stdout.close()
         if chosen.state_dir(container_id).exists():
             _quiet(chosen, "delete", "--force", container_id)
+    if interrupted:
+        raise KeyboardInterrupt(f"container {container_id} stopped by an interrupt")
     return status if status >= 0 else 128 - status

@@ -35,7 +35,7 @@ from typing import Literal
 from builder.errors import BuildError, RuntimeSetupError
 from builder.exec.netfiles import hosts_content, read_host_resolv_conf, resolv_conf_content
 from builder.exec.overlay import OverlayMount, is_mounted
-from builder.exec.runtime import OciRuntime, find_runtime, run_container, sigterm_as_interrupt
+from builder.exec.runtime import OciRuntime, find_runtime, interrupts_stop_containers, run_container
 from builder.exec.spec import NetworkMode, SpecMount, kernel_mounts, runtime_spec
 from builder.exec.stubs import missing_mount_points, remove_mount_stubs
 from builder.exec.users import ResolvedUser, resolve_user_in_root
@@ -132,7 +132,7 @@ def run_step(
     """
     if os.geteuid() != 0:
         raise RuntimeSetupError("running a RUN step needs root (overlay mounts and an OCI runtime)")
-    with sigterm_as_interrupt():
+    with interrupts_stop_containers():
         return _run_step(
             lower_dirs,
             upper_dir,

@@ -344,32 +344,55 @@ def test_error_in_output_sink_stops_the_container(rootfs: Path, runtime: OciRunt
 INTERRUPTED_STEP = textwrap.dedent(
     """
     import sys
+    from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
-    from builder.exec.runtime import find_runtime
+    from builder.exec.runtime import find_runtime, interrupts_stop_containers
     from builder.exec.step import run_step
+
+    rootfs, upper, runtime_name, where = sys.argv[1:]
 
     def forward(chunk):
         sys.stdout.buffer.write(chunk)
         sys.stdout.flush()
 
-    try:
-        run_step([Path(sys.argv[1])], Path(sys.argv[2]), argv=["/bin/sh", "-c", "echo ready; sleep 30"],
-                 env=["PATH=/bin"], cwd="/", user="", network="default", on_output=forward,
-                 runtime=find_runtime(sys.argv[3]))
-    except KeyboardInterrupt:
-        print("interrupted", flush=True)
-        sys.exit(130)
+    def step():
+        return run_step([Path(rootfs)], Path(upper), argv=["/bin/sh", "-c", "echo ready; sleep 30"],
+                        env=["PATH=/bin"], cwd="/", user="", network="default", on_output=forward,
+                        runtime=find_runtime(runtime_name))
+
+    if where == "main-thread":
+        try:
+            step()
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            sys.exit(130)
+    else:
+        # As the CLI and solver do: steps in worker threads, the main thread waiting.
+        try:
+            with interrupts_stop_containers(), ThreadPoolExecutor(1) as pool:
+                future = pool.submit(step)
+                future.result()
+        except KeyboardInterrupt:
+            print("interrupted;", "worker raised", type(future.exception()).__name__, flush=True)
+            sys.exit(130)
     """
 )
 
 
+LAST_WORDS = {
+    "main-thread": b"interrupted\n",
+    "worker-thread": b"interrupted; worker raised KeyboardInterrupt\n",
+}
+
+
+@pytest.mark.parametrize("where", sorted(LAST_WORDS))
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_leaves_no_mount_process_or_dir(
-    rootfs: Path, runtime: OciRuntime, tmp_path: Path, signal_number: int
+    rootfs: Path, runtime: OciRuntime, tmp_path: Path, signal_number: int, where: str
 ) -> None:
     upper = tmp_path / "upper"
     child = subprocess.Popen(
-        [sys.executable, "-c", INTERRUPTED_STEP, str(rootfs), str(upper), runtime.name],
+        [sys.executable, "-c", INTERRUPTED_STEP, str(rootfs), str(upper), runtime.name, where],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
     )
@@ -382,7 +405,7 @@ def test_interrupt_leaves_no_mount_process_or_dir(
         remaining_output = child.stdout.read()
     assert child.wait(timeout=20) == 130
     assert time.monotonic() - started < 10
-    assert remaining_output == b"interrupted\n"
+    assert remaining_output == LAST_WORDS[where]
     assert str(tmp_path) not in Path("/proc/mounts").read_text()
     assert sorted(os.listdir(tmp_path)) == ["upper"]
     assert containers_with_bundle_under(runtime, tmp_path) == []
