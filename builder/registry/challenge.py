@@ -3,7 +3,8 @@
 A registry answers ``/v2/`` or any request without credentials with a challenge naming the
 scheme (``Basic`` or ``Bearer``) and, for ``Bearer``, the token endpoint (``realm``), the
 ``service`` and sometimes the ``scope`` it wants. The parser accepts quoted and bare values
-and commas inside quotes, as distribution's ``challenge`` package does.
+and commas inside quotes, as distribution's ``challenge`` package does; a bare value may
+be any run of characters up to a space or comma, since some servers leave URLs unquoted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _SCHEME = re.compile(rf"\s*({_TOKEN})\s*")
-_PARAM = re.compile(rf'\s*({_TOKEN})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN}))\s*,?')
+_PARAM = re.compile(r"\s*(" + _TOKEN + r')\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))\s*,?')
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,183 @@
+"""The registry client against a scripted loopback server: retries, challenges, error messages."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from builder.errors import RegistryError
+from builder.registry.client import RegistryClient, api_host, uses_plain_http
+from builder.registry.credentials import Credentials
+from tests.fixtures.registry import free_port
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+@dataclass
+class ScriptedServer:
+    """Answers requests in order from ``answers``; records (method, path, Authorization)."""
+
+    answers: list[Answer]
+    seen: list[tuple[str, str, str]] = field(default_factory=list)
+    host: str = ""
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedServer]:
+    script = ScriptedServer([])
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            script.seen.append(("GET", self.path, self.headers.get("Authorization", "")))
+            status, headers, body = script.answers.pop(0)
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            del format, args
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    script.host = f"127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield script
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def _client(host: str, credentials: Credentials | None = None) -> RegistryClient:
+    return RegistryClient(
+        host, credentials=credentials, look_up_credentials=False, retries=2, backoff_seconds=0.01
+    )
+
+
+def test_5xx_answers_are_retried(scripted: ScriptedServer) -> None:
+    scripted.answers = [(503, {}, b""), (502, {}, b""), (200, {}, b"ok")]
+    with _client(scripted.host) as client:
+        response = client.request("GET", "/v2/", scopes=[], what="x")
+    assert response.content == b"ok"
+    assert len(scripted.seen) == 3
+
+
+def test_5xx_after_the_last_retry_names_the_status(scripted: ScriptedServer) -> None:
+    scripted.answers = [(500, {}, b"")] * 3
+    with _client(scripted.host) as client, pytest.raises(RegistryError) as raised:
+        client.request("GET", "/v2/a/manifests/1", scopes=[], what=f"{scripted.host}/a:1")
+    assert str(raised.value) == f"GET {scripted.host}/a:1 on {scripted.host} failed with HTTP 500"
+
+
+def test_connection_refused_is_retried_then_reported() -> None:
+    host = f"127.0.0.1:{free_port()}"
+    with _client(host) as client, pytest.raises(RegistryError) as raised:
+        client.request("GET", "/v2/", scopes=[], what="x")
+    assert str(raised.value).startswith(f"cannot reach {host} after 3 attempts: ")
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            (429, {"Retry-After": "60"}, b""),
+            "rate limit hit: {host} answered 429 Too Many Requests for {host}/app:1; retry after 60 s",
+        ),
+        (
+            (
+                403,
+                {},
+                b'{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}',
+            ),
+            "denied: {host} forbids access to {host}/app:1 (403): "
+            "DENIED requested access to the resource is denied",
+        ),
+        (
+            (404, {}, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}'),
+            "not found: {host}/app:1 does not exist on {host} (404): MANIFEST_UNKNOWN manifest unknown",
+        ),
+        (
+            (401, {}, b""),
+            "unauthorized: {host} requires authentication for {host}/app:1 (kiln login {host})",
+        ),
+    ],
+)
+def test_error_statuses_name_the_reference(scripted: ScriptedServer, answer: Answer, message: str) -> None:
+    scripted.answers = [answer]
+    with _client(scripted.host) as client, pytest.raises(RegistryError) as raised:
+        client.request("GET", "/v2/app/manifests/1", scopes=[], what=f"{scripted.host}/app:1")
+    assert str(raised.value) == message.format(host=scripted.host)
+
+
+def test_basic_challenge_is_answered_with_the_saved_credentials(scripted: ScriptedServer) -> None:
+    scripted.answers = [
+        (401, {"WWW-Authenticate": 'Basic realm="r"'}, b""),
+        (200, {}, b"{}"),
+        (200, {}, b"{}"),
+    ]
+    with _client(scripted.host, Credentials("user", "pass")) as client:
+        client.request("GET", "/v2/", scopes=["repository:a:pull"], what="x")
+        client.request("GET", "/v2/", scopes=["repository:a:pull"], what="x")
+    expected = "Basic " + base64.b64encode(b"user:pass").decode()
+    assert [auth for _, _, auth in scripted.seen] == ["", expected, expected]
+
+
+def test_bearer_challenge_fetches_a_token_for_the_scopes(scripted: ScriptedServer) -> None:
+    realm = f"http://{scripted.host}/token"
+    scripted.answers = [
+        (401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="svc",scope="repository:a:pull"'}, b""),
+        (200, {"Content-Type": "application/json"}, b'{"token":"t0k"}'),
+        (200, {}, b"{}"),
+    ]
+    with _client(scripted.host, Credentials("user", "pass")) as client:
+        client.request("GET", "/v2/a/tags/list", scopes=["repository:a:pull,push"], what="x")
+    basic = "Basic " + base64.b64encode(b"user:pass").decode()
+    assert scripted.seen == [
+        ("GET", "/v2/a/tags/list", ""),
+        ("GET", "/token?service=svc&scope=repository%3Aa%3Apull&scope=repository%3Aa%3Apull%2Cpush", basic),
+        ("GET", "/v2/a/tags/list", "Bearer t0k"),
+    ]
+
+
+def test_a_second_401_is_not_answered_again(scripted: ScriptedServer) -> None:
+    scripted.answers = [(401, {"WWW-Authenticate": 'Basic realm="r"'}, b""), (401, {}, b"")]
+    with (
+        _client(scripted.host, Credentials("user", "wrong")) as client,
+        pytest.raises(RegistryError) as raised,
+    ):
+        client.request("GET", "/v2/", scopes=[], what="the image")
+    assert str(raised.value) == f"unauthorized: {scripted.host} refused the saved credentials for the image"
+    assert len(scripted.seen) == 2
+
+
+@pytest.mark.parametrize(
+    ("registry", "insecure", "plain"),
+    [
+        ("localhost:5000", (), True),
+        ("127.0.0.1:5000", (), True),
+        ("localhost", (), True),
+        ("[::1]:5000", (), True),
+        ("registry.lan:5000", (), False),
+        ("registry.lan:5000", ("registry.lan:5000",), True),
+        ("registry.lan:5000", ("registry.lan",), True),
+        ("ghcr.io", ("registry.lan",), False),
+    ],
+)
+def test_plain_http_only_for_loopback_and_named_registries(
+    registry: str, insecure: tuple[str, ...], plain: bool
+) -> None:
+    assert uses_plain_http(registry, insecure) is plain
+
+
+def test_docker_hub_is_served_by_registry_1_over_https() -> None:
+    assert api_host("docker.io") == "registry-1.docker.io"
+    with RegistryClient("docker.io", look_up_credentials=False) as client:
+        assert client.base_url == "https://registry-1.docker.io"
+        assert client.session.verify is True
