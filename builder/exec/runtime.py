@@ -1,7 +1,9 @@
 """Running a bundle with an OCI runtime (crun, or runc), output streamed as it comes.
 
 Which runtime: the one asked for (``--runtime`` gives a name or a path), else crun when
-installed (it starts a container in ~6 ms where runc takes ~40 ms), else runc.
+installed, else runc. crun is the faster: measured with ``bench/exec.py`` on a 2-core VM,
+a whole ``run_step`` of ``/bin/true`` takes 18 ms (median) with crun, of which the bare
+``crun run`` is 11 ms, and 36 ms with runc (bare ``runc run``: 26 ms).
 
 Which flags depend on the host's cgroup layout, detected once:
 
