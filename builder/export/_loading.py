@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import ImageFormatError, UsageError
+from builder.oci.model import Manifest
 from builder.oci.reference import Reference, parse_reference
+from builder.oci.validate import image_problems
 from builder.store.store import Store
 
 _CHUNK = 1 << 20
@@ -65,8 +67,23 @@ def verify_file(path: Path, digest: str, what: str, size: int | None = None) -> 
         raise ImageFormatError(f"{what} is corrupt: its digest is {actual}, {digest} was expected")
 
 
+def check_consistent(image: PendingImage) -> None:
+    """Refuse an image whose manifest and config disagree (layer count, media types, sizes),
+    with every problem :func:`builder.oci.validate.image_problems` finds."""
+    manifest = Manifest.from_json(image.manifest_json)
+    config_path = next((blob.path for blob in image.blobs if blob.digest == manifest.config.digest), None)
+    if config_path is None:
+        raise ImageFormatError(f"the archive lacks the config {manifest.config.digest}")
+    problems = image_problems(manifest, config_path.read_bytes())
+    if problems:
+        raise ImageFormatError("inconsistent image in the archive:\n  " + "\n  ".join(problems))
+
+
 def commit(store: Store, images: Sequence[PendingImage]) -> list[LoadedImage]:
-    """Copy the verified blobs into the store, record the manifests and set their names."""
+    """Check every image, then copy the verified blobs into the store, record the manifests
+    and set their names."""
+    for image in images:
+        check_consistent(image)
     loaded: list[LoadedImage] = []
     with store.writing():
         for image in images:

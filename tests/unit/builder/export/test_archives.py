@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -209,3 +210,51 @@ def test_gzipped_archive_loads(source: Store, tmp_path: Path) -> None:
     target = Store.open(tmp_path / "target")
     loaded = load_archive(target, io.BytesIO(gzip.compress(save(source, ["second:2"], "docker"))))
     assert loaded[0].names == ("docker.io/library/second:2",)
+
+
+def oci_layout_tar(manifest: dict[str, object], blobs: list[bytes]) -> bytes:
+    """A hand-made OCI archive holding ``blobs`` and ``manifest``, named ``odd:1``."""
+    manifest_json = json.dumps(manifest).encode()
+    manifest_digest = "sha256:" + hashlib.sha256(manifest_json).hexdigest()
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": manifest_digest,
+                "size": len(manifest_json),
+                "annotations": {"io.containerd.image.name": "docker.io/library/odd:1"},
+            }
+        ],
+    }
+    files = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": json.dumps(index).encode()}
+    for payload in [*blobs, manifest_json]:
+        files["blobs/sha256/" + hashlib.sha256(payload).hexdigest()] = payload
+    return rootfs_tar(files)
+
+
+def descriptor(media_type: str, payload: bytes) -> dict[str, object]:
+    digest = "sha256:" + hashlib.sha256(payload).hexdigest()
+    return {"mediaType": media_type, "digest": digest, "size": len(payload)}
+
+
+def test_inconsistent_image_is_refused(tmp_path: Path) -> None:
+    layer = rootfs_tar({"a": b"a"})
+    layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer_digest] * 2}}
+    ).encode()
+    layer_descriptor = descriptor("application/vnd.oci.image.layer.v1.tar", layer)
+    manifest: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": descriptor("application/vnd.oci.image.config.v1+json", config),
+        "layers": [layer_descriptor],
+    }
+    target = Store.open(tmp_path / "target")
+    with pytest.raises(ImageFormatError, match="config has 2 diff_ids for 1 layers"):
+        load_archive(target, io.BytesIO(oci_layout_tar(manifest, [config, layer])))
+    assert list(target.blobs.digests()) == []
+    manifest["layers"] = [layer_descriptor, layer_descriptor]
+    loaded = load_archive(target, io.BytesIO(oci_layout_tar(manifest, [config, layer])))
+    assert loaded[0].names == ("docker.io/library/odd:1",)
