@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -143,3 +144,27 @@ def test_default_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     assert default_root() == tmp_path / "data" / "kiln"
+
+
+def test_open_removes_what_dead_writers_left(tmp_path: Path) -> None:
+    Store.open(tmp_path).close()
+    dead_blob = tmp_path / "blobs" / "sha256" / ".tmp-999999999-aa"
+    dead_snapshot = tmp_path / "snapshots" / ".tmp-999999999-bb"
+    dead_staging = tmp_path / ".tmp-999999999-cc"
+    live_staging = tmp_path / f".tmp-{os.getpid()}-dd"
+    dead_blob.write_bytes(b"half")
+    dead_snapshot.mkdir()
+    (dead_snapshot / "file").write_bytes(b"x")
+    dead_staging.mkdir()
+    live_staging.mkdir()
+    Store.open(tmp_path).close()
+    assert not dead_blob.exists() and not dead_snapshot.exists() and not dead_staging.exists()
+    assert live_staging.exists()
+
+
+def test_expired_lease_protects_nothing(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        digest = store.blobs.put_bytes(b"leased").digest
+        with store.lease(expires_in=-1.0) as lease:
+            lease.add_blob(digest)
+            assert prune(store).blobs == [digest]
