@@ -92,9 +92,15 @@ class _Pusher:
     # blobs -------------------------------------------------------------------------------
 
     def _push_blobs(self, manifest: Manifest) -> None:
-        wanted = {manifest.config.digest: manifest.config.size}
-        wanted.update({layer.digest: layer.size for layer in manifest.layers})
+        """The config alone first (its requests answer the auth challenge once, so the
+        parallel layer uploads start with a token), then the layers side by side."""
+        self._push_blob(_Blob(manifest.config.digest, manifest.config.size))
+        wanted = {
+            layer.digest: layer.size for layer in manifest.layers if layer.digest != manifest.config.digest
+        }
         blobs = [_Blob(digest, size) for digest, size in wanted.items()]
+        if not blobs:
+            return
         with ThreadPoolExecutor(max_workers=min(PARALLEL_UPLOADS, len(blobs))) as pool:
             for future in [pool.submit(self._push_blob, blob) for blob in blobs]:
                 future.result()

@@ -336,6 +336,43 @@ def test_a_manifest_that_does_not_match_the_pinned_digest_is_refused(store: Stor
     assert list(store.blobs.digests()) == []
 
 
+def test_a_download_cut_short_is_retried_then_refused_leaving_no_partial_blob(store: Store) -> None:
+    from tests.fixtures.registry import StaticRegistry
+
+    routes, config_digest, layer_digest = _lying_routes(lie_about="nothing")
+    layer_path = f"/v2/liar/blobs/{layer_digest}"
+    body, media_type = routes[layer_path]
+    routes[layer_path] = (body[: len(body) // 2], media_type)
+    server = StaticRegistry(routes, declared_lengths={layer_path: len(body)})
+    with server.serving() as liar, pytest.raises(RegistryError) as raised:
+        pull_image(store, f"{liar.host}/liar:1", platform=host_platform())
+
+    assert str(raised.value).startswith(f"download of blob {layer_digest} of {liar.host}/liar:1 failed: ")
+    assert server.paths_served.count(layer_path) == 3
+    assert sorted(path.name for path in store.blobs.directory.iterdir()) == [
+        config_digest.removeprefix("sha256:")
+    ]
+    assert store.meta.images() == []
+
+
+def test_a_blob_longer_than_its_descriptor_is_cut_off(store: Store) -> None:
+    from tests.fixtures.registry import StaticRegistry
+
+    routes, config_digest, layer_digest = _lying_routes(lie_about="nothing")
+    layer_path = f"/v2/liar/blobs/{layer_digest}"
+    body, media_type = routes[layer_path]
+    routes[layer_path] = (body + b"\0" * (3 << 20), media_type)
+    with StaticRegistry(routes).serving() as liar, pytest.raises(RegistryError) as raised:
+        pull_image(store, f"{liar.host}/liar:1", platform=host_platform())
+
+    assert str(raised.value) == (
+        f"blob {layer_digest} of {liar.host}/liar:1 is larger than the {len(body)} bytes its descriptor says"
+    )
+    assert sorted(path.name for path in store.blobs.directory.iterdir()) == [
+        config_digest.removeprefix("sha256:")
+    ]
+
+
 # auth -------------------------------------------------------------------------------------
 
 
@@ -403,8 +440,10 @@ def test_bearer_token_flow_with_docker_config_credentials(
 
     assert push_image(store, ref) == digest
     assert pull_image(fresh_store, ref, platform=host_platform()) == digest
-    assert any("repository:kiln/tokened:pull,push" in scopes for scopes in token_server.scope_requests)
-    assert token_server.scope_requests[-1] == ["repository:kiln/tokened:pull"]
+    assert token_server.scope_requests == [
+        ["repository:kiln/tokened:pull", "repository:kiln/tokened:pull,push"],
+        ["repository:kiln/tokened:pull"],
+    ]
     assert token_server.refused == 0
 
 
