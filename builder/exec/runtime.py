@@ -258,7 +258,7 @@ def run_container(
         process = chosen.popen(
             "run", "--bundle", str(bundle_dir), container_id, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
-    except OSError as err:
+    except (OSError, subprocess.SubprocessError) as err:
         raise RuntimeSetupError(f"cannot start {chosen.path}: {err}") from err
     assert process.stdout is not None  # stdout=PIPE
     with _RunningContainers.lock:
