@@ -11,6 +11,7 @@ import io
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from builder.export.load import load_archive
 from builder.export.oci_archive import write_oci_archive
 from builder.layers import write_layer
 from builder.store import Store, StoredLayer
-from tests.conftest import require_root
+from tests.conftest import REPO_ROOT, require_root
 
 EXPECTED_TREE = {
     "dir": "dir",
@@ -121,3 +122,29 @@ def test_prune_keeps_snapshots_of_tagged_images(source: Store) -> None:
     report = prune(source)
     assert len(report.snapshots) == 2
     assert not any(path.exists() for path in snapshot_dirs)
+
+
+def test_two_processes_unpack_one_snapshot(source: Store) -> None:
+    require_root("snapshots hold overlay whiteouts")
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom builder.store import Store\n"
+        "with Store.open(Path(sys.argv[1])) as store:\n"
+        "    print(':'.join(str(path) for path in store.snapshot_for('whiteouts:1')))\n"
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(source.root)],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [worker.communicate(timeout=120) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    assert outputs[0][0] == outputs[1][0]
+    assert sorted(entry.name for entry in (source.root / "snapshots").iterdir()) == sorted(
+        Path(path).name for path in outputs[0][0].strip().split(":")
+    )
+    assert len(source.meta.snapshots()) == 2
