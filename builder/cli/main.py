@@ -16,7 +16,7 @@ from builder.errors import KilnError, UsageError
 from builder.exec.runtime import interrupts_stop_containers
 
 #: Command modules, in the order ``kiln --help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("build", "debug", "images", "archive", "registry")
+COMMAND_MODULES: tuple[str, ...] = ("build", "debug", "images", "archive", "registry", "system", "completion")
 
 VERSION = "0.1.0"
 
