@@ -186,9 +186,12 @@ def run_prune(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         report = prune(store, dry_run=args.dry_run)
     for digest in report.images:
-        print(f"deleted image: {digest}")
-    print(f"Total reclaimed space: {human_size(report.bytes_freed)}")
-    print(f"{len(report.blobs)} blobs, {len(report.snapshots)} snapshots removed")
+        print(f"{'would delete' if args.dry_run else 'deleted'} image: {digest}")
+    space = "Reclaimable space" if args.dry_run else "Total reclaimed space"
+    print(f"{space}: {human_size(report.bytes_freed)}")
+    print(
+        f"{len(report.blobs)} blobs, {len(report.snapshots)} snapshots {'to remove' if args.dry_run else 'removed'}"
+    )
     return 0
 
 
