@@ -189,9 +189,8 @@ def run_prune(args: argparse.Namespace) -> int:
         print(f"{'would delete' if args.dry_run else 'deleted'} image: {digest}")
     space = "Reclaimable space" if args.dry_run else "Total reclaimed space"
     print(f"{space}: {human_size(report.bytes_freed)}")
-    print(
-        f"{len(report.blobs)} blobs, {len(report.snapshots)} snapshots {'to remove' if args.dry_run else 'removed'}"
-    )
+    outcome = "to remove" if args.dry_run else "removed"
+    print(f"{len(report.blobs)} blobs, {len(report.snapshots)} snapshots {outcome}")
     return 0
 
 
