@@ -43,6 +43,10 @@ from builder.rootpath import resolve_in_root
 from builder.source import SourceSpan
 
 DEFAULT_HOSTNAME = "kiln"
+# Both carry the pid of the kiln process that made them, so a later kiln can tell a crashed
+# run's leftovers from a live one's (see ``stale``).
+STEP_DIR_PREFIX = ".kiln-step-"
+CONTAINER_ID_PREFIX = "kiln-"
 TAIL_BYTES = 65536
 TAIL_LINES = 10
 
@@ -166,7 +170,7 @@ def _run_step(
     network_mode: NetworkMode = "none" if network == "none" else "host"
     chosen_runtime = runtime or find_runtime()
     upper_dir.mkdir(parents=True, exist_ok=True)
-    step_dir = Path(tempfile.mkdtemp(prefix=".kiln-step-", dir=upper_dir.parent))
+    step_dir = Path(tempfile.mkdtemp(prefix=f"{STEP_DIR_PREFIX}{os.getpid()}-", dir=upper_dir.parent))
     tail = _OutputTail(on_output)
     try:
         rootfs = step_dir / "rootfs"
@@ -195,7 +199,7 @@ def _run_step(
                 nofile_limit=resource.getrlimit(resource.RLIMIT_NOFILE),
             )
             (step_dir / "config.json").write_text(json.dumps(spec), encoding="utf-8")
-            container_id = f"kiln-{uuid.uuid4().hex[:16]}"
+            container_id = f"{CONTAINER_ID_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
             try:
                 exit_code = run_container(step_dir, container_id, on_output=tail, runtime=chosen_runtime)
             finally:

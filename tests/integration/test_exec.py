@@ -21,8 +21,10 @@ from builder.errors import RuntimeSetupError
 from builder.exec import overlay
 from builder.exec.overlay import OverlayMount, is_mounted
 from builder.exec.runtime import OciRuntime, find_runtime
+from builder.exec.spec import runtime_spec
+from builder.exec.stale import remove_stale_containers, remove_stale_step_dirs
 from builder.exec.step import StepResult, run_step, step_failure
-from builder.exec.users import UserLookupError
+from builder.exec.users import ResolvedUser, UserLookupError
 from builder.source import SourceSpan
 from tests.conftest import REPO_ROOT, require_root
 
@@ -415,3 +417,55 @@ def test_interrupt_leaves_no_mount_process_or_dir(
     for pid in sleepers:
         root = os.readlink(f"/proc/{pid}/root") if os.path.exists(f"/proc/{pid}/root") else ""
         assert str(tmp_path) not in root
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    probe = subprocess.Popen(["true"])
+    probe.wait()
+    return probe.pid
+
+
+def test_stale_step_dir_of_a_dead_kiln_is_unmounted_and_removed(rootfs: Path, tmp_path: Path) -> None:
+    workspace = tmp_path / "containers" / "step-1"
+    stale_dir = workspace / f".kiln-step-{dead_pid()}-abc"
+    live_dir = workspace / f".kiln-step-{os.getpid()}-def"
+    live_dir.mkdir(parents=True)
+    stale_mount = OverlayMount([rootfs], workspace / "upper", stale_dir / "work", stale_dir / "rootfs")
+    stale_mount.__enter__()
+    assert is_mounted(stale_dir / "rootfs")
+    assert remove_stale_step_dirs(tmp_path / "containers") == [stale_dir]
+    assert not is_mounted(stale_dir / "rootfs")
+    assert not stale_dir.exists()
+    assert live_dir.exists()
+
+
+def test_stale_container_of_a_dead_kiln_is_deleted(rootfs: Path, runtime: OciRuntime, tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n")
+    spec = runtime_spec(
+        rootfs=rootfs,
+        argv=["/bin/sleep", "30"],
+        env=["PATH=/bin"],
+        cwd="/",
+        user=ResolvedUser(uid=0, gid=0),
+        network="host",
+        hosts_file=hosts,
+        resolv_conf=hosts,
+        readonly_rootfs=True,
+    )
+    (tmp_path / "config.json").write_text(json.dumps(spec))
+    stale_id = f"kiln-{dead_pid()}-0123abcd"
+    started = runtime.popen(
+        "run",
+        "--detach",
+        "--bundle",
+        str(tmp_path),
+        stale_id,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert started.wait() == 0
+    assert containers_with_bundle_under(runtime, tmp_path) == [stale_id]
+    assert stale_id in remove_stale_containers(runtime)
+    assert containers_with_bundle_under(runtime, tmp_path) == []
