@@ -18,6 +18,8 @@ opens a fresh stream. Credentials and tokens never appear in messages.
 from __future__ import annotations
 
 import base64
+import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -58,6 +60,26 @@ def uses_plain_http(registry: str, insecure: Sequence[str]) -> bool:
     return host in _ALWAYS_PLAIN_HTTP or registry in insecure or host in insecure
 
 
+def configured_insecure_registries() -> tuple[str, ...]:
+    """Registries named insecure in kiln's registries file: ``$KILN_REGISTRIES_CONFIG``, else
+    ``$XDG_CONFIG_HOME/kiln/registries.json``, with docker's ``daemon.json`` key
+    (``{"insecure-registries": ["registry.lan:5000"]}``)."""
+    path = os.environ.get("KILN_REGISTRIES_CONFIG") or os.path.join(
+        os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "kiln", "registries.json"
+    )
+    try:
+        with open(path, "rb") as config_file:
+            document = json.load(config_file)
+    except FileNotFoundError:
+        return ()
+    except (OSError, ValueError) as err:
+        raise RegistryError(f"cannot read the registries file {path}: {err}") from err
+    names = document.get("insecure-registries", []) if isinstance(document, dict) else None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise RegistryError(f"{path}: insecure-registries must be a list of host[:port] names")
+    return tuple(names)
+
+
 def pull_scope(repository: str) -> str:
     return f"repository:{repository}:pull"
 
@@ -80,6 +102,7 @@ class RegistryClient:
         backoff_seconds: float = 0.25,
     ) -> None:
         self.registry = registry
+        insecure = (*insecure, *configured_insecure_registries())
         scheme = "http" if uses_plain_http(registry, insecure) else "https"
         self.base_url = f"{scheme}://{api_host(registry)}"
         self.credentials = credentials
@@ -94,6 +117,14 @@ class RegistryClient:
         self.session.mount("https://", adapter)
         self._authorization: dict[frozenset[str], str] = {}
         self._lock = threading.Lock()
+
+    def ping(self) -> None:
+        """``GET /v2/``, answering its challenge: proves the registry speaks the API and, with
+        credentials, that it accepts them (``kiln login``)."""
+        response = self.request("GET", "/v2/", scopes=[], what=f"the API root of {self.registry}")
+        with response:
+            if "Docker-Distribution-API-Version" not in response.headers and response.text.strip() != "{}":
+                raise RegistryError(f"{self.base_url} does not answer like an OCI distribution registry")
 
     def close(self) -> None:
         self.session.close()

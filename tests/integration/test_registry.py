@@ -41,9 +41,10 @@ BUSYBOX = Path("/bin/busybox")
 
 @pytest.fixture(autouse=True)
 def isolated_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads or writes the real ~/.docker or kiln login file."""
+    """No test reads or writes the real ~/.docker, kiln login or registries file."""
     monkeypatch.setenv("KILN_AUTH_FILE", str(tmp_path / "kiln-auth.json"))
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    monkeypatch.setenv("KILN_REGISTRIES_CONFIG", str(tmp_path / "registries.json"))
 
 
 @pytest.fixture
@@ -147,6 +148,56 @@ def test_push_then_pull_into_a_fresh_store_gives_the_same_digest(
     layer_digest = manifest["layers"][0]["digest"]
     assert ("push", layer_digest) in finished
     assert ("pull", layer_digest) in finished
+
+
+def test_a_pulled_image_runs(
+    registry: RunningRegistry, store: Store, fresh_store: Store, tmp_path: Path
+) -> None:
+    """The acceptance round trip's last step: the pulled image unpacks and runs."""
+    from builder.exec.runtime import find_runtime
+    from builder.exec.step import run_step
+    from tests.conftest import require_root
+
+    require_root("unpacks snapshots and runs a container")
+    if shutil.which("crun") is None:
+        pytest.skip("crun is not installed")
+    ref = f"{registry.host}/kiln/runnable:1"
+    import_busybox(store, ref)
+    push_image(store, ref)
+    store.remove_image(store.resolve(ref))
+    pull_image(fresh_store, ref, platform=host_platform())
+
+    output: list[bytes] = []
+    result = run_step(
+        fresh_store.snapshot_for(ref),
+        tmp_path / "upper",
+        argv=["/bin/sh", "-c", "echo pulled and running"],
+        env=["PATH=/bin"],
+        cwd="/",
+        user="",
+        network="none",
+        on_output=output.append,
+        runtime=find_runtime("crun"),
+    )
+    assert (result.exit_code, b"".join(output)) == (0, b"pulled and running\n")
+
+
+def test_docker_schema_2_manifest_round_trip(
+    registry: RunningRegistry, store: Store, fresh_store: Store
+) -> None:
+    from builder.oci.model import Manifest
+
+    ref = f"{registry.host}/kiln/docker-form:1"
+    oci_digest = import_busybox(store, "local/busybox:1")
+    docker_manifest = Manifest.from_json(store.blobs.read_bytes(oci_digest)).to_docker().to_json()
+    digest = store.put_manifest(docker_manifest, ref)
+
+    assert push_image(store, ref) == digest
+    assert pull_image(fresh_store, ref, platform=host_platform()) == digest
+    record = fresh_store.meta.image(digest)
+    assert record is not None
+    assert record.media_type == mediatypes.DOCKER_MANIFEST
+    assert fresh_store.blobs.read_bytes(digest) == docker_manifest
 
 
 def test_pull_again_downloads_nothing(registry: RunningRegistry, store: Store, fresh_store: Store) -> None:

@@ -71,7 +71,7 @@ def run_login(args: argparse.Namespace) -> int:
     server = args.server
     credentials = Credentials(username, password)
     with RegistryClient(server, insecure=args.insecure, credentials=credentials) as client:
-        client.request("GET", "/v2/", scopes=[], what=f"a login to {server}").close()
+        client.ping()
     path = save_login(server, credentials)
     print(f"Login Succeeded (saved in {path})")
     return 0

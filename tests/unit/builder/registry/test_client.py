@@ -7,15 +7,23 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from builder.errors import RegistryError
-from builder.registry.client import RegistryClient, api_host, uses_plain_http
+from builder.registry.client import RegistryClient, api_host, configured_insecure_registries, uses_plain_http
 from builder.registry.credentials import Credentials
 from tests.fixtures.registry import free_port
 
 Answer = tuple[int, dict[str, str], bytes]
+
+
+@pytest.fixture(autouse=True)
+def no_registries_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "registries.json"
+    monkeypatch.setenv("KILN_REGISTRIES_CONFIG", str(path))
+    return path
 
 
 @dataclass
@@ -181,3 +189,34 @@ def test_docker_hub_is_served_by_registry_1_over_https() -> None:
     with RegistryClient("docker.io", look_up_credentials=False) as client:
         assert client.base_url == "https://registry-1.docker.io"
         assert client.session.verify is True
+
+
+def test_registries_file_names_insecure_registries(no_registries_file: Path) -> None:
+    assert configured_insecure_registries() == ()
+    no_registries_file.write_text('{"insecure-registries": ["registry.lan:5000"]}')
+    assert configured_insecure_registries() == ("registry.lan:5000",)
+    with RegistryClient("registry.lan:5000", look_up_credentials=False) as client:
+        assert client.base_url == "http://registry.lan:5000"
+    no_registries_file.write_text('{"insecure-registries": "registry.lan"}')
+    with pytest.raises(RegistryError) as raised:
+        configured_insecure_registries()
+    assert (
+        str(raised.value) == f"{no_registries_file}: insecure-registries must be a list of host[:port] names"
+    )
+
+
+def test_ping_answers_the_challenge(scripted: ScriptedServer) -> None:
+    scripted.answers = [
+        (401, {"WWW-Authenticate": 'Basic realm="r"'}, b""),
+        (200, {"Docker-Distribution-API-Version": "registry/2.0"}, b"{}"),
+    ]
+    with _client(scripted.host, Credentials("user", "pass")) as client:
+        client.ping()
+    assert [path for _, path, _ in scripted.seen] == ["/v2/", "/v2/"]
+
+
+def test_ping_refuses_a_server_that_is_no_registry(scripted: ScriptedServer) -> None:
+    scripted.answers = [(200, {"Content-Type": "text/html"}, b"<html>hello</html>")]
+    with _client(scripted.host) as client, pytest.raises(RegistryError) as raised:
+        client.ping()
+    assert str(raised.value) == f"http://{scripted.host} does not answer like an OCI distribution registry"
