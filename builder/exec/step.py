@@ -14,7 +14,13 @@ Before the run, as BuildKit's executor does:
 * a missing working directory is created, each missing component mode 0755 and owned by the
   step's uid:gid (BuildKit's ``MkdirAllAndChown`` with the step's identity); it is a real
   part of the step's layer;
-* mount-point stubs are noted, and after the run removed (see ``stubs``).
+* mount-point stubs are noted, and after the run removed (see ``stubs``). Making the
+  /etc/hosts stub copies /etc up, so an image without /etc/hosts gets an ``etc/`` entry in
+  every RUN's upper dir (times as before the stub), as BuildKit's layers have; an image
+  that has both files gets no entry from kiln at all.
+
+The scratch dir is made beside ``upper_dir`` (overlayfs wants upper and work dirs on one
+filesystem) and named after the kiln pid, so ``stale`` can tell a dead run's leftovers.
 """
 
 from __future__ import annotations
