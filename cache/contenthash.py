@@ -18,6 +18,7 @@ digest for the file's current ``lstat``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -26,18 +27,20 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from builder.context import BuildContext
 from builder.errors import ContextError
 from builder.fileops.sources import SourceTree, has_wildcards, literal_name
 from builder.patterns import PatternMatcher
-from cache.statcache import RACY_WINDOW_NS, StatCache, StatKey
+from cache.statcache import RACY_WINDOW_NS, StatCache, TreeDigests, stat_key
 
 _CHUNK = 1 << 20
 #: Entry digests kept per file for explanations are shortened to this many hex digits.
 SHORT_DIGEST_LENGTH = 16
+
+#: What :meth:`_Walker._mark` records for a source that selects nothing.
+_MARKS = frozenset({b"missing", b"no match", b"outside"})
 
 _KIND_NAMES = {
     stat.S_IFREG: "file",
@@ -50,16 +53,27 @@ _KIND_NAMES = {
 }
 
 
-@dataclass(frozen=True)
 class SourceDigest:
-    """The digest of a selection, and each selected path's short entry digest.
+    """The digest of a selection, and (computed on first use) each path's short digest.
 
     ``files`` lets :func:`cache.explain.explain_miss` name the file that changed; a source
-    that matched nothing appears as ``"<source path>": "missing"``.
+    that matched nothing appears as ``"<source path>": "missing"``. It is only needed when a
+    step misses, so a fully cached build never computes it.
     """
 
-    digest: str
-    files: Mapping[str, str]
+    def __init__(self, digest: str, entry_lines: Mapping[str, bytes]) -> None:
+        self.digest = digest
+        self._entry_lines = entry_lines
+
+    @functools.cached_property
+    def files(self) -> Mapping[str, str]:
+        return {
+            name: line.decode() if line in _MARKS else hashlib.sha256(line).hexdigest()[:SHORT_DIGEST_LENGTH]
+            for name, line in self._entry_lines.items()
+        }
+
+    def __repr__(self) -> str:
+        return f"SourceDigest({self.digest!r}, {len(self._entry_lines)} entries)"
 
 
 class ContextHasher:
@@ -122,37 +136,37 @@ class ContextHasher:
     ) -> SourceDigest:
         walker = _Walker(tree, self, PatternMatcher(exclude) if exclude else None, keep_owners)
         with self._lock:
-            self.stat_cache.load(tree.root)
+            walker.digests = self.stat_cache.tree(tree.root)
             for path in paths:
                 if parents:
                     walker.add_with_parents(path)
                 else:
                     walker.add(path)
             self.stat_cache.flush()
-        return SourceDigest("sha256:" + walker.hasher.hexdigest(), walker.files)
+        return SourceDigest("sha256:" + walker.hasher.hexdigest(), walker.lines)
 
-    def file_digest(self, host_path: Path, info: os.stat_result) -> str:
+    def file_digest(self, digests: TreeDigests, relative: str, host_path: str, info: os.stat_result) -> str:
         """The sha256 hex of a regular file's content, from the stat cache when it is fresh."""
-        key = StatKey.of(info)
-        path_text = str(host_path)
-        known = self.stat_cache.get(path_text, key)
+        key = stat_key(info)
+        known = digests.get(relative, key)
         if known is not None:
             return known
         started_ns = time.time_ns()
         sha256, after = _hash_file(host_path)
         self.files_read += 1
-        if StatKey.of(after) == key:
-            self.stat_cache.remember(path_text, key, sha256, hashed_at_ns=started_ns)
+        if stat_key(after) == key:
+            digests.remember(relative, key, sha256, hashed_at_ns=started_ns)
         return sha256
 
 
-def _hash_file(host_path: Path) -> tuple[str, os.stat_result]:
+def _hash_file(host_path: str) -> tuple[str, os.stat_result]:
     """Read a file without following a final symlink; return its digest and its ``fstat``
     after reading (a file that changed meanwhile is hashed but not remembered)."""
     try:
         fd = os.open(host_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as err:
-        raise ContextError(f"cannot read {host_path.name} in the build context: {err.strerror}") from err
+        name = os.path.basename(host_path)
+        raise ContextError(f"cannot read {name} in the build context: {err.strerror}") from err
     with open(fd, "rb") as reader:
         hasher = hashlib.sha256()
         while chunk := reader.read(_CHUNK):
@@ -176,7 +190,8 @@ class _Walker:
         self.exclude_keep_dir: Callable[[str], bool] = exclude.dir_may_contain_included if exclude else _never
         self.keep_owners = keep_owners
         self.hasher = hashlib.sha256()
-        self.files: dict[str, str] = {}
+        self.lines: dict[str, bytes] = {}
+        self.digests = TreeDigests({}, 0)
 
     def add(self, path: str) -> None:
         """One source as ``COPY`` without ``--parents`` reads it."""
@@ -227,7 +242,9 @@ class _Walker:
             parts = below_pivot.split("/")[:-1]
             for depth in range(1, len(parts) + 1):
                 above = "/".join(parts[:depth])
-                self._record(f"{pivot_rel}/./{above}", pivot_dir / above, os.lstat(pivot_dir / above))
+                above_path = pivot_dir / above
+                above_info = os.lstat(above_path)
+                self._record(f"{pivot_rel}/./{above}", str(above_path), self.tree.rel(above_path), above_info)
             self._entry(f"{pivot_rel}/./{below_pivot}", source, below_pivot, info)
 
     def _top_lstat(self, source: Path) -> os.stat_result | None:
@@ -237,43 +254,71 @@ class _Walker:
 
     def _entry(self, name: str, host_path: Path, rel: str, info: os.stat_result) -> None:
         """An entry and, for a directory, everything below it the copier would write."""
-        if rel and self.exclude(rel) and not (stat.S_ISDIR(info.st_mode) and self.exclude_keep_dir(rel)):
-            return
-        self._record(name, host_path, info)
-        if not stat.S_ISDIR(info.st_mode):
-            return
-        for child_name in sorted(os.listdir(host_path), key=os.fsencode):
-            child = host_path / child_name
-            child_info = self.tree.lstat(child)
-            if child_info is not None:
-                child_rel = f"{rel}/{child_name}" if rel else child_name
-                self._entry(f"{name}/{child_name}", child, child_rel, child_info)
+        self._walk(name, str(host_path), self.tree.rel(host_path), rel, info)
 
-    def _record(self, name: str, host_path: Path, info: os.stat_result) -> None:
+    def _walk(self, name: str, host_path: str, tree_rel: str, rel: str, info: os.stat_result) -> None:
+        """:meth:`_entry` on plain strings: this loop meets every file of the context, so it
+        filters with the tree's predicates directly rather than through ``SourceTree.lstat``
+        (the same rules, without a ``relpath`` per entry)."""
+        is_dir = stat.S_ISDIR(info.st_mode)
+        if rel and self.exclude(rel) and not (is_dir and self.exclude_keep_dir(rel)):
+            return
+        self._record(name, host_path, tree_rel, info)
+        if not is_dir:
+            return
+        excluded, keep_dir = self.tree.excluded, self.tree.keep_dir
+        for child_name in _sorted_names(host_path):
+            child_path = f"{host_path}/{child_name}"
+            child_tree_rel = f"{tree_rel}/{child_name}" if tree_rel else child_name
+            try:
+                child_info = os.lstat(child_path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # removed while hashing; the copier would not see it either
+            if excluded(child_tree_rel) and not (
+                stat.S_ISDIR(child_info.st_mode) and keep_dir(child_tree_rel)
+            ):
+                continue
+            child_rel = f"{rel}/{child_name}" if rel else child_name
+            self._walk(f"{name}/{child_name}", child_path, child_tree_rel, child_rel, child_info)
+
+    def _record(self, name: str, host_path: str, tree_rel: str, info: os.stat_result) -> None:
+        """Hash one entry's line: ``<len>:<name> <kind> <perm bits> <size> <detail>[ <uid:gid>]``.
+
+        The name is length-prefixed rather than quoted: unambiguous, and cheaper per entry.
+        """
         mode = info.st_mode
-        kind = _KIND_NAMES.get(stat.S_IFMT(mode), "other")
-        if kind == "file":
-            detail = self.owner.file_digest(host_path, info)
-            size = info.st_size
-        elif kind == "symlink":
-            detail = json.dumps(os.readlink(host_path), ensure_ascii=False)
-            size = 0
-        elif kind in ("char", "block"):
-            detail = f"{os.major(info.st_rdev)},{os.minor(info.st_rdev)}"
-            size = 0
+        if stat.S_ISREG(mode):
+            kind, size = "file", info.st_size
+            detail = self.owner.file_digest(self.digests, tree_rel, host_path, info)
         else:
-            detail, size = "", 0
+            kind, size = _KIND_NAMES.get(stat.S_IFMT(mode), "other"), 0
+            if kind == "symlink":
+                detail = json.dumps(os.readlink(host_path), ensure_ascii=False)
+            elif kind in ("char", "block"):
+                detail = f"{os.major(info.st_rdev)},{os.minor(info.st_rdev)}"
+            else:
+                detail = ""
         owner = f" {info.st_uid}:{info.st_gid}" if self.keep_owners else ""
-        quoted_name = json.dumps(name, ensure_ascii=False)
-        line = f"{quoted_name} {kind} {stat.S_IMODE(mode):o} {size} {detail}{owner}\n"
+        line = f"{len(name)}:{name} {kind} {mode & 0o7777:o} {size} {detail}{owner}\n"
         encoded = line.encode("utf-8", "surrogatepass")
         self.hasher.update(encoded)
-        self.files[name] = hashlib.sha256(encoded).hexdigest()[:SHORT_DIGEST_LENGTH]
+        self.lines[name] = encoded
 
     def _mark(self, name: str, state: str) -> None:
-        line = f"{json.dumps(name, ensure_ascii=False)} {state}\n".encode("utf-8", "surrogatepass")
+        line = f"{len(name)}:{name} {state}\n".encode("utf-8", "surrogatepass")
         self.hasher.update(line)
-        self.files[name] = state
+        self.lines[name] = state.encode()
+
+
+def _sorted_names(directory: str) -> list[str]:
+    """Names in byte order (Go's lexical order): code point order is the same for any name
+    without undecodable bytes, and cheaper to get."""
+    names = os.listdir(directory)
+    if all(name.isascii() for name in names):
+        names.sort()
+    else:
+        names.sort(key=os.fsencode)
+    return names
 
 
 def _clean(path: str) -> str | None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,26 @@ def test_digest_tree_counts_owners(hasher: ContextHasher, tmp_path: Path) -> Non
         before = hasher.digest_tree(root, ["etc"]).digest
         os.chown(root / "etc/app.conf", 1000, 1000)
         assert hasher.digest_tree(root, ["etc"]).digest != before
+
+
+def test_parents_keep_the_path_below_the_pivot(hasher: ContextHasher, context_root: Path) -> None:
+    selection = digest(hasher, context_root, "app/./*.py", parents=True)
+    assert list(selection.files) == ["app/./main.py", "app/./util.py"]
+
+
+def test_unreadable_stat_cache_row_is_treated_as_empty(tmp_path: Path, context_root: Path) -> None:
+    cache_path = tmp_path / "store" / "contenthash.db"
+    with ContextHasher(cache_path) as first:
+        expected = digest(first, context_root, "app").digest
+    with sqlite3.connect(cache_path) as db:
+        db.execute("UPDATE trees SET entries = ?", (b"\x00garbage",))
+    with ContextHasher(cache_path) as second:
+        assert digest(second, context_root, "app").digest == expected
+        assert second.files_read == 3
+
+
+def test_files_are_short_digests_and_marks(hasher: ContextHasher, context_root: Path) -> None:
+    selection = digest(hasher, context_root, "app/main.py", "gone")
+    assert selection.files["gone"] == "missing"
+    assert len(selection.files["app/main.py"]) == 16
+    assert repr(selection) == f"SourceDigest({selection.digest!r}, 2 entries)"

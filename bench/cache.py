@@ -1,0 +1,251 @@
+"""How fast a rebuild is once the layer cache is warm: kiln beside docker and buildah.
+
+Run as root from the repository root: ``python bench/cache.py [--quick] [--keep DIR]``.
+Two scenarios, each built once cold, then rebuilt fully cached, then (for the large
+context) rebuilt after one file changed:
+
+* ``30-step``: a Dockerfile of 30 steps (RUN, COPY, ENV, WORKDIR) over a small context;
+* ``large-context``: ``COPY . /ctx`` of 20,000 small files plus 300 MB of larger ones,
+  then a RUN reading it; the one-file change edits one small file.
+
+kiln runs through its command line in a fresh process each time, so interpreter start-up
+and imports count, as they do for a user. ``docker build`` and ``buildah bud`` are timed the
+same way when installed and working (a reachable daemon for docker). The base image is a
+busybox rootfs made from ``/bin/busybox`` and imported into each builder. When ``kiln
+build`` is not available yet, or a tool is missing, that part is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BASE_IMAGE = "bench-busybox:latest"
+BUSYBOX = Path("/bin/busybox")
+STEP_COUNT = 30
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big the large-context scenario is."""
+
+    small_files: int
+    large_files: int
+    large_file_mb: int
+
+
+FULL = Scale(small_files=20_000, large_files=30, large_file_mb=10)
+QUICK = Scale(small_files=2_000, large_files=3, large_file_mb=10)
+
+
+@dataclass(frozen=True)
+class Builder:
+    """One tool under test: how to import the base and how to build a context."""
+
+    name: str
+    import_base: Callable[[Path], None]
+    build: Callable[[Path, str], None]
+
+
+def kiln_command(root: Path, *args: str) -> list[str]:
+    program = "from builder.cli.main import main; import sys; sys.exit(main())"
+    return [sys.executable, "-c", program, "--root", str(root), *args]
+
+
+def run(command: Sequence[str], *, cwd: Path | None = None) -> None:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        shown = " ".join(command[:4])
+        raise RuntimeError(f"{shown} ... failed ({result.returncode}):\n{result.stderr[-2000:]}")
+
+
+def available(command: Sequence[str], *, cwd: Path | None = None) -> bool:
+    try:
+        return subprocess.run(command, cwd=cwd, capture_output=True, check=False).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
+def make_base_tar(work: Path) -> Path:
+    """A busybox rootfs tar: /bin/busybox, an ``sh`` link, the usual directories."""
+    tar_path = work / "busybox-rootfs.tar"
+    with tarfile.open(tar_path, "w") as archive:
+        for directory in ("bin", "etc", "tmp", "root", "proc", "sys", "dev", "usr", "usr/bin"):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if directory == "tmp" else 0o755
+            archive.addfile(info)
+        archive.add(BUSYBOX, "bin/busybox")
+        for applet in ("sh", "ls", "wc", "cat", "echo", "mkdir", "touch"):
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            archive.addfile(link)
+        for name, text in (("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("etc/group", "root:x:0:\n")):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return tar_path
+
+
+def make_steps_context(directory: Path) -> None:
+    """A small context and a 30-step Dockerfile mixing every kind of step."""
+    directory.mkdir(parents=True)
+    lines = [f"FROM {BASE_IMAGE}"]
+    for index in range(STEP_COUNT):
+        kind = index % 5
+        if kind == 0:
+            lines.append(f"RUN echo step {index} > /step{index}")
+        elif kind == 1:
+            (directory / f"file{index}.txt").write_text(f"file {index}\n")
+            lines.append(f"COPY file{index}.txt /files/")
+        elif kind == 2:
+            lines.append(f"ENV STEP{index}=value{index}")
+        elif kind == 3:
+            lines.append(f"WORKDIR /work{index}")
+        else:
+            lines.append(f"LABEL step{index}=yes")
+    (directory / "Dockerfile").write_text("\n".join(lines) + "\n")
+
+
+def make_large_context(directory: Path, scale: Scale) -> Path:
+    """Many small files and a few large ones; return the small file the change edits."""
+    directory.mkdir(parents=True)
+    per_directory = 200
+    for index in range(scale.small_files):
+        sub = directory / "src" / f"d{index // per_directory:03d}"
+        if index % per_directory == 0:
+            sub.mkdir(parents=True)
+        (sub / f"f{index:05d}.txt").write_text(f"small file {index}\n")
+    blobs = directory / "assets"
+    blobs.mkdir()
+    block = os.urandom(1 << 20)
+    for index in range(scale.large_files):
+        with (blobs / f"large{index:02d}.bin").open("wb") as out:
+            for _ in range(scale.large_file_mb):
+                out.write(block)
+            out.write(index.to_bytes(4, "big"))
+    (directory / "Dockerfile").write_text(
+        f"FROM {BASE_IMAGE}\nCOPY . /ctx\nRUN ls -R /ctx | wc -l > /count\n"
+    )
+    return directory / "src" / "d000" / "f00000.txt"
+
+
+def timed(action: Callable[[], None]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def kiln_builder(root: Path) -> Builder:
+    def import_base(tar_path: Path) -> None:
+        run(kiln_command(root, "import", "--change", 'CMD ["sh"]', str(tar_path), BASE_IMAGE))
+
+    def build(context: Path, tag: str) -> None:
+        run(kiln_command(root, "build", "--progress", "quiet", "-t", tag, str(context)))
+
+    return Builder("kiln", import_base, build)
+
+
+def docker_builder() -> Builder:
+    def import_base(tar_path: Path) -> None:
+        run(["docker", "import", "--change", 'CMD ["sh"]', str(tar_path), BASE_IMAGE])
+
+    def build(context: Path, tag: str) -> None:
+        run(["docker", "build", "-q", "-t", tag, str(context)])
+
+    return Builder("docker (BuildKit)", import_base, build)
+
+
+def buildah_builder() -> Builder:
+    def import_base(tar_path: Path) -> None:
+        container = subprocess.run(
+            ["buildah", "from", "scratch"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        run(["buildah", "add", container, str(tar_path), "/"])
+        run(["buildah", "config", "--cmd", "sh", container])
+        run(["buildah", "commit", "-q", container, BASE_IMAGE])
+        run(["buildah", "rm", container])
+
+    def build(context: Path, tag: str) -> None:
+        run(["buildah", "bud", "--layers", "-q", "-t", tag, str(context)])
+
+    return Builder("buildah", import_base, build)
+
+
+def builders(work: Path) -> list[Builder]:
+    found: list[Builder] = []
+    if available(kiln_command(work / "kiln-root", "build", "--help"), cwd=REPO_ROOT):
+        found.append(kiln_builder(work / "kiln-root"))
+    else:
+        print("kiln: skipped, `kiln build` is not available yet")
+    if shutil.which("docker") and available(["docker", "info"]):
+        found.append(docker_builder())
+    else:
+        print("docker: skipped, not installed or no daemon")
+    if shutil.which("buildah"):
+        found.append(buildah_builder())
+    else:
+        print("buildah: skipped, not installed")
+    return found
+
+
+def bench(builder: Builder, work: Path, scale: Scale) -> list[tuple[str, float]]:
+    """Cold build, fully cached rebuild, and one-file rebuild; seconds for each."""
+    results: list[tuple[str, float]] = []
+    steps = work / f"{builder.name.split()[0]}-steps"
+    make_steps_context(steps)
+    large = work / f"{builder.name.split()[0]}-large"
+    edited = make_large_context(large, scale)
+    builder.import_base(make_base_tar(work))
+    results.append(("30-step: first build", timed(lambda: builder.build(steps, "bench-steps"))))
+    results.append(("30-step: fully cached", timed(lambda: builder.build(steps, "bench-steps"))))
+    label = f"{scale.small_files} files + {scale.large_files * scale.large_file_mb} MB"
+    results.append((f"{label}: first build", timed(lambda: builder.build(large, "bench-large"))))
+    results.append((f"{label}: fully cached", timed(lambda: builder.build(large, "bench-large"))))
+    edited.write_text("changed\n")
+    results.append((f"{label}: one file changed", timed(lambda: builder.build(large, "bench-large"))))
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a tenth of the context size")
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("skipped: builds run containers, which needs root")
+        return 0
+    if not BUSYBOX.is_file():
+        print(f"skipped: {BUSYBOX} (busybox-static) is needed for the base image")
+        return 0
+    scale = QUICK if args.quick else FULL
+    work = args.keep or Path(tempfile.mkdtemp(prefix="kiln-bench-cache-"))
+    work.mkdir(parents=True, exist_ok=True)
+    os.chdir(REPO_ROOT)
+    try:
+        for builder in builders(work):
+            print(f"\n{builder.name}")
+            try:
+                for label, seconds in bench(builder, work, scale):
+                    print(f"  {label:<45} {seconds:8.2f} s")
+            except (RuntimeError, subprocess.CalledProcessError) as err:
+                print(f"  failed: {err}")
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
