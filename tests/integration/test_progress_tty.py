@@ -1,0 +1,181 @@
+"""The live view in a real terminal: tmux runs the renderer as a person would see it.
+
+A small script replays the scripted build of ``tests/unit/progress/fake_build.py`` through
+:class:`~builder.progress.tty.TtyRenderer` on tmux's terminal, in real time. It stops half way
+until the test has looked at the screen (a gate file), so the test sees the running view
+without racing it; then the test checks that the summary replaced the live view and that
+nothing of the live view (spinners, headers, output tails) was left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+REPLAY_SCRIPT = """
+import sys, time
+from pathlib import Path
+from rich.console import Console
+from builder.progress.tty import TtyRenderer
+from tests.unit.progress.fake_build import DOCKERFILE, failing_build, successful_build
+
+timeline = successful_build() if sys.argv[1] == "success" else failing_build()
+gate = Path(sys.argv[2])
+renderer = TtyRenderer(Console(), sources={"Dockerfile": DOCKERFILE})
+halfway = len(timeline) * 2 // 3
+for index, (_moment, event) in enumerate(timeline):
+    if index == halfway:
+        Path(str(gate) + ".waiting").touch()
+        while not gate.exists():
+            time.sleep(0.05)
+    renderer(event)
+    time.sleep(0.02)
+renderer.close()
+print("REPLAY-EXIT")
+"""
+
+SPINNER_FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+class Terminal:
+    """A detached 120x40 tmux session on a private server, running one command."""
+
+    def __init__(self, socket: str) -> None:
+        self.socket = socket
+
+    def start(self, *command: str) -> None:
+        """Run ``command`` from the checkout, outside CI's view (``CI`` unset) and at tmux's size."""
+        exports = f"PYTHONPATH={REPO_ROOT} TERM=xterm-256color LANG=C.UTF-8"
+        shell_command = f"cd {REPO_ROOT} && env -u CI -u COLUMNS -u LINES {exports} {' '.join(command)}"
+        subprocess.run(
+            [
+                *self._tmux(),
+                "new-session",
+                "-d",
+                "-x",
+                "120",
+                "-y",
+                "40",
+                "-s",
+                "kiln",
+                shell_command + "; sleep 60",
+            ],
+            check=True,
+        )
+
+    def screen(self) -> list[str]:
+        """The visible rows, as text (tmux drops the colours), trailing blanks removed."""
+        result = subprocess.run(
+            [*self._tmux(), "capture-pane", "-p", "-t", "kiln"], check=True, capture_output=True, text=True
+        )
+        return [line.rstrip() for line in result.stdout.splitlines()]
+
+    def close(self) -> None:
+        subprocess.run([*self._tmux(), "kill-server"], check=False, capture_output=True)
+
+    def _tmux(self) -> list[str]:
+        return ["tmux", "-L", self.socket]
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Terminal]:
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    session = Terminal(f"kiln-test-{os.getpid()}-{tmp_path.name}")
+    yield session
+    session.close()
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def replay(kind: str, terminal: Terminal, tmp_path: Path, halfway_mark: str) -> tuple[list[str], list[str]]:
+    """The screen half way through (once a redraw shows ``halfway_mark``, which the last event
+    before the gate brings) and at the end."""
+    script = tmp_path / "replay.py"
+    script.write_text(REPLAY_SCRIPT)
+    gate = tmp_path / "gate"
+    terminal.start(sys.executable, str(script), kind, str(gate))
+    wait_for(lambda: Path(str(gate) + ".waiting").exists(), "the replay to reach half way")
+    wait_for(
+        lambda: any(halfway_mark in line for line in terminal.screen()),
+        "the live view to draw the events so far",
+    )
+    halfway = terminal.screen()
+    gate.touch()
+    wait_for(lambda: "REPLAY-EXIT" in terminal.screen(), "the replay to finish")
+    return halfway, terminal.screen()
+
+
+def summary_results(screen: list[str]) -> dict[str, str]:
+    """Step name → result, from the rows of the summary table."""
+    cells = [line.split("│") for line in screen if line.startswith("│ #")]
+    return {row[1].strip(): row[2].strip() for row in cells}
+
+
+def assert_no_live_view_left(screen: list[str]) -> None:
+    text = "\n".join(screen)
+    assert "Building " not in text
+    assert "RUNNING" not in text
+    assert not any(frame in text for frame in SPINNER_FRAMES)
+    assert "\x1b" not in text
+
+
+def test_successful_build_in_a_terminal(terminal: Terminal, tmp_path: Path) -> None:
+    halfway, final = replay("success", terminal, tmp_path, "│ writing index.html")
+    assert any(line.startswith("Building ") and line.endswith("(3/6 steps)") for line in halfway)
+    assert any("#2 [build 2/4] COPY . ." in line and line.endswith("CACHED") for line in halfway)
+    assert any("#3 [build 3/4] RUN make" in line and "RUNNING" in line for line in halfway)
+    assert any("#6 [docs 2/2] RUN gen-docs --all" in line and "RUNNING" in line for line in halfway)
+    assert "    │ cc -c main.c" in halfway
+    screen = [line for line in final if line]
+    start = screen.index("Build summary")
+    assert screen[:start] == ["warning: build arg VERSION was never used"]
+    assert summary_results(screen) == {
+        "#1 [build 1/4] FROM alpine:3.19": "base",
+        "#2 [build 2/4] COPY . .": "cached",
+        "#3 [build 3/4] RUN make": "rebuilt",
+        "#4 [build 4/4] RUN make test": "rebuilt",
+        "#5 [docs 1/2] FROM alpine:3.19": "base",
+        "#6 [docs 2/2] RUN gen-docs --all": "rebuilt",
+    }
+    assert screen[-3].startswith("Built in ") and screen[-3].endswith(": 1 of 4 steps cached")
+    assert screen[-2] == "image sha256:" + "e" * 64 + " tagged demo:latest"
+    assert screen[-1] == "REPLAY-EXIT"
+    assert_no_live_view_left(screen)
+
+
+def test_failed_build_in_a_terminal(terminal: Terminal, tmp_path: Path) -> None:
+    _halfway, final = replay("failure", terminal, tmp_path, "#3 [build 3/4] RUN make")
+    screen = [line for line in final if line]
+    results = summary_results(screen)
+    assert results["#4 [build 4/4] RUN make test"] == "FAILED"
+    assert results["#6 [docs 2/2] RUN gen-docs --all"] == "cancelled"
+    report = screen[next(i for i, line in enumerate(screen) if line.startswith("╭─ ERROR #4")) :]
+    assert [line.strip("│ ") for line in report[1:10]] == [
+        "4 │ COPY . .",
+        "5 │ RUN make",
+        "> 6 │ RUN make test",
+        "7",
+        "8 │ FROM alpine:3.19 AS docs",
+        'process "/bin/sh -c make test" did not complete successfully: exit code: 2',
+        "output:",
+        "test_one ... ok",
+        "test_two ... FAIL",
+    ]
+    assert screen[-2].startswith("Build failed after ")
+    assert_no_live_view_left([line for line in screen if not line.startswith("│ test_")])
