@@ -62,6 +62,9 @@ MS_SLAVE = 0x80000
 MNT_DETACH = 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_libc.unshare.argtypes = (ctypes.c_int,)
+_libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
+_libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
 
 
 def layout_from_mountinfo(mountinfo_text: str) -> CgroupLayout:
@@ -130,6 +133,8 @@ class OciRuntime:
             stdout=stdout,
             stderr=stderr,
             start_new_session=True,
+            # preexec_fn is unsafe in threaded programs when it takes locks another thread may
+            # hold at fork; this one only makes three system calls through ctypes.
             preexec_fn=_hide_unified_cgroup if self.hide_unified_cgroup else None,  # noqa: PLW1509
         )
 
