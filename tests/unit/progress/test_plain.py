@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from builder.events import Event, StepDone, StepLog, StepStarted
+from builder.events import Event, StepDone, StepLog, StepStarted, TransferProgress
 from builder.progress.plain import PlainRenderer
 from tests.unit.progress.fake_build import IMAGE_ID, FakeClock, failing_build, replay, successful_build
 
@@ -80,3 +80,19 @@ def test_no_line_is_clipped() -> None:
         ]
     )
     assert output.splitlines()[1:-1] == [f"#1 {line}" for line in [*lines, long_line]]
+
+
+def test_transfers_print_one_line_when_a_blob_is_done_or_skipped() -> None:
+    digest = "sha256:" + "ab" * 32
+    output = render(
+        [
+            (0.0, TransferProgress("registry.local/app:1", digest, 0, 2_000_000, "push")),
+            (0.0, TransferProgress("registry.local/app:1", digest, 1_048_576, 2_000_000, "push")),
+            (0.0, TransferProgress("registry.local/app:1", digest, 2_000_000, 2_000_000, "push")),
+            (0.0, TransferProgress("alpine:3.19", digest, 0, 500, "pull", skipped=True)),
+        ]
+    )
+    assert output.splitlines() == [
+        "push registry.local/app:1 abababababab 2MB done",
+        "pull alpine:3.19 abababababab already present",
+    ]
