@@ -1,6 +1,7 @@
 """The registry client: pull and push over the OCI distribution API.
 
 * :func:`pull_image` / :func:`push_image`: an image between a registry and the store;
+* :func:`ensure_image`: what ``FROM`` needs (pull when missing; with ``--pull``, when changed);
 * :func:`resolve_digest`: the digest a registry serves for a reference now (``kiln pin``,
   ``--pull``);
 * :class:`RegistryClient`: one registry's HTTP session with auth challenges and retries;
@@ -14,7 +15,7 @@ from builder.registry.client import RegistryClient
 from builder.registry.credentials import Credentials, find_credentials, remove_login, save_login
 from builder.registry.manifests import head_manifest_digest
 from builder.registry.platforms import host_platform, parse_platform
-from builder.registry.pull import pull_image
+from builder.registry.pull import ensure_image, pull_image
 from builder.registry.push import push_image
 
 
@@ -28,6 +29,7 @@ def resolve_digest(ref: str, *, insecure: Sequence[str] = ()) -> str:
 __all__ = [
     "Credentials",
     "RegistryClient",
+    "ensure_image",
     "find_credentials",
     "host_platform",
     "parse_platform",

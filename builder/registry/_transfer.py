@@ -35,6 +35,11 @@ class ProgressCounter:
         if self.done_bytes - self._reported >= _REPORT_EVERY or self.done_bytes == self.total_bytes:
             self.report()
 
+    def report_skipped(self) -> None:
+        """The blob was already where it was going: report it whole, marked skipped."""
+        self.done_bytes = self.total_bytes
+        self.report(skipped=True)
+
     def report(self, *, skipped: bool = False) -> None:
         self._reported = self.done_bytes
         self.sink(

@@ -24,7 +24,12 @@ from builder.oci.model import Descriptor, Index, Manifest, parse_manifest_or_ind
 from builder.oci.reference import Reference, parse_reference
 from builder.registry._transfer import ProgressCounter, ResponseReader
 from builder.registry.client import RegistryClient, pull_scope
-from builder.registry.manifests import FetchedManifest, check_media_type, fetch_manifest
+from builder.registry.manifests import (
+    FetchedManifest,
+    check_media_type,
+    fetch_manifest,
+    head_manifest_digest,
+)
 from builder.registry.platforms import normalise, select_manifest
 from builder.store import Store
 
@@ -70,6 +75,36 @@ def pull_image(
             active.close()
 
 
+def ensure_image(
+    store: Store,
+    ref: str,
+    *,
+    platform: Platform,
+    always_check: bool = False,
+    sink: EventSink = discard,
+    insecure: Sequence[str] = (),
+) -> str:
+    """What ``FROM ref`` needs: the stored manifest digest of ``ref``, pulled when missing.
+
+    With ``always_check`` (``kiln build --pull``) the registry is asked for the reference's
+    current digest (one HEAD) and the image is pulled again only when that differs from the
+    digest (or index digest) the stored name was pulled at. A name already stored for
+    another platform is pulled for this one.
+    """
+    reference = parse_reference(ref)
+    record = store.meta.ref(str(reference))
+    wanted_platform = str(normalise(platform))
+    if record is not None and store.blobs.has(record.digest) and record.platform in ("", wanted_platform):
+        if not always_check:
+            return record.digest
+        with RegistryClient(reference.registry, insecure=insecure) as client:
+            current = head_manifest_digest(client, reference)
+            if current in (record.digest, record.index_digest):
+                return record.digest
+            return pull_image(store, ref, platform=platform, sink=sink, client=client)
+    return pull_image(store, ref, platform=platform, sink=sink, insecure=insecure)
+
+
 def resolve_platform_manifest(
     client: RegistryClient, reference: Reference, platform: Platform
 ) -> tuple[Manifest, FetchedManifest, str]:
@@ -95,17 +130,19 @@ def fetch_layers(
     store: Store, client: RegistryClient, reference: Reference, layers: Sequence[Descriptor], sink: EventSink
 ) -> None:
     """Download the layers not yet stored, several at a time; the first failure stops all."""
-    missing = list({layer.digest: layer for layer in layers if not store.blobs.has(layer.digest)}.values())
+    missing: dict[str, Descriptor] = {}
     for layer in layers:
         if store.blobs.has(layer.digest):
-            ProgressCounter(sink, str(reference), layer.digest, layer.size, "pull").report(skipped=True)
+            ProgressCounter(sink, str(reference), layer.digest, layer.size, "pull").report_skipped()
+        else:
+            missing.setdefault(layer.digest, layer)
     if not missing:
         return
     abort = threading.Event()
     with ThreadPoolExecutor(max_workers=min(PARALLEL_DOWNLOADS, len(missing))) as pool:
         futures = [
             pool.submit(fetch_blob, store, client, reference, layer, sink=sink, abort=abort)
-            for layer in missing
+            for layer in missing.values()
         ]
         try:
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
@@ -132,7 +169,7 @@ def fetch_blob(
     """Stream one blob into the store, verified against its descriptor; retried on a broken
     connection (each attempt starts a fresh temporary file)."""
     if store.blobs.has(descriptor.digest):
-        ProgressCounter(sink, str(reference), descriptor.digest, descriptor.size, "pull").report(skipped=True)
+        ProgressCounter(sink, str(reference), descriptor.digest, descriptor.size, "pull").report_skipped()
         return
     what = f"blob {descriptor.digest} of {reference}"
     for attempt in range(_DOWNLOAD_ATTEMPTS):

@@ -108,13 +108,11 @@ class _Pusher:
     def _push_blob(self, blob: _Blob) -> None:
         counter = ProgressCounter(self.sink, str(self.reference), blob.digest, blob.size, "push")
         if self._registry_has(blob):
-            counter.done_bytes = blob.size
-            counter.report(skipped=True)
+            counter.report_skipped()
             return
         location = self._mount_or_start_upload(blob)
         if location is None:
-            counter.done_bytes = blob.size
-            counter.report(skipped=True)
+            counter.report_skipped()
             return
         if blob.size <= self.chunk_size:
             self._finish_upload(location, blob, lambda: self._body(blob, 0, blob.size, counter))

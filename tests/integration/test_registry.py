@@ -27,7 +27,7 @@ from builder.events import Event, TransferProgress
 from builder.export.rootfs_import import import_rootfs
 from builder.graph import Platform
 from builder.oci import mediatypes
-from builder.registry import host_platform, pull_image, push_image, resolve_digest, save_login
+from builder.registry import ensure_image, host_platform, pull_image, push_image, resolve_digest, save_login
 from builder.registry.credentials import Credentials
 from builder.store import Store, StoredLayer
 
@@ -213,6 +213,27 @@ def test_pull_again_downloads_nothing(registry: RunningRegistry, store: Store, f
     new_requests = registry.requests()[before:]
     assert [method for method, path, _ in new_requests if "/blobs/" in path] == []
     assert all(e.skipped for e in events if isinstance(e, TransferProgress))
+
+
+def test_ensure_image_pulls_when_missing_and_with_always_check_only_when_changed(
+    registry: RunningRegistry, store: Store, fresh_store: Store
+) -> None:
+    ref = f"{registry.host}/kiln/base:1"
+    first = import_busybox(store, ref)
+    push_image(store, ref)
+
+    assert ensure_image(fresh_store, ref, platform=host_platform()) == first
+    before = len(registry.requests())
+    assert ensure_image(fresh_store, ref, platform=host_platform()) == first
+    assert registry.requests()[before:] == []
+    assert ensure_image(fresh_store, ref, platform=host_platform(), always_check=True) == first
+    assert [(m, p) for m, p, _ in registry.requests()[before:]] == [("HEAD", "/v2/kiln/base/manifests/1")]
+
+    second = add_file_layer(store, ref, ref, "new.txt", b"new\n")
+    push_image(store, ref)
+    assert ensure_image(fresh_store, ref, platform=host_platform()) == first
+    assert ensure_image(fresh_store, ref, platform=host_platform(), always_check=True) == second
+    assert fresh_store.resolve(ref) == second
 
 
 def test_chunked_upload_sends_patches_and_round_trips(
