@@ -31,6 +31,7 @@ def _write(store: Store, images: list[str], archive_format: str, out: BinaryIO) 
 
 
 def run_save(args: argparse.Namespace) -> int:
+    args.images = list(dict.fromkeys(args.images))  # an image named twice is written once
     with open_store(args) as store:
         for image in args.images:
             store.resolve(image)
