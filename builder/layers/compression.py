@@ -9,6 +9,8 @@ the parameters but not on the number of workers, so digests stay reproducible.
 from __future__ import annotations
 
 import io
+import queue
+import threading
 from typing import BinaryIO, Literal, Protocol
 
 import zstandard
@@ -48,6 +50,48 @@ class _PassThrough:
             flush()
 
 
+class _BackgroundWriter:
+    """Runs another writer on its own thread, fed through a short queue.
+
+    The layer writer's thread reads files and hashes the tar; this one compresses and
+    hashes the blob, so the two halves of the pipeline use both cores instead of taking
+    turns. Chunks are copied on the way in (the caller reuses its buffer). An error on the
+    thread is raised by the next ``write`` or by ``close``.
+    """
+
+    _QUEUE_CHUNKS = 8
+
+    def __init__(self, inner: CompressingWriter) -> None:
+        self._inner = inner
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(self._QUEUE_CHUNKS)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="kiln-compress", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            if self._error is None:
+                try:
+                    self._inner.write(chunk)
+                except BaseException as err:  # re-raised on the caller's thread
+                    self._error = err
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, chunk: bytes | bytearray | memoryview, /) -> int:
+        self._raise_pending()
+        self._chunks.put(bytes(chunk))
+        return len(chunk)
+
+    def close(self) -> None:
+        self._chunks.put(None)
+        self._thread.join()
+        self._raise_pending()
+        self._inner.close()
+
+
 class _ZstdWriter:
     def __init__(self, out: ByteSink) -> None:
         compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1, write_checksum=True)
@@ -65,7 +109,7 @@ def open_compressor(compression: Compression, out: ByteSink) -> CompressingWrite
     if compression == "gzip":
         return ParallelGzipWriter(out)
     if compression == "zstd":
-        return _ZstdWriter(out)
+        return _BackgroundWriter(_ZstdWriter(out))
     if compression == "none":
         return _PassThrough(out)
     raise LayerError(f"unknown layer compression {compression!r}: expected gzip, zstd or none")
