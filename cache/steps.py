@@ -1,0 +1,210 @@
+"""The cache as a build step sees it: compute inputs, probe for a hit, save what was built.
+
+This is the one object a step runner holds. For each filesystem-changing op:
+
+1. :func:`compute_inputs` digests what the op reads besides its parent (context files
+   through the stat-cached :class:`~cache.contenthash.ContextHasher`, other stages, images);
+2. :meth:`BuildCache.probe` keys the op and looks for a usable record; a miss carries the
+   reason, from the closest previous record of the same step (:mod:`cache.explain`);
+3. on a miss, once the layer is written, :meth:`BuildCache.save` records it.
+
+Everything here is safe to call from the solver's stage threads (one lock around the store).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+
+from builder.context import BuildContext
+from builder.errors import ContextError
+from builder.graph import (
+    ContextSource,
+    CopyOp,
+    CopySource,
+    GitSource,
+    ImageSource,
+    InlineSource,
+    Op,
+    Platform,
+    StageSource,
+    UrlSource,
+)
+from cache import records
+from cache.contenthash import ContextHasher, SourceDigest
+from cache.explain import explain_miss
+from cache.keys import CacheKey, InputNeed, op_key, required_inputs
+from cache.records import CacheRecord, RecordStore
+
+#: Why a step missed when its record exists but was built on other layers below it.
+OTHER_PARENT_LAYERS = "the cached layer was built on different layers below it"
+
+
+@dataclass(frozen=True)
+class InputSources:
+    """Where :func:`compute_inputs` finds what an op reads.
+
+    ``contexts`` maps a context name (``"context"``, or a ``--build-context`` name) to its
+    filtered directory. ``stage_digest`` gives a stage's final filesystem identity (its top
+    layer's chain id, or its final cache key: anything that changes when its files do).
+    ``image_digest`` gives the manifest digest of an image reference for the build's
+    platform. ``url_digest`` gives the content digest of a URL without ``--checksum`` (the
+    URL itself is keyed when it is ``None``); ``git_digest`` the commit of a git source.
+    """
+
+    contexts: Mapping[str, BuildContext]
+    stage_digest: Callable[[int], str]
+    image_digest: Callable[[str], str]
+    url_digest: Callable[[UrlSource], str] | None = None
+    git_digest: Callable[[GitSource], str] | None = None
+
+
+@dataclass(frozen=True)
+class InputDigests:
+    """An op's input digests by name, and the context selections they came from."""
+
+    digests: Mapping[str, str] = field(default_factory=dict)
+    selections: Mapping[str, SourceDigest] = field(default_factory=dict)
+
+    def files(self) -> dict[str, Mapping[str, str]]:
+        """Per-file digests of each context input (computed now, for a miss)."""
+        return {name: selection.files for name, selection in self.selections.items()}
+
+
+def compute_inputs(op: Op, hasher: ContextHasher, sources: InputSources) -> InputDigests:
+    """The digests :func:`cache.keys.op_key` needs for ``op`` (see :func:`required_inputs`)."""
+    digests: dict[str, str] = {}
+    selections: dict[str, SourceDigest] = {}
+    for need in required_inputs(op):
+        if isinstance(need.source, ContextSource):
+            selection = _context_selection(op, need, need.source.name, hasher, sources)
+            selections[need.name] = selection
+            digests[need.name] = selection.digest
+        else:
+            digests[need.name] = _source_digest(need.source, sources)
+    return InputDigests(digests, selections)
+
+
+def _context_selection(
+    op: Op, need: InputNeed, name: str, hasher: ContextHasher, sources: InputSources
+) -> SourceDigest:
+    context = sources.contexts.get(name)
+    if context is None:
+        raise ContextError(f"build context {name!r} is not available")
+    if need.paths:
+        parents = isinstance(op, CopyOp) and op.parents
+        return hasher.digest_sources(context, need.paths, exclude=need.exclude, parents=parents)
+    return hasher.digest_sources(context, [need.source_path or "."])
+
+
+def _source_digest(source: CopySource, sources: InputSources) -> str:
+    if isinstance(source, StageSource):
+        return sources.stage_digest(source.stage)
+    if isinstance(source, ImageSource):
+        return sources.image_digest(source.ref)
+    if isinstance(source, UrlSource):
+        if source.checksum:
+            return source.checksum
+        return sources.url_digest(source) if sources.url_digest is not None else f"url:{source.url}"
+    if isinstance(source, GitSource):
+        if sources.git_digest is not None:
+            return sources.git_digest(source)
+        return f"git:{source.url}#{source.ref}"
+    if isinstance(source, InlineSource):
+        return "inline"  # the content is in the op's own fields
+    raise ContextError(f"unknown copy source {type(source).__name__}")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the cache said about one step: a hit carries ``record``; a miss ``reason``."""
+
+    key: CacheKey
+    step: str
+    record: CacheRecord | None
+    reason: str
+    inputs: InputDigests
+
+    @property
+    def hit(self) -> bool:
+        return self.record is not None
+
+
+class BuildCache:
+    """The cache for one build over ``store``, honouring ``--no-cache`` and
+    ``--no-cache-filter`` (``no_cache_stages``: stage names or indexes as text)."""
+
+    def __init__(
+        self, store: RecordStore, *, no_cache: bool = False, no_cache_stages: Collection[str] = ()
+    ) -> None:
+        self._store = store
+        self._no_cache = no_cache
+        self._no_cache_stages = frozenset(no_cache_stages)
+        self._lock = threading.Lock()
+
+    def probe(
+        self,
+        op: Op,
+        *,
+        parent: str,
+        parent_chain_id: str,
+        platform: Platform,
+        inputs: InputDigests,
+        step: str,
+        stage: str = "",
+    ) -> Probe:
+        """Key ``op`` and look for a record built on ``parent_chain_id`` ("" for none)."""
+        key = op_key(op, parent=parent, platform=platform, inputs=inputs.digests)
+        disabled = self._no_cache or (bool(stage) and stage in self._no_cache_stages)
+        with self._lock:
+            meta = self._store.meta
+            if not disabled:
+                record = records.lookup(self._store, key.digest, parent_chain_id=parent_chain_id)
+                if record is not None:
+                    return Probe(key, step, records.mark_used(meta, record), "", inputs)
+                stored = records.load(meta, key.digest)
+                if stored is not None and self._store.blobs.has(stored.blob_digest):
+                    return Probe(key, step, None, OTHER_PARENT_LAYERS, inputs)
+            previous = records.previous_for_step(meta, step)
+            previous_files = records.input_files(meta, previous.preimage) if previous else None
+        reason = explain_miss(
+            key.preimage,
+            previous.preimage if previous else None,
+            files=inputs.files() if previous_files else None,
+            previous_files=previous_files,
+            no_cache=disabled,
+        )
+        return Probe(key, step, None, reason, inputs)
+
+    def save(
+        self,
+        probe: Probe,
+        *,
+        diff_id: str,
+        blob_digest: str,
+        size: int,
+        media_type: str,
+        chain_id: str,
+        parent_chain_id: str,
+        created_by: str,
+        created: str,
+    ) -> CacheRecord:
+        """Record the layer a missed step produced (call after its blob is stored)."""
+        record = CacheRecord(
+            key=probe.key.digest,
+            diff_id=diff_id,
+            blob_digest=blob_digest,
+            size=size,
+            media_type=media_type,
+            chain_id=chain_id,
+            parent_chain_id=parent_chain_id,
+            created_by=created_by,
+            created=created,
+            preimage=probe.key.preimage,
+            step=probe.step,
+        )
+        files = probe.inputs.files()
+        with self._lock:
+            records.save(self._store.meta, record, input_files=files)
+        return record
