@@ -24,6 +24,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 from builder.errors import BuildError
+from builder.exec.overlay import OverlayMount
 from builder.exec.spec import SpecMount
 from builder.graph import BindMount, CacheMount, Exec, SecretMount, SshMount, TmpfsMount
 from builder.rootpath import resolve_in_root
@@ -83,12 +84,15 @@ def spec_mounts(
 
 
 def _throwaway_copy(source: Path, stack: ExitStack) -> Path:
-    """A copy of ``source`` for an ``rw`` bind mount: writes must not reach the stage."""
+    """A writable view of ``source`` for an ``rw`` bind mount: writes must not reach the
+    stage. A directory gets an overlay with a scratch upper dir (nothing is copied, and
+    device nodes stay device nodes); a regular file is copied."""
     scratch = Path(tempfile.mkdtemp(prefix="kiln-bind-"))
     stack.callback(shutil.rmtree, scratch, True)
-    target = scratch / "data"
     if source.is_dir():
-        shutil.copytree(source, target, symlinks=True)
-    else:
-        shutil.copy2(source, target)
+        merged = scratch / "merged"
+        stack.enter_context(OverlayMount([source], scratch / "upper", scratch / "work", merged))
+        return merged
+    target = scratch / "data"
+    shutil.copy2(source, target)
     return target
