@@ -29,7 +29,10 @@ from tests.conftest import IN_CI, SHARED_DIR, require_root, require_shared
 CORPUS = SHARED_DIR / "conformance" / "differential"
 XFAIL_FILE = Path(__file__).with_name("differential_xfail.json")
 BASES_DIR = Path(os.environ.get("KILN_TEST_BASES", "/var/cache/kiln-tests/bases"))
-BASE_IMAGES = (("busybox-rootfs.tar", "busybox:latest", "sh"), ("debian-rootfs.tar.gz", "debian:bookworm-slim", "bash"))
+BASE_IMAGES = (
+    ("busybox-rootfs.tar", "busybox:latest", "sh"),
+    ("debian-rootfs.tar.gz", "debian:bookworm-slim", "bash"),
+)
 
 
 def _case_names() -> list[str]:
@@ -80,7 +83,9 @@ def corpus_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         pytest.skip(message)
     root = tmp_path_factory.mktemp("differential-store")
     for tarball, name, shell in BASE_IMAGES:
-        status = kiln_main(["--root", str(root), "import", "--change", f'CMD ["{shell}"]', str(bases / tarball), name])
+        status = kiln_main(
+            ["--root", str(root), "import", "--change", f'CMD ["{shell}"]', str(bases / tarball), name]
+        )
         assert status == 0, f"importing {tarball} failed"
     yield root
 
@@ -111,7 +116,9 @@ def test_imported_bases_match_the_corpus(corpus_store: Path, base: str, tmp_path
         path
         for path in set(expected_tree) | set(actual_tree)
         if expected_tree.get(path) != actual_tree.get(path)
-        and not (path in volatile and (expected_tree.get(path) or [])[:4] == (actual_tree.get(path) or [])[:4])
+        and not (
+            path in volatile and (expected_tree.get(path) or [])[:4] == (actual_tree.get(path) or [])[:4]
+        )
     ]
     assert sorted(differing) == []
 
@@ -127,7 +134,16 @@ def test_case(case_name: str, corpus_store: Path, tmp_path: Path, capfd: pytest.
     context = tmp_path / "ctx"
     prepare.prepare(str(case_dir), str(context))
     tag = f"diffcase-{case_name}"
-    argv = ["--root", str(corpus_store), "build", "--no-cache", "-f", str(context / case["dockerfile"]), "-t", tag]
+    argv = [
+        "--root",
+        str(corpus_store),
+        "build",
+        "--no-cache",
+        "-f",
+        str(context / case["dockerfile"]),
+        "-t",
+        tag,
+    ]
     for key, value in (case.get("build_args") or {}).items():
         argv += ["--build-arg", f"{key}={value}"]
     if case.get("target"):
