@@ -182,3 +182,25 @@ def test_diff_id_mismatch_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(LayerError, match="expected sha256:0000"):
         apply_layer(io.BytesIO(blob.getvalue()), tmp_path / "root", diff_id="sha256:" + "0" * 64)
+
+
+def test_odd_names_big_ids_and_long_links_round_trip(tmp_path: Path) -> None:
+    require_root("a uid above 2097151 needs root")
+    source, unpacked = tmp_path / "source", tmp_path / "unpacked"
+    source.mkdir()
+    unpacked.mkdir()
+    latin1 = os.fsencode(source) + b"/caf\xe9"
+    with open(latin1, "wb") as handle:
+        handle.write(b"not utf-8 name")
+    big_owner = source / "big-owner"
+    big_owner.write_text("x")
+    os.chown(big_owner, 3_000_000, 3_000_001)
+    (source / "far").symlink_to("/" + "x" * 200 + "/target")
+    blob = io.BytesIO()
+
+    write_layer(source, blob, compression="gzip")
+    apply_layer(io.BytesIO(blob.getvalue()), unpacked, whiteout_format="oci")
+
+    assert describe_tree(unpacked) == describe_tree(source)
+    assert os.stat(unpacked / "big-owner").st_uid == 3_000_000
+    assert os.path.exists(os.fsencode(unpacked) + b"/caf\xe9")

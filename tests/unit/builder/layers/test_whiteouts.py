@@ -168,3 +168,16 @@ def test_overlayfs_honours_an_unpacked_snapshot(tmp_path: Path) -> None:
         subprocess.run(["umount", str(merged)], check=True)
 
     assert listing == ["added", "kept", "opq", "opq/-first", "opq/keep"]
+
+
+def test_user_xattr_opaque_form_is_read_too(tmp_path: Path) -> None:
+    upper = tmp_path / "upper"
+    (upper / "d").mkdir(parents=True)
+    os.setxattr(upper / "d", "user.overlay.opaque", b"y")
+    (upper / "e").mkdir()
+    os.setxattr(upper / "e", "user.overlay.opaque", b"n")
+    blob = io.BytesIO()
+
+    write_layer(upper, blob, compression="none")
+
+    assert _names(blob.getvalue()) == ["d", "d/.wh..wh..opq", "e"]
