@@ -16,7 +16,16 @@ from builder.errors import KilnError, UsageError
 from builder.exec.runtime import interrupts_stop_containers
 
 #: Command modules, in the order ``kiln --help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("build", "debug", "images", "archive", "registry", "system", "completion")
+COMMAND_MODULES: tuple[str, ...] = (
+    "build",
+    "debug",
+    "images",
+    "containers",
+    "archive",
+    "registry",
+    "system",
+    "completion",
+)
 
 VERSION = "0.1.0"
 

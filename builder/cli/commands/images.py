@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.cli.commands._humanize import human_age, human_size, table
+from builder.containers import check_image_removable
 from builder.errors import KilnError, StoreError, UsageError
 from builder.export.rootfs_import import import_rootfs
 from builder.oci.reference import parse_reference
@@ -161,6 +162,8 @@ def run_rmi(args: argparse.Namespace) -> int:
 
 def _remove_one(store: Store, ref: str, *, force: bool) -> None:
     """A name is untagged (the image goes with its last name); an id removes the image."""
+    if not force:
+        check_image_removable(store, ref)
     if _is_name(store, ref):
         record = store.untag(ref)
         print(f"Untagged: {ref}")
@@ -223,7 +226,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     parser = subparsers.add_parser("rmi", help="remove names and images")
     parser.add_argument("images", nargs="+", metavar="IMAGE")
-    parser.add_argument("-f", "--force", action="store_true", help="remove an image that has several names")
+    parser.add_argument(
+        "-f", "--force", action="store_true", help="remove an image with several names or used by a container"
+    )
     parser.set_defaults(handler=run_rmi)
 
     parser = subparsers.add_parser("prune", help="remove unreferenced images, blobs and snapshots")

@@ -1,0 +1,36 @@
+"""Containers: an image's layers plus a writable layer of their own, run, listed, committed.
+
+``kiln run`` creates one (:func:`create_container`) and runs it (:func:`start_container`);
+``kiln ps`` lists the records; ``kiln rm`` removes one; ``kiln commit`` turns its writable
+layer into a new image (:func:`commit_container`); ``kiln rmi`` asks :func:`image_in_use`.
+"""
+
+from builder.containers.commit import CommitOptions, commit_container
+from builder.containers.lifecycle import (
+    check_image_removable,
+    container_dir,
+    create_container,
+    image_in_use,
+    remove_container,
+    start_container,
+    upper_dir,
+)
+from builder.containers.process import RunOverrides, resolve_process
+from builder.containers.records import ContainerRecord, all_records, find_record
+
+__all__ = [
+    "CommitOptions",
+    "ContainerRecord",
+    "RunOverrides",
+    "all_records",
+    "check_image_removable",
+    "commit_container",
+    "container_dir",
+    "create_container",
+    "find_record",
+    "image_in_use",
+    "remove_container",
+    "resolve_process",
+    "start_container",
+    "upper_dir",
+]
