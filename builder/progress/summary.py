@@ -33,7 +33,7 @@ _RESULT_STYLES = {
 def summary_table(model: BuildModel) -> Table:
     """One row per step: number and name, cached or rebuilt, layer size, short digest, time."""
     table = Table(title="Build summary", title_justify="left", expand=False)
-    table.add_column("step", no_wrap=True, overflow="ellipsis", max_width=60)
+    table.add_column("step", no_wrap=True, overflow="ellipsis")
     table.add_column("result", no_wrap=True)
     table.add_column("layer", justify="right", no_wrap=True)
     table.add_column("digest", no_wrap=True)

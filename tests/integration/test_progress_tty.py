@@ -10,6 +10,7 @@ nothing of the live view (spinners, headers, output tails) was left behind.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, require_root
 
 REPLAY_SCRIPT = """
 import sys, time
@@ -40,7 +41,6 @@ for index, (_moment, event) in enumerate(timeline):
     renderer(event)
     time.sleep(0.02)
 renderer.close()
-print("REPLAY-EXIT")
 """
 
 SPINNER_FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -53,9 +53,11 @@ class Terminal:
         self.socket = socket
 
     def start(self, *command: str) -> None:
-        """Run ``command`` from the checkout, outside CI's view (``CI`` unset) and at tmux's size."""
+        """Run ``command`` from the checkout, outside CI's view (``CI`` unset) and at tmux's size,
+        in a fresh session; ``EXIT=<status>`` is printed after it."""
+        subprocess.run([*self._tmux(), "kill-session", "-t", "kiln"], check=False, capture_output=True)
         exports = f"PYTHONPATH={REPO_ROOT} TERM=xterm-256color LANG=C.UTF-8"
-        shell_command = f"cd {REPO_ROOT} && env -u CI -u COLUMNS -u LINES {exports} {' '.join(command)}"
+        shell_command = f"cd {REPO_ROOT} && env -u CI -u COLUMNS -u LINES {exports} {shlex.join(command)}"
         subprocess.run(
             [
                 *self._tmux(),
@@ -67,7 +69,7 @@ class Terminal:
                 "40",
                 "-s",
                 "kiln",
-                shell_command + "; sleep 60",
+                shell_command + '; echo "EXIT=$?"; sleep 60',
             ],
             check=True,
         )
@@ -117,7 +119,7 @@ def replay(kind: str, terminal: Terminal, tmp_path: Path, halfway_mark: str) -> 
     )
     halfway = terminal.screen()
     gate.touch()
-    wait_for(lambda: "REPLAY-EXIT" in terminal.screen(), "the replay to finish")
+    wait_for(lambda: "EXIT=0" in terminal.screen(), "the replay to finish")
     return halfway, terminal.screen()
 
 
@@ -155,7 +157,7 @@ def test_successful_build_in_a_terminal(terminal: Terminal, tmp_path: Path) -> N
     }
     assert screen[-3].startswith("Built in ") and screen[-3].endswith(": 1 of 4 steps cached")
     assert screen[-2] == "image sha256:" + "e" * 64 + " tagged demo:latest"
-    assert screen[-1] == "REPLAY-EXIT"
+    assert screen[-1] == "EXIT=0"
     assert_no_live_view_left(screen)
 
 
@@ -179,3 +181,91 @@ def test_failed_build_in_a_terminal(terminal: Terminal, tmp_path: Path) -> None:
     ]
     assert screen[-2].startswith("Build failed after ")
     assert_no_live_view_left([line for line in screen if not line.startswith("│ test_")])
+
+
+REAL_DOCKERFILE = """\
+FROM scratch AS tools
+COPY busybox sh /bin/
+
+FROM tools AS docs
+RUN echo "doc 1"; echo "doc 2"; echo manual > /manual
+
+FROM tools
+COPY --from=docs /manual /manual
+RUN echo compiled > /compiled
+"""
+
+FAILING_DOCKERFILE = """\
+FROM scratch
+COPY busybox sh /bin/
+RUN echo checking the widget; exit 3
+RUN echo never runs
+"""
+
+
+def kiln_build(terminal: Terminal, tmp_path: Path, dockerfile: str) -> list[str]:
+    """Run ``kiln build --progress=tty`` in the terminal; the final screen's non-empty rows."""
+    context = tmp_path / "context"
+    context.mkdir(exist_ok=True)
+    shutil.copy("/bin/busybox", context / "busybox")
+    if not (context / "sh").is_symlink():
+        (context / "sh").symlink_to("busybox")
+    (context / "Dockerfile").write_text(dockerfile)
+    store = tmp_path / "store"
+    command = [sys.executable, "-m", "builder.cli.main", "--root", str(store), "build"]
+    terminal.start(*command, "--progress=tty", "-t", "demo:latest", str(context))
+    wait_for(lambda: any(line.startswith("EXIT=") for line in terminal.screen()), "kiln build", timeout=180)
+    screen = [line for line in terminal.screen() if line]
+    if "Build summary" not in screen and any(line.startswith("#1 [") for line in screen):
+        pytest.skip("kiln build printed plain progress on a terminal: the live view is not wired in yet")
+    return screen
+
+
+def require_real_builds() -> None:
+    require_root("kiln build runs steps in containers")
+    if not Path("/bin/busybox").exists() or not (shutil.which("crun") or shutil.which("runc")):
+        pytest.skip("needs /bin/busybox and crun or runc")
+
+
+def test_real_build_marks_rebuilt_then_cached_steps(terminal: Terminal, tmp_path: Path) -> None:
+    require_real_builds()
+    first = kiln_build(terminal, tmp_path, REAL_DOCKERFILE)
+    assert first[-1] == "EXIT=0"
+    assert summary_results(first) == {
+        "#1 [tools 1/2] FROM scratch": "base",
+        "#2 [tools 2/2] COPY busybox sh /bin/": "rebuilt",
+        "#3 [docs 1/2] FROM stage 0": "base",
+        '#4 [docs 2/2] RUN echo "doc 1"; echo "doc 2"; echo manual > /manual': "rebuilt",
+        "#5 [stage-2 1/3] FROM stage 0": "base",
+        "#6 [stage-2 2/3] COPY --from=docs /manual /manual": "rebuilt",
+        "#7 [stage-2 3/3] RUN echo compiled > /compiled": "rebuilt",
+    }
+    assert first[-3].startswith("Built in ") and first[-3].endswith(": 0 of 4 steps cached")
+    assert first[-2].startswith("image sha256:") and first[-2].endswith(" tagged demo:latest")
+    assert_no_live_view_left(first)
+    second = kiln_build(terminal, tmp_path, REAL_DOCKERFILE)
+    assert second[-1] == "EXIT=0"
+    results = summary_results(second)
+    assert [results[name] for name in results if "RUN" in name or "COPY" in name] == ["cached"] * 4
+    assert second[-3].endswith(": 4 of 4 steps cached")
+    assert_no_live_view_left(second)
+
+
+def test_real_failed_build_shows_the_instruction_and_exit_status(terminal: Terminal, tmp_path: Path) -> None:
+    require_real_builds()
+    screen = kiln_build(terminal, tmp_path, FAILING_DOCKERFILE)
+    assert screen[-1] == "EXIT=1"
+    assert summary_results(screen)["#3 [stage-0 3/4] RUN echo checking the widget; exit 3"] == "FAILED"
+    report = screen[next(i for i, line in enumerate(screen) if line.startswith("╭─ ERROR #3")) :]
+    body = [line.strip("│ ") for line in report[1:]]
+    assert body[:4] == [
+        "1 │ FROM scratch",
+        "2 │ COPY busybox sh /bin/",
+        "> 3 │ RUN echo checking the widget; exit 3",
+        "4 │ RUN echo never runs",
+    ]
+    assert body[4].endswith(
+        'process "/bin/sh -c echo checking the widget; exit 3" did not complete successfully: exit code: 3'
+    )
+    assert "checking the widget" in body
+    assert_no_live_view_left(screen)
