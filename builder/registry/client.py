@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -190,17 +190,21 @@ class RegistryClient:
         stream: bool,
     ) -> requests.Response:
         attempt = 0
+        url = self.url(path)
+        # An upload Location may point elsewhere (a storage front end): credentials and
+        # tokens go only to the registry's own host, as containerd does.
+        same_host = urlsplit(url).netloc == urlsplit(self.base_url).netloc
         while True:
             merged = dict(headers or {})
             with self._lock:
                 authorization = self._authorization.get(scope_key)
-            if authorization is not None:
+            if authorization is not None and same_host:
                 merged["Authorization"] = authorization
             payload = body() if callable(body) else body
             try:
                 response = self.session.request(
                     method,
-                    self.url(path),
+                    url,
                     headers=merged,
                     params=params,
                     data=payload,
@@ -295,7 +299,7 @@ class RegistryClient:
                 f"unauthorized: {self.registry} requires authentication for {what} "
                 f"(kiln login {self.registry})"
             )
-        return f"unauthorized: {self.registry} refused the saved credentials for {what}"
+        return f"unauthorized: {self.registry} refused the credentials for {what}"
 
     # errors ------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ loopback token server whose JWTs the registry verifies.
 from __future__ import annotations
 
 import base64
+import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ import pytest
 from builder.cli.main import main
 from builder.errors import RegistryError
 from builder.registry import host_platform, pull_image, push_image, save_login
-from builder.registry.credentials import Credentials
+from builder.registry.credentials import Credentials, find_credentials
 from builder.store import Store
 from tests.fixtures.registry_images import import_busybox
 
@@ -43,9 +44,7 @@ def test_basic_auth_needs_a_login_and_works_with_one(
     save_login(basic_auth_registry.host, Credentials(basic_auth_registry.user, "wrong"))
     with pytest.raises(RegistryError) as raised:
         push_image(store, ref)
-    assert str(raised.value).startswith(
-        f"unauthorized: {basic_auth_registry.host} refused the saved credentials"
-    )
+    assert str(raised.value).startswith(f"unauthorized: {basic_auth_registry.host} refused the credentials")
 
     status = main(
         [
@@ -65,6 +64,26 @@ def test_basic_auth_needs_a_login_and_works_with_one(
     assert main(["logout", basic_auth_registry.host]) == 0
     with Store.open(fresh_store.root.parent / "third") as third, pytest.raises(RegistryError):
         pull_image(third, ref, platform=host_platform())
+
+
+def test_login_reads_the_password_from_stdin_and_refuses_a_wrong_one(
+    basic_auth_registry: RunningRegistry, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host = basic_auth_registry.host
+    monkeypatch.setattr("sys.stdin", io.StringIO("wrong\n"))
+    assert main(["login", "-u", basic_auth_registry.user, "--password-stdin", host]) == 1
+    assert capsys.readouterr().err == (
+        f"error: unauthorized: {host} refused the credentials for the API root of {host}: "
+        "UNAUTHORIZED authentication required\n"
+    )
+    assert find_credentials(host) is None
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(basic_auth_registry.password + "\n"))
+    assert main(["login", "-u", basic_auth_registry.user, "--password-stdin", host]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("Login Succeeded")
+    assert basic_auth_registry.password not in captured.out + captured.err
+    assert find_credentials(host) == Credentials(basic_auth_registry.user, basic_auth_registry.password)
 
 
 def test_bearer_token_flow_with_docker_config_credentials(

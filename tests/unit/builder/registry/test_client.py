@@ -161,7 +161,7 @@ def test_a_second_401_is_not_answered_again(scripted: ScriptedServer) -> None:
         pytest.raises(RegistryError) as raised,
     ):
         client.request("GET", "/v2/", scopes=[], what="the image")
-    assert str(raised.value) == f"unauthorized: {scripted.host} refused the saved credentials for the image"
+    assert str(raised.value) == f"unauthorized: {scripted.host} refused the credentials for the image"
     assert len(scripted.seen) == 2
 
 
@@ -220,3 +220,20 @@ def test_ping_refuses_a_server_that_is_no_registry(scripted: ScriptedServer) -> 
     with _client(scripted.host) as client, pytest.raises(RegistryError) as raised:
         client.ping()
     assert str(raised.value) == f"http://{scripted.host} does not answer like an OCI distribution registry"
+
+
+def test_tokens_are_not_sent_to_another_host(scripted: ScriptedServer) -> None:
+    scripted.answers = [
+        (401, {"WWW-Authenticate": 'Basic realm="r"'}, b""),
+        (200, {}, b"{}"),
+        (200, {}, b"{}"),
+    ]
+    other_host_url = f"http://localhost:{scripted.host.rsplit(':', 1)[1]}/upload/1"
+    with _client(scripted.host, Credentials("user", "pass")) as client:
+        client.request("GET", "/v2/", scopes=[], what="x")
+        client.request("GET", other_host_url, scopes=[], what="x")
+    assert [(path, bool(auth)) for _, path, auth in scripted.seen] == [
+        ("/v2/", False),
+        ("/v2/", True),
+        ("/upload/1", False),
+    ]
