@@ -182,13 +182,19 @@ def feed_timed(sink: Callable[[Event], None], events: list[Event]) -> float:
 
 
 def test_a_hundred_thousand_lines_neither_stall_nor_flood() -> None:
-    """The live view takes output no slower than plain lines do, and draws only a few frames."""
+    """The live view takes output no slower than plain lines do, and draws only a few frames.
+
+    Each renderer gets the best of two runs, so a busy machine does not decide the outcome.
+    """
     events: list[Event] = [StepStarted(1, "[a 2/2] RUN seq 100000")]
     events += [StepLog(1, f"line {number}\n".encode()) for number in range(100_000)]
-    stream = io.StringIO()
-    renderer = TtyRenderer(Console(file=stream, width=100, height=40, force_terminal=True))
-    tty_seconds = feed_timed(renderer, events)
-    renderer.close()
-    plain_seconds = feed_timed(PlainRenderer(io.StringIO()), events)
-    assert tty_seconds < plain_seconds * 1.5 + 0.2
-    assert len(stream.getvalue()) < 200_000
+    tty_runs, plain_runs, written = [], [], []
+    for _attempt in range(2):
+        stream = io.StringIO()
+        renderer = TtyRenderer(Console(file=stream, width=100, height=40, force_terminal=True))
+        tty_runs.append(feed_timed(renderer, events))
+        renderer.close()
+        written.append(len(stream.getvalue()))
+        plain_runs.append(feed_timed(PlainRenderer(io.StringIO()), events))
+    assert min(tty_runs) < min(plain_runs) * 1.5 + 0.2
+    assert max(written) < 200_000
