@@ -39,6 +39,7 @@ def resolve_in_root(root: Path, path: str, *, follow_final: bool = True, strict:
     the root. The layer applier uses it, since a well-formed layer never writes through such
     a link: a diff walks ``lstat`` and never descends into one.
     """
+    root_text = os.fspath(root).rstrip("/")  # "" for "/", so joins never start with "//"
     pending = deque(_components(path))
     resolved: list[str] = []
     links_followed = 0
@@ -50,7 +51,7 @@ def resolve_in_root(root: Path, path: str, *, follow_final: bool = True, strict:
             elif strict:
                 raise StoreError(f"{path!r} climbs above the root with '..'")
             continue
-        candidate = root.joinpath(*resolved, part)
+        candidate = "/".join((root_text, *resolved, part))
         try:
             mode = os.lstat(candidate).st_mode
         except (FileNotFoundError, NotADirectoryError):
@@ -69,7 +70,7 @@ def resolve_in_root(root: Path, path: str, *, follow_final: bool = True, strict:
                 raise StoreError(f"{shown!r} is a symlink to {target!r}, outside the root")
             resolved.clear()
         pending.extendleft(reversed(_components(target)))
-    return root.joinpath(*resolved)
+    return Path("/".join((root_text, *resolved))) if resolved else root
 
 
 def is_within(root: Path, path: Path) -> bool:
@@ -87,16 +88,21 @@ def ensure_dir_in_root(root: Path, path: str, *, mode: int = 0o755, strict: bool
     directory. ``strict`` is passed to :func:`resolve_in_root`.
     """
     resolved = resolve_in_root(root, path, strict=strict)
-    current = root
+    if os.path.isdir(resolved):  # the common case: nothing to make (never a link: resolved)
+        return resolved
+    root_text = os.fspath(root).rstrip("/")
+    current = root_text
     for part in resolved.relative_to(root).parts:
-        current = current / part
+        current = f"{current}/{part}"
         try:
+            existing = os.lstat(current).st_mode
+        except FileNotFoundError:
             os.mkdir(current, mode)
-        except FileExistsError:
-            if not stat.S_ISDIR(os.lstat(current).st_mode):
-                shown = "/" + str(current.relative_to(root))
-                message = f"cannot create directory {path!r}: {shown} exists and is not a directory"
-                raise StoreError(message) from None
+            continue
+        if not stat.S_ISDIR(existing):
+            shown = current[len(root_text) :]
+            message = f"cannot create directory {path!r}: {shown} exists and is not a directory"
+            raise StoreError(message)
     return resolved
 
 

@@ -84,18 +84,6 @@ def _entry_parts(name: str, path: str | None = None) -> list[str]:
     return parts
 
 
-def _remove(path: Path) -> None:
-    """Delete whatever is at ``path`` (never following a symlink), if anything."""
-    try:
-        status = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(status.st_mode):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
-
-
 class _Unpacker:
     def __init__(self, root: Path, whiteout_format: Literal["overlay", "oci"]) -> None:
         self.root = root
@@ -103,10 +91,30 @@ class _Unpacker:
         self.is_root = os.geteuid() == 0
         self.written: set[Path] = set()
         self.directory_times: list[tuple[Path, int]] = []
+        # Resolved parent directories by entry path. Only removing a directory or a symlink
+        # can change how a cached path resolves (a new entry cannot sit where a cached path
+        # already passes), so removing one clears the cache.
+        self.parents: dict[str, Path] = {}
+
+    def remove(self, path: Path) -> None:
+        """Delete whatever is at ``path`` (never following a symlink), if anything."""
+        try:
+            status = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(status.st_mode):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+        if stat.S_ISDIR(status.st_mode) or stat.S_ISLNK(status.st_mode):
+            self.parents.clear()
 
     def parent_of(self, member: tarfile.TarInfo, parts: list[str], *, create: bool = True) -> Path:
         """The entry's parent directory, resolved strictly in the root (made if ``create``)."""
         parent_path = "/".join(parts[:-1])
+        cached = self.parents.get(parent_path)
+        if cached is not None:
+            return cached
         try:
             if create:
                 parent = ensure_dir_in_root(self.root, parent_path, mode=0o755, strict=True)
@@ -116,6 +124,8 @@ class _Unpacker:
             raise LayerError(f"layer entry {member.name!r} refused: {err}") from err
         if not is_within(self.root, parent):  # cannot happen: resolution stays in root
             raise LayerError(f"layer entry {member.name!r} resolves outside the root")
+        if create:
+            self.parents[parent_path] = parent
         return parent
 
     def apply(self, member: tarfile.TarInfo, archive: tarfile.TarFile) -> None:
@@ -134,12 +144,12 @@ class _Unpacker:
             except FileNotFoundError:
                 existing = None
             if existing is None or not stat.S_ISDIR(existing.st_mode):
-                _remove(target)
+                self.remove(target)
                 os.mkdir(target, 0o700)
             self.finish(target, member)
             self.directory_times.append((target, int(member.mtime)))
             return
-        _remove(target)
+        self.remove(target)
         if member.isreg():
             self.write_file(target, member, archive)
         elif member.islnk():
@@ -236,7 +246,7 @@ class _Unpacker:
         if hidden in ("", ".", "..") or "/" in hidden:
             raise LayerError(f"layer entry {member.name!r} is a whiteout outside its directory")
         target = parent / hidden
-        _remove(target)
+        self.remove(target)
         if self.whiteout_format == "overlay" and self.mknod(target, stat.S_IFCHR | 0o600, 0):
             self.written.add(target)
             if self.is_root:
@@ -251,7 +261,7 @@ class _Unpacker:
         for child in os.listdir(directory):
             path = directory / child
             if path not in self.written:
-                _remove(path)
+                self.remove(path)
 
     def set_directory_times(self) -> None:
         for path, mtime in reversed(self.directory_times):

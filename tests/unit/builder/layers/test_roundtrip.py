@@ -204,3 +204,25 @@ def test_odd_names_big_ids_and_long_links_round_trip(tmp_path: Path) -> None:
     assert describe_tree(unpacked) == describe_tree(source)
     assert os.stat(unpacked / "big-owner").st_uid == 3_000_000
     assert os.path.exists(os.fsencode(unpacked) + b"/caf\xe9")
+
+
+def test_replacing_a_linked_directory_redirects_later_entries(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "real").mkdir(parents=True)
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as archive:
+        link = tarfile.TarInfo("lib")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "real"
+        archive.addfile(link)
+        archive.addfile(tarfile.TarInfo("lib/sub/first"), io.BytesIO(b""))
+        folder = tarfile.TarInfo("lib")
+        folder.type = tarfile.DIRTYPE
+        archive.addfile(folder)
+        archive.addfile(tarfile.TarInfo("lib/sub/second"), io.BytesIO(b""))
+
+    apply_layer(io.BytesIO(tar.getvalue()), root, whiteout_format="oci")
+
+    assert sorted(os.listdir(root / "real" / "sub")) == ["first"]
+    assert not (root / "lib").is_symlink()
+    assert sorted(os.listdir(root / "lib" / "sub")) == ["second"]
