@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from builder.errors import DockerfileError
+from builder.fileops.chmod import parse_chmod
 from builder.graph import (
     ContextSource,
     CopyOp,
@@ -34,13 +35,26 @@ _GIT = re.compile(r"^(git@|git://|ssh://)|\.git(#|$)", re.IGNORECASE)
 _OCTAL = re.compile(r"^[0-7]+$")
 
 
+def _valid_chmod(text: str) -> bool:
+    """Octal up to 07777, or chmod(1)'s symbolic clauses (accepted since Dockerfile 1.14)."""
+    if _OCTAL.match(text):
+        return int(text, 8) <= 0o7777
+    if text.isdigit():
+        return False
+    try:
+        parse_chmod(text)
+    except DockerfileError:
+        return False
+    return True
+
+
 def dispatch_copy(build: BuildContext, state: StageState, instruction: CopyInstruction) -> None:
     span = instruction.span
     sources = [expand(build, state, path) for path in instruction.source_paths]
     dest_written = expand(build, state, instruction.dest)
     chown = expand(build, state, instruction.chown)
     chmod = expand(build, state, instruction.chmod)
-    if chmod and (not _OCTAL.match(chmod) or int(chmod, 8) > 0o7777):
+    if chmod and not _valid_chmod(chmod):
         raise DockerfileError(
             f"invalid chmod parameter: '{chmod}'. it should be octal string and between 0 and 07777", span
         )
