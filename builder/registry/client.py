@@ -49,6 +49,10 @@ class Readable(Protocol):
 Body = bytes | Callable[[], Readable] | None
 
 
+class TransientRegistryError(RegistryError):
+    """The registry was unreachable or answered 5xx: a later attempt may succeed."""
+
+
 def api_host(registry: str) -> str:
     """The host that serves the API: Docker Hub's name differs from its references."""
     return DOCKER_HUB_API_HOST if registry == "docker.io" else registry
@@ -151,17 +155,27 @@ class RegistryClient:
         body: Body = None,
         stream: bool = False,
         ok: Iterable[int] = (200,),
+        retry: bool = True,
     ) -> requests.Response:
         """Send a request, answering one auth challenge and retrying transient failures.
 
         ``what`` names the reference or blob for error messages; a status outside ``ok``
         raises :class:`RegistryError` (404 too: callers that probe pass it in ``ok``).
+        ``retry=False`` is for requests that must not be replayed (a ``PATCH`` appending to
+        an upload): their caller starts over instead, on :class:`TransientRegistryError`.
         """
         scope_key = frozenset(scopes)
         answered_challenge = False
         while True:
             response = self._send_with_retries(
-                method, path, scope_key=scope_key, headers=headers, params=params, body=body, stream=stream
+                method,
+                path,
+                scope_key=scope_key,
+                headers=headers,
+                params=params,
+                body=body,
+                stream=stream,
+                retries=self.retries if retry else 0,
             )
             if response.status_code == 401 and not answered_challenge:
                 challenge_header = response.headers.get("WWW-Authenticate", "")
@@ -188,6 +202,7 @@ class RegistryClient:
         params: Mapping[str, str] | None,
         body: Body,
         stream: bool,
+        retries: int,
     ) -> requests.Response:
         attempt = 0
         url = self.url(path)
@@ -218,12 +233,12 @@ class RegistryClient:
                     f"(use --insecure-registry {self.registry} only for a registry you trust)"
                 ) from err
             except (requests.ConnectionError, requests.Timeout) as err:
-                if attempt >= self.retries:
-                    raise RegistryError(
+                if attempt >= retries:
+                    raise TransientRegistryError(
                         f"cannot reach {self.registry} after {attempt + 1} attempts: {_reason(err)}"
                     ) from err
             else:
-                if response.status_code not in _RETRY_STATUSES or attempt >= self.retries:
+                if response.status_code not in _RETRY_STATUSES or attempt >= retries:
                     return response
                 response.close()
             finally:
@@ -319,7 +334,8 @@ class RegistryClient:
             return RegistryError(
                 f"rate limit hit: {self.registry} answered 429 Too Many Requests for {what}{hint}"
             )
-        return RegistryError(f"{method} {what} on {self.registry} failed with HTTP {status}{suffix}")
+        error_type = TransientRegistryError if status >= 500 else RegistryError
+        return error_type(f"{method} {what} on {self.registry} failed with HTTP {status}{suffix}")
 
 
 def _registry_message(response: requests.Response) -> str:

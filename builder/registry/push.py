@@ -11,6 +11,7 @@ registry never holds a manifest whose blobs it lacks.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,11 +26,18 @@ from builder.oci.digest import sha256_digest
 from builder.oci.model import Index, Manifest, parse_manifest_or_index
 from builder.oci.reference import Reference, parse_reference
 from builder.registry._transfer import ProgressCounter, ProgressFile
-from builder.registry.client import Body, RegistryClient, pull_scope, push_scope
+from builder.registry.client import (
+    Body,
+    RegistryClient,
+    TransientRegistryError,
+    pull_scope,
+    push_scope,
+)
 from builder.store import Store
 
 DEFAULT_CHUNK_SIZE = 32 << 20
 PARALLEL_UPLOADS = 4
+UPLOAD_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -110,14 +118,23 @@ class _Pusher:
         if self._registry_has(blob):
             counter.report_skipped()
             return
-        location = self._mount_or_start_upload(blob)
-        if location is None:
-            counter.report_skipped()
-            return
-        if blob.size <= self.chunk_size:
-            self._finish_upload(location, blob, lambda: self._body(blob, 0, blob.size, counter))
-        else:
-            self._upload_chunks(location, blob, counter)
+        for attempt in range(UPLOAD_ATTEMPTS):
+            counter.done_bytes = 0
+            try:
+                location = self._mount_or_start_upload(blob)
+                if location is None:
+                    counter.report_skipped()
+                elif blob.size <= self.chunk_size:
+                    self._finish_upload(location, blob, partial(self._body, blob, 0, blob.size, counter))
+                else:
+                    self._upload_chunks(location, blob, counter)
+                return
+            except TransientRegistryError:
+                # A broken upload cannot be resumed safely without asking the registry
+                # how much it kept; a new upload session is simpler and always correct.
+                if attempt + 1 == UPLOAD_ATTEMPTS:
+                    raise
+                time.sleep(self.client.backoff_seconds * (2**attempt))
 
     def _registry_has(self, blob: _Blob) -> bool:
         response = self.client.request(
@@ -173,6 +190,7 @@ class _Pusher:
                 },
                 body=partial(self._body, blob, offset, length, counter),
                 ok=(202,),
+                retry=False,
             )
             response.close()
             location = _location(response, f"the upload of {blob.digest}")
@@ -189,6 +207,7 @@ class _Pusher:
             params={"digest": blob.digest},
             body=body,
             ok=(201, 204),
+            retry=False,
         )
         response.close()
 

@@ -162,6 +162,33 @@ def test_chunked_upload_sends_patches_and_round_trips(
     assert pull_image(fresh_store, ref, platform=host_platform()) == digest
 
 
+@pytest.mark.parametrize("broken", ["PATCH", "PUT"])
+def test_a_broken_upload_starts_over_in_a_new_session(
+    registry: RunningRegistry, store: Store, fresh_store: Store, broken: str
+) -> None:
+    """A PATCH or closing PUT that fails (503 from a proxy) is not replayed into the same
+    upload session: the blob's upload starts again and the image arrives whole."""
+    from tests.fixtures.registry import FlakyProxy
+
+    failed: list[str] = []
+
+    def fail_once(method: str, path: str) -> bool:
+        if method == broken and "/blobs/uploads/" in path and not failed:
+            failed.append(path)
+            return True
+        return False
+
+    with FlakyProxy(registry.host, fail_once).serving() as proxy:
+        ref = f"{proxy.host}/kiln/flaky:1"
+        digest = import_busybox(store, ref)
+        assert push_image(store, ref, chunk_size=256 * 1024) == digest
+        assert pull_image(fresh_store, ref, platform=host_platform()) == digest
+
+    assert len(failed) == 1
+    starts = [path for method, path, _ in proxy.seen if method == "POST" and "/blobs/uploads/" in path]
+    assert len(starts) == 3  # one per blob (config, layer), one more for the upload that started over
+
+
 def test_push_of_an_image_on_a_pushed_base_uploads_only_the_new_layer(
     registry: RunningRegistry, store: Store
 ) -> None:
