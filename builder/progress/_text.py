@@ -31,6 +31,15 @@ def printable(raw: bytes) -> str:
     return text.translate(_DROPPED_CONTROLS)
 
 
+def clean_text(text: str) -> str:
+    """A step name or a message without escape sequences or control characters; a newline
+    becomes a space, so one event stays one line."""
+    if text.isprintable():
+        return text
+    text = _ESCAPE_SEQUENCE.sub("", text.replace("\r\n", " ").replace("\n", " "))
+    return text.translate(_DROPPED_CONTROLS)
+
+
 class LineSplitter:
     """Turns per-step chunks into complete lines; not thread-safe (callers hold their lock)."""
 

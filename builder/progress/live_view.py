@@ -13,6 +13,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from builder.progress._text import clean_text
 from builder.progress.model import BuildModel, StageView, StepState, StepView, TransferView
 from builder.progress.units import human_seconds, human_size, short_digest
 
@@ -80,7 +81,7 @@ def _transfer_table(transfers: list[TransferView]) -> Table:
     for transfer in transfers:
         speed = transfer.bytes_per_second()
         table.add_row(
-            Text(f"{transfer.direction} {transfer.ref} {short_digest(transfer.digest)}"),
+            Text(clean_text(f"{transfer.direction} {transfer.ref} {short_digest(transfer.digest)}")),
             ProgressBar(total=max(transfer.total_bytes, 1), completed=transfer.done_bytes),
             Text(
                 f"{human_size(transfer.done_bytes)}/{human_size(transfer.total_bytes)}"

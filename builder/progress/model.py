@@ -24,7 +24,7 @@ from builder.events import (
     StepStarted,
     TransferProgress,
 )
-from builder.progress._text import LineSplitter, printable
+from builder.progress._text import LineSplitter, clean_text, printable
 from builder.source import SourceSpan
 
 #: ``[build 3/7] RUN make``: the solver's step names, as BuildKit prints them.
@@ -130,7 +130,7 @@ class BuildModel:
         elif isinstance(event, BuildFinished):
             self.finished = event
         elif isinstance(event, Notice):
-            self.notices.append(event.message)
+            self.notices.append(clean_text(event.message))
         elif isinstance(event, TransferProgress):
             self._transfer(event)
         elif event.step in self.steps:
@@ -146,7 +146,7 @@ class BuildModel:
         step.seconds = event.seconds
         if isinstance(event, StepFailed):
             step.state = StepState.FAILED
-            step.error = event.message
+            step.error = clean_text(event.message)
             return
         if step.state is StepState.RUNNING:
             step.state = StepState.BASE if _is_base(step) else StepState.REBUILT
@@ -181,14 +181,15 @@ class BuildModel:
         return self._clock()
 
     def _start(self, event: StepStarted) -> None:
-        match = _STEP_NAME.match(event.name)
+        name = clean_text(event.name)
+        match = _STEP_NAME.match(name)
         if match:
             stage_name, position = match["stage"], int(match["position"])
             count, instruction = int(match["count"]), match["instruction"]
         else:
-            stage_name, position, count, instruction = "", 1, 1, event.name
+            stage_name, position, count, instruction = "", 1, 1, name
         step = StepView(
-            event.step, event.name, stage_name, position, count, instruction, event.location, self._clock()
+            event.step, name, stage_name, position, count, instruction, event.location, self._clock()
         )
         self.steps[event.step] = step
         stage = self.stages.setdefault(stage_name, StageView(stage_name, count))

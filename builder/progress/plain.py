@@ -19,7 +19,7 @@ from builder.events import (
     StepStarted,
     TransferProgress,
 )
-from builder.progress._text import LineSplitter
+from builder.progress._text import LineSplitter, clean_text
 from builder.progress.units import human_size, short_digest
 
 
@@ -50,7 +50,7 @@ class PlainRenderer:
 
     def _render(self, event: Event) -> list[str]:
         if isinstance(event, StepStarted):
-            return [f"#{event.step} {event.name}"]
+            return [f"#{event.step} {clean_text(event.name)}"]
         if isinstance(event, StepCached):
             self._cached.add(event.step)
             return [f"#{event.step} CACHED"]
@@ -64,16 +64,16 @@ class PlainRenderer:
             return [*rest, f"#{event.step} DONE {event.seconds:.1f}s{detail}"]
         if isinstance(event, StepFailed):
             rest = [f"#{event.step} {line}" for line in self._lines.finish(event.step)]
-            return [*rest, f"#{event.step} ERROR {event.message}"]
+            return [*rest, f"#{event.step} ERROR {clean_text(event.message)}"]
         if isinstance(event, BuildFinished):
-            names = ", ".join(event.names)
+            names = clean_text(", ".join(event.names))
             where = f" as {names}" if names else ""
             return [
                 f"built {event.image_id}{where} in {event.seconds:.1f}s "
                 f"({event.cached_steps}/{event.total_steps} steps cached)"
             ]
         if isinstance(event, Notice):
-            return [f"warning: {event.message}"]
+            return [f"warning: {clean_text(event.message)}"]
         if isinstance(event, TransferProgress):
             return _transfer_lines(event)
         return []
@@ -81,7 +81,7 @@ class PlainRenderer:
 
 def _transfer_lines(event: TransferProgress) -> list[str]:
     """Only a blob's end is worth a line in a log: pulls and pushes report every mebibyte."""
-    what = f"{event.direction} {event.ref} {short_digest(event.digest)}"
+    what = clean_text(f"{event.direction} {event.ref} {short_digest(event.digest)}")
     if event.skipped:
         return [f"{what} already present"]
     if event.done_bytes >= event.total_bytes:

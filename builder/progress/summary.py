@@ -14,6 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from builder.progress._text import clean_text
 from builder.progress.model import BuildModel, StepState, StepView
 from builder.progress.units import human_seconds, human_size, short_digest
 
@@ -64,7 +65,7 @@ def totals_line(model: BuildModel) -> Text:
     text = Text.assemble(("Built", "bold green"), f" in {human_seconds(finished.seconds)}: {counts}\n")
     text.append(f"image {finished.image_id}")
     if finished.names:
-        text.append(" tagged " + ", ".join(finished.names))
+        text.append(" tagged " + clean_text(", ".join(finished.names)))
     return text
 
 
@@ -105,6 +106,8 @@ def _source_excerpt(step: StepView, sources: Mapping[str, str]) -> Text:
     for number, line in numbered:
         inside = location.start_line <= number <= location.end_line
         marker = ">" if inside else " "
-        excerpt.append(f"{marker} {number:>{width}} │ {line}\n", style="bold red" if inside else "dim")
+        excerpt.append(
+            f"{marker} {number:>{width}} │ {clean_text(line)}\n", style="bold red" if inside else "dim"
+        )
     excerpt.rstrip()
     return excerpt

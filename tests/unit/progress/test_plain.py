@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from builder.events import Event, StepDone, StepLog, StepStarted, TransferProgress
+from builder.events import Event, Notice, StepDone, StepFailed, StepLog, StepStarted, TransferProgress
 from builder.progress.plain import PlainRenderer
 from tests.unit.progress.fake_build import IMAGE_ID, FakeClock, failing_build, replay, successful_build
 
@@ -95,4 +95,19 @@ def test_transfers_print_one_line_when_a_blob_is_done_or_skipped() -> None:
     assert output.splitlines() == [
         "push registry.local/app:1 abababababab 2MB done",
         "pull alpine:3.19 abababababab already present",
+    ]
+
+
+def test_names_and_messages_lose_control_characters_too() -> None:
+    output = render(
+        [
+            (0.0, StepStarted(1, "[a 1/1] RUN echo \x1b[2Jgotcha")),
+            (0.0, StepFailed(1, 0.1, "bad\x07 thing\nsecond line")),
+            (0.0, Notice("two\nlines")),
+        ]
+    )
+    assert output.splitlines() == [
+        "#1 [a 1/1] RUN echo gotcha",
+        "#1 ERROR bad thing second line",
+        "warning: two lines",
     ]
