@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.text import Text
 
 from builder.events import Event, Notice
+from builder.progress._text import clean_text
 from builder.progress.live_view import render_live
 from builder.progress.model import BuildModel
 from builder.progress.summary import failure_report, summary_table, totals_line
@@ -62,12 +63,13 @@ class TtyRenderer:
             if self._closed:
                 return
             self._model.apply(event)
-            start_live = not self._started
-            self._started = True
-        if start_live:
-            self._live.start()
+            if not self._started:
+                # start() only spawns the refresh thread, which waits for this lock to draw
+                self._started = True
+                self._live.start()
         if isinstance(event, Notice):
-            self._live.console.print(Text(f"warning: {event.message}", style="yellow"))
+            # printed above the live view; outside the lock, as printing redraws the view
+            self._live.console.print(Text(f"warning: {clean_text(event.message)}", style="yellow"))
 
     def view(self) -> RenderableType:
         """The live view as it is now (rich calls this on every refresh)."""

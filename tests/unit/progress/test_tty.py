@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Callable
 
 from rich.console import Console
 
-from builder.events import Event, StepLog, StepStarted, TransferProgress
+from builder.events import Event, StepDone, StepLog, StepStarted, TransferProgress
 from builder.progress.plain import PlainRenderer
 from builder.progress.tty import TtyRenderer
 from tests.unit.progress.fake_build import (
@@ -198,3 +199,25 @@ def test_a_hundred_thousand_lines_neither_stall_nor_flood() -> None:
         plain_runs.append(feed_timed(PlainRenderer(io.StringIO()), events))
     assert min(tty_runs) < min(plain_runs) * 1.5 + 0.2
     assert max(written) < 200_000
+
+
+def test_events_from_many_threads_while_the_view_redraws() -> None:
+    console = recording_console()
+    renderer = TtyRenderer(console)
+
+    def stage(number: int) -> None:
+        renderer(StepStarted(number, f"[s{number} 2/2] RUN work"))
+        for line in range(2_000):
+            renderer(StepLog(number, f"{number}:{line}\n".encode()))
+        renderer(StepDone(number, 1.0, 10, "sha256:" + f"{number:02d}" * 32))
+
+    threads = [threading.Thread(target=stage, args=(number,)) for number in range(1, 5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    renderer.close()
+    text = console.export_text()
+    for number in range(1, 5):
+        digest = f"{number:02d}" * 6
+        assert f"│ #{number} [s{number} 2/2] RUN work │ rebuilt │   10B │ {digest} │ 1.0s │" in text
