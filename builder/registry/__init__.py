@@ -1,7 +1,8 @@
 """The registry client: pull and push over the OCI distribution API.
 
 * :func:`pull_image` / :func:`push_image`: an image between a registry and the store;
-* :func:`ensure_image`: what ``FROM`` needs (pull when missing; with ``--pull``, when changed);
+* :func:`ensure_image`: what ``FROM`` needs (pull when missing; with ``--pull``, when changed),
+  and :class:`PullingResolver`, the frontend's resolver built on it;
 * :func:`resolve_digest`: the digest a registry serves for a reference now (``kiln pin``,
   ``--pull``);
 * :class:`RegistryClient`: one registry's HTTP session with auth challenges and retries;
@@ -17,6 +18,7 @@ from builder.registry.manifests import head_manifest_digest
 from builder.registry.platforms import host_platform, parse_platform
 from builder.registry.pull import ensure_image, pull_image
 from builder.registry.push import push_image
+from builder.registry.resolver import PullingResolver
 
 
 def resolve_digest(ref: str, *, insecure: Sequence[str] = ()) -> str:
@@ -28,6 +30,7 @@ def resolve_digest(ref: str, *, insecure: Sequence[str] = ()) -> str:
 
 __all__ = [
     "Credentials",
+    "PullingResolver",
     "RegistryClient",
     "ensure_image",
     "find_credentials",

@@ -18,7 +18,14 @@ from builder.errors import RegistryError
 from builder.events import Event, TransferProgress
 from builder.graph import Platform
 from builder.oci import mediatypes
-from builder.registry import ensure_image, host_platform, pull_image, push_image, resolve_digest
+from builder.registry import (
+    PullingResolver,
+    ensure_image,
+    host_platform,
+    pull_image,
+    push_image,
+    resolve_digest,
+)
 from builder.store import Store
 from tests.fixtures.registry_images import add_file_layer, import_busybox, skopeo_digest
 
@@ -144,6 +151,32 @@ def test_ensure_image_pulls_when_missing_and_with_always_check_only_when_changed
     assert ensure_image(fresh_store, ref, platform=host_platform()) == first
     assert ensure_image(fresh_store, ref, platform=host_platform(), always_check=True) == second
     assert fresh_store.resolve(ref) == second
+
+
+def test_pulling_resolver_pulls_missing_bases_and_keeps_local_ones_offline(
+    registry: RunningRegistry, store: Store, fresh_store: Store
+) -> None:
+    ref = f"{registry.host}/kiln/base:1"
+    pushed = import_busybox(store, ref)
+    push_image(store, ref)
+    add_file_layer(store, ref, f"{ref}-local", "x.txt", b"x\n")
+    local = import_busybox(fresh_store, "127.0.0.1:1/offline/only:1")  # no registry listens there
+    resolver = PullingResolver(fresh_store)
+
+    resolved = resolver.resolve(ref, host_platform())
+    offline = resolver.resolve("127.0.0.1:1/offline/only:1", host_platform())
+
+    assert (resolved.ref, resolved.digest, resolved.platform) == (ref, pushed, host_platform())
+    assert resolved.config == fresh_store.get_image(ref)[1]["config"]
+    assert offline.digest == local
+    before = len(registry.requests())
+    assert resolver.resolve(ref, host_platform()) is resolved
+    assert registry.requests()[before:] == []
+
+    newer = add_file_layer(store, ref, ref, "new.txt", b"new\n")
+    push_image(store, ref)
+    assert PullingResolver(fresh_store).resolve(ref, host_platform()).digest == pushed
+    assert PullingResolver(fresh_store, always_check=True).resolve(ref, host_platform()).digest == newer
 
 
 def test_chunked_upload_sends_patches_and_round_trips(
