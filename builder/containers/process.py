@@ -2,7 +2,7 @@
 
 * ``Entrypoint`` is kept; arguments after the image replace ``Cmd`` (not the entrypoint).
 * ``Env`` comes from the config, ``-e K=V`` overrides by key, ``-e K`` takes the caller's
-  ``$K`` (and is dropped when unset); a PATH is added when none is set, as docker does.
+  ``$K`` (and is dropped when unset); a PATH is put first when none is set, as docker does.
 * ``-w`` replaces ``WorkingDir`` (default ``/``), ``-u`` replaces ``User`` (default root).
 """
 
@@ -63,7 +63,7 @@ def merge_env(
             value = caller_env[key]
         merged[key] = value
     if "PATH" not in merged:
-        merged["PATH"] = DEFAULT_PATH
+        merged = {"PATH": DEFAULT_PATH, **merged}
     return tuple(f"{key}={value}" for key, value in merged.items())
 
 
