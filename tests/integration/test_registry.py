@@ -28,6 +28,7 @@ from builder.registry import (
 )
 from builder.store import Store
 from tests.fixtures.registry_images import add_file_layer, import_busybox, skopeo_digest
+from tests.fixtures.registry_servers import FlakyProxy
 
 if TYPE_CHECKING:
     from tests.fixtures.registry import RunningRegistry
@@ -201,8 +202,6 @@ def test_a_broken_upload_starts_over_in_a_new_session(
 ) -> None:
     """A PATCH or closing PUT that fails (503 from a proxy) is not replayed into the same
     upload session: the blob's upload starts again and the image arrives whole."""
-    from tests.fixtures.registry import FlakyProxy
-
     failed: list[str] = []
 
     def fail_once(method: str, path: str) -> bool:

@@ -20,7 +20,8 @@ from builder.store import Store
 from tests.fixtures.registry_images import import_busybox
 
 if TYPE_CHECKING:
-    from tests.fixtures.registry import RunningRegistry, TokenServer
+    from tests.fixtures.registry import RunningRegistry
+    from tests.fixtures.registry_servers import TokenServer
 
 pytest_plugins = ["tests.fixtures.registry"]
 pytestmark = pytest.mark.usefixtures("registry_isolation")

@@ -12,6 +12,7 @@ from builder.errors import RegistryError
 from builder.registry import host_platform, pull_image
 from builder.store import Store
 from tests.fixtures.registry_images import lying_routes
+from tests.fixtures.registry_servers import StaticRegistry
 
 pytest_plugins = ["tests.fixtures.registry"]
 pytestmark = pytest.mark.usefixtures("registry_isolation")
@@ -21,8 +22,6 @@ pytestmark = pytest.mark.usefixtures("registry_isolation")
 def test_a_blob_that_does_not_match_its_digest_is_refused_and_nothing_is_stored(
     store: Store, lie_about: str
 ) -> None:
-    from tests.fixtures.registry import StaticRegistry
-
     routes, config_digest, layer_digest = lying_routes(lie_about=lie_about)
     with StaticRegistry(routes).serving() as liar, pytest.raises(RegistryError) as raised:
         pull_image(store, f"{liar.host}/liar:1", platform=host_platform())
@@ -40,8 +39,6 @@ def test_a_blob_that_does_not_match_its_digest_is_refused_and_nothing_is_stored(
 
 
 def test_a_manifest_that_does_not_match_the_pinned_digest_is_refused(store: Store) -> None:
-    from tests.fixtures.registry import StaticRegistry
-
     routes, _, _ = lying_routes(lie_about="nothing")
     manifest, media_type = routes["/v2/liar/manifests/1"]
     claimed = "sha256:" + "ab" * 32
@@ -56,8 +53,6 @@ def test_a_manifest_that_does_not_match_the_pinned_digest_is_refused(store: Stor
 
 
 def test_a_download_cut_short_is_retried_then_refused_leaving_no_partial_blob(store: Store) -> None:
-    from tests.fixtures.registry import StaticRegistry
-
     routes, config_digest, layer_digest = lying_routes(lie_about="nothing")
     layer_path = f"/v2/liar/blobs/{layer_digest}"
     body, media_type = routes[layer_path]
@@ -75,8 +70,6 @@ def test_a_download_cut_short_is_retried_then_refused_leaving_no_partial_blob(st
 
 
 def test_a_blob_longer_than_its_descriptor_is_cut_off(store: Store) -> None:
-    from tests.fixtures.registry import StaticRegistry
-
     routes, config_digest, layer_digest = lying_routes(lie_about="nothing")
     layer_path = f"/v2/liar/blobs/{layer_digest}"
     body, media_type = routes[layer_path]

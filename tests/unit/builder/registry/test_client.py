@@ -14,7 +14,7 @@ import pytest
 from builder.errors import RegistryError
 from builder.registry.client import RegistryClient, api_host, configured_insecure_registries, uses_plain_http
 from builder.registry.credentials import Credentials
-from tests.fixtures.registry import free_port
+from tests.fixtures.registry_servers import free_port
 
 Answer = tuple[int, dict[str, str], bytes]
 
