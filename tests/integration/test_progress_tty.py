@@ -269,3 +269,53 @@ def test_real_failed_build_shows_the_instruction_and_exit_status(terminal: Termi
     )
     assert "checking the widget" in body
     assert_no_live_view_left(screen)
+
+
+def build_with_progress(tmp_path: Path, dockerfile: str, progress: str) -> tuple[float, str]:
+    """Run ``kiln build --no-cache --progress=…`` without a terminal; its seconds and output."""
+    context = tmp_path / "context"
+    context.mkdir(exist_ok=True)
+    shutil.copy("/bin/busybox", context / "busybox")
+    if not (context / "sh").is_symlink():
+        (context / "sh").symlink_to("busybox")
+    (context / "Dockerfile").write_text(dockerfile)
+    command = [sys.executable, "-m", "builder.cli.main", "--root", str(tmp_path / "store"), "build"]
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "COLUMNS": "120", "LINES": "40"}
+    started = time.monotonic()
+    result = subprocess.run(
+        [*command, "--no-cache", f"--progress={progress}", str(context)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=False,
+    )
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    if progress == "tty" and "Build summary" not in output:
+        pytest.skip("kiln build --progress=tty printed no summary: the live view is not wired in yet")
+    return seconds, output
+
+
+@pytest.mark.slow
+def test_tty_progress_does_not_slow_a_thirty_step_build(tmp_path: Path) -> None:
+    require_real_builds()
+    steps = "".join(f"RUN echo step {number} > /step-{number}\n" for number in range(29))
+    dockerfile = f"FROM scratch\nCOPY busybox sh /bin/\n{steps}"
+    plain_seconds, plain_output = build_with_progress(tmp_path, dockerfile, "plain")
+    tty_seconds, tty_output = build_with_progress(tmp_path, dockerfile, "tty")
+    assert "#31 DONE" in plain_output
+    assert "#31 [stage-0 31/31] RUN echo step 28 > /step-28" in tty_output
+    assert tty_seconds < plain_seconds * 1.25 + 2.0
+
+
+@pytest.mark.slow
+def test_hundred_thousand_lines_plain_keeps_all_tty_keeps_the_terminal_calm(tmp_path: Path) -> None:
+    require_real_builds()
+    loop = 'i=0; while [ $i -lt 100000 ]; do echo "line $i"; i=$((i+1)); done'
+    dockerfile = f"FROM scratch\nCOPY busybox sh /bin/\nRUN {loop}\n"
+    _seconds, plain_output = build_with_progress(tmp_path, dockerfile, "plain")
+    printed = [line for line in plain_output.splitlines() if line.startswith("#3 line ")]
+    assert printed == [f"#3 line {number}" for number in range(100_000)]
+    _seconds, tty_output = build_with_progress(tmp_path, dockerfile, "tty")
+    assert len(tty_output) < 300_000
