@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from cache.canonical import canonical_digest, canonical_json
     from cache.contenthash import ContextHasher, SourceDigest
-    from cache.explain import explain_miss
+    from cache.explain import explain_all, explain_miss
     from cache.keys import CacheKey, InputNeed, image_parent, op_key, required_inputs, stage_parent
     from cache.records import CacheRecord, step_identity
     from cache.steps import BuildCache, InputDigests, InputSources, Probe, compute_inputs
@@ -27,6 +27,7 @@ _EXPORTS = {
     "canonical_json": "cache.canonical",
     "ContextHasher": "cache.contenthash",
     "SourceDigest": "cache.contenthash",
+    "explain_all": "cache.explain",
     "explain_miss": "cache.explain",
     "CacheKey": "cache.keys",
     "InputNeed": "cache.keys",
@@ -58,6 +59,7 @@ __all__ = [
     "canonical_digest",
     "canonical_json",
     "compute_inputs",
+    "explain_all",
     "explain_miss",
     "export_local",
     "image_parent",

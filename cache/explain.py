@@ -76,6 +76,41 @@ def explain_miss(
     )
 
 
+def explain_all(
+    preimage: Mapping[str, object],
+    previous: Mapping[str, object] | None,
+    *,
+    files: Mapping[str, Mapping[str, str]] | None = None,
+    previous_files: Mapping[str, Mapping[str, str]] | None = None,
+    no_cache: bool = False,
+) -> list[str]:
+    """Every difference, one line each, in the order :func:`explain_miss` checks them:
+    what ``kiln build --explain`` prints for a step (every changed file and variable)."""
+    if no_cache or previous is None or preimage == previous:
+        return [explain_miss(preimage, previous, no_cache=no_cache)]
+    lines: list[str] = []
+    for field_name in ("version", "platform", "kind", "parent"):
+        if preimage.get(field_name) != previous.get(field_name):
+            lines.append(explain_miss({**previous, field_name: preimage.get(field_name)}, previous))
+    op, previous_op = _mapping(preimage.get("op")), _mapping(previous.get("op"))
+    arg_names = _names(op.get("build_args")) | _names(previous_op.get("build_args"))
+    lines += _variable_changes(previous_op.get("env"), op.get("env"), arg_names)
+    for name in sorted((set(op) | set(previous_op)) - {"env", "build_args"}):
+        if op.get(name) != previous_op.get(name):
+            lines.append(f"instruction changed ({_FIELD_WORDS.get(name, name)})")
+    old_inputs, new_inputs = _mapping(previous.get("inputs")), _mapping(preimage.get("inputs"))
+    for name in sorted(set(old_inputs) | set(new_inputs)):
+        if old_inputs.get(name) == new_inputs.get(name):
+            continue
+        old_files, new_files = (previous_files or {}).get(name), (files or {}).get(name)
+        changes = list(changed_files(old_files, new_files)) if old_files and new_files else []
+        if changes:
+            lines += [f"file {path} {how}" for path, how in changes]
+        else:
+            lines.append(_input_change({name: old_inputs.get(name)}, {name: new_inputs.get(name)}, {}, {}))
+    return lines
+
+
 def _mapping(value: object) -> Mapping[str, object]:
     return value if isinstance(value, Mapping) else {}
 
@@ -123,16 +158,22 @@ def _names(value: object) -> set[str]:
 
 
 def _first_variable_change(old_value: object, new_value: object, arg_names: set[str]) -> str | None:
+    return next(iter(_variable_changes(old_value, new_value, arg_names)), None)
+
+
+def _variable_changes(old_value: object, new_value: object, arg_names: set[str]) -> list[str]:
+    """Each added, removed or changed ``K=V`` variable, by name."""
     old, new = _pairs(old_value), _pairs(new_value)
+    changes: list[str] = []
     for name in sorted(set(old) | set(new)):
         what = "build arg" if name in arg_names else "env"
         if name not in old:
-            return f"{what} {name} added ({name}={new[name]})"
-        if name not in new:
-            return f"{what} {name} removed (was {old[name]})"
-        if old[name] != new[name]:
-            return f"{what} {name} changed from {old[name]} to {new[name]}"
-    return None
+            changes.append(f"{what} {name} added ({name}={new[name]})")
+        elif name not in new:
+            changes.append(f"{what} {name} removed (was {old[name]})")
+        elif old[name] != new[name]:
+            changes.append(f"{what} {name} changed from {old[name]} to {new[name]}")
+    return changes
 
 
 def _input_change(

@@ -33,7 +33,7 @@ from builder.graph import (
 )
 from cache import records
 from cache.contenthash import ContextHasher, SourceDigest
-from cache.explain import explain_miss
+from cache.explain import explain_all, explain_miss
 from cache.keys import CacheKey, InputNeed, op_key, required_inputs
 from cache.records import CacheRecord, RecordStore
 
@@ -125,6 +125,8 @@ class Probe:
     record: CacheRecord | None
     reason: str
     inputs: InputDigests
+    #: Every difference from the previous record of the step (``kiln build --explain``).
+    details: tuple[str, ...] = ()
 
     @property
     def hit(self) -> bool:
@@ -168,14 +170,15 @@ class BuildCache:
                     return Probe(key, step, None, OTHER_PARENT_LAYERS, inputs)
             previous = records.previous_for_step(meta, step)
             previous_files = records.input_files(meta, previous.preimage) if previous else None
+        previous_preimage = previous.preimage if previous else None
+        files = inputs.files() if previous_files else None
         reason = explain_miss(
-            key.preimage,
-            previous.preimage if previous else None,
-            files=inputs.files() if previous_files else None,
-            previous_files=previous_files,
-            no_cache=disabled,
+            key.preimage, previous_preimage, files=files, previous_files=previous_files, no_cache=disabled
         )
-        return Probe(key, step, None, reason, inputs)
+        details = explain_all(
+            key.preimage, previous_preimage, files=files, previous_files=previous_files, no_cache=disabled
+        )
+        return Probe(key, step, None, reason, inputs, tuple(details))
 
     def save(
         self,

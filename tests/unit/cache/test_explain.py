@@ -7,7 +7,7 @@ import pytest
 
 from builder.graph import ContextSource, CopyOp, Exec, Platform
 from builder.source import SourceSpan
-from cache.explain import FIRST_BUILD, LAYER_GONE, NO_CACHE, explain_miss
+from cache.explain import FIRST_BUILD, LAYER_GONE, NO_CACHE, explain_all, explain_miss
 from cache.keys import SOURCE_INPUT, image_parent, op_key, stage_parent
 
 AMD64 = Platform("linux", "amd64")
@@ -127,3 +127,37 @@ def test_copy_destination_change() -> None:
         explain_miss(copy_preimage("sha256:1", moved), copy_preimage("sha256:1"))
         == "instruction changed (destination)"
     )
+
+
+def test_explain_all_lists_every_difference() -> None:
+    changed = run_preimage(
+        parent=image_parent("sha256:" + "b" * 64),
+        changes={
+            "env": ("PATH=/bin", "VERSION=2", "MODE=slow"),
+            "build_args": ("VERSION=2",),
+            "cwd": "/",
+        },
+    )
+    assert explain_all(changed, run_preimage()) == [
+        "base image digest changed from aaaaaaaaaaaa to bbbbbbbbbbbb",
+        "env MODE changed from fast to slow",
+        "build arg VERSION changed from 1 to 2",
+        "instruction changed (working directory)",
+    ]
+
+
+def test_explain_all_names_every_file() -> None:
+    old_files = {"source": {"a": "1", "b": "1", "c": "1", "d": "1"}}
+    new_files = {"source": {"a": "2", "b": "2", "e": "1", "f": "1"}}
+    assert explain_all(
+        copy_preimage("sha256:2"), copy_preimage("sha256:1"), files=new_files, previous_files=old_files
+    ) == [
+        "file a changed",
+        "file b changed",
+        "file c removed",
+        "file d removed",
+        "file e added",
+        "file f added",
+    ]
+    assert explain_all(copy_preimage("sha256:2"), copy_preimage("sha256:1")) == ["source content changed"]
+    assert explain_all(copy_preimage("sha256:1"), None) == [FIRST_BUILD]

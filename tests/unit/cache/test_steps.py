@@ -164,6 +164,27 @@ def test_editing_an_unselected_file_rebuilds_nothing(stage: Stage, context_root:
     assert cached(stage.build(stage_ops())) == [True] * 5
 
 
+def test_a_miss_carries_every_difference(stage: Stage, context_root: Path, store: Store) -> None:
+    stage.build(stage_ops())
+    (context_root / "app/main.py").write_text("print(2)\n")
+    (context_root / "app/new.py").write_text("new\n")
+    cache = BuildCache(store)
+    sources = InputSources({"context": BuildContext.open(context_root)}, str, str)
+    parent = BASE
+    for position, op in enumerate(stage_ops()[:3], start=2):
+        probe = cache.probe(
+            op,
+            parent=parent,
+            parent_chain_id="",
+            platform=AMD64,
+            inputs=compute_inputs(op, stage.hasher, sources),
+            step=step_identity("Dockerfile", "build", position),
+        )
+        parent = probe.key.digest
+    assert probe.reason == "file app/main.py changed, file app/new.py added"
+    assert probe.details == ("file app/main.py changed", "file app/new.py added")
+
+
 def test_changing_a_build_arg_rebuilds_the_steps_that_see_it(stage: Stage) -> None:
     stage.build(stage_ops("1"))
     assert stage.build(stage_ops("2")) == [
