@@ -1,0 +1,75 @@
+"""The OCI archive of a built image is one outside tools accept: ``skopeo inspect`` reads
+it and ``umoci unpack`` turns its layout into a runtime bundle with the built files."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, require_root
+from tests.fixtures.busybox import busybox_tar  # noqa: F401  (a fixture)
+from tests.fixtures.kiln_cli import import_busybox, kiln
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+HELLO = REPO_ROOT / "examples" / "hello"
+GOARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+@pytest.fixture(scope="module")
+def hello_archive(tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path) -> Path:  # noqa: F811
+    require_root("builds run containers and mount overlays")
+    base = tmp_path_factory.mktemp("build-archive")
+    store_root, archive = base / "store", base / "hello.oci.tar"
+    import_busybox(store_root, busybox_tar)
+    output = f"type=oci,dest={archive},name=hello:latest"
+    assert kiln(store_root, "build", "-q", "-t", "hello", "-o", output, str(HELLO)) == 0
+    return archive
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def test_skopeo_inspects_the_archive(hello_archive: Path) -> None:
+    skopeo = _tool("skopeo")
+    inspected = subprocess.run(
+        [skopeo, "inspect", f"oci-archive:{hello_archive}"], capture_output=True, text=True, check=True
+    )
+    summary = json.loads(inspected.stdout)
+    assert (summary["Os"], summary["Architecture"]) == ("linux", GOARCH)
+    assert len(summary["Layers"]) == 3  # busybox, COPY, RUN
+    config = subprocess.run(
+        [skopeo, "inspect", "--config", f"oci-archive:{hello_archive}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(config.stdout)["config"]["Cmd"] == ["hello"]
+
+
+def test_umoci_unpacks_the_layout(hello_archive: Path, tmp_path: Path) -> None:
+    umoci = _tool("umoci")
+    layout, bundle = tmp_path / "layout", tmp_path / "bundle"
+    layout.mkdir()
+    with tarfile.open(hello_archive) as archive:
+        archive.extractall(layout, filter="tar")
+    subprocess.run([umoci, "unpack", "--image", f"{layout}:latest", str(bundle)], check=True)
+    runtime_config = json.loads((bundle / "config.json").read_text())
+    assert runtime_config["process"]["args"] == ["hello"]
+    rootfs = bundle / "rootfs"
+    script = rootfs / "usr" / "local" / "bin" / "hello"
+    assert script.read_bytes() == (HELLO / "hello.sh").read_bytes()
+    assert script.stat().st_mode & 0o7777 == 0o755
+    assert (rootfs / "etc" / "built-on").read_text() == f"built on {platform.machine()}\n"
+    assert (rootfs / "bin" / "busybox").is_file()
+    assert not (rootfs / "etc" / "hosts").exists()
