@@ -1,9 +1,8 @@
 """Moving cache records between stores: ``--cache-to type=local`` and ``--cache-from``.
 
-A local cache is an OCI image layout directory, so ordinary tools can copy or push it: one
-manifest (``index.json`` names it) whose layers are the records' layer blobs and whose
-config blob, of media type :data:`CACHE_CONFIG_MEDIA_TYPE`, holds the records themselves
-and the per-file input digests their explanations need. Exporting again into the same
+A local cache is an OCI image layout directory, so ordinary tools can copy or push it:
+``index.json`` names the one cache manifest of :mod:`cache.cacheimage`, whose layers are the
+records' layer blobs and whose config holds the records. Exporting again into the same
 directory merges: records already there stay unless this build has a newer one for the
 same key. Importing copies the blobs in (each verified against its digest, as everything
 read from outside is) and adds the records a store lacks; snapshots are unpacked later, on
@@ -28,9 +27,16 @@ from typing import BinaryIO, Literal, Protocol
 
 from builder.errors import StoreError
 from builder.oci import mediatypes
-from cache.records import CacheRecord, KeyValueTable, input_files, save
+from cache.cacheimage import (
+    InputFiles,
+    cache_documents,
+    config_digest_of,
+    inputs_of_records,
+    parse_cache_config,
+    parse_json_object,
+)
+from cache.records import CacheRecord, KeyValueTable, save
 
-CACHE_CONFIG_MEDIA_TYPE = "application/vnd.kiln.cache.config.v1+json"
 #: ``org.opencontainers.image.ref.name`` of the cache manifest in ``index.json``.
 CACHE_REF_NAME = "kiln-cache"
 _REF_ANNOTATION = "org.opencontainers.image.ref.name"
@@ -81,12 +87,7 @@ def export_local(
     for record in chosen:
         if record.key not in merged or merged[record.key].last_used <= record.last_used:
             merged[record.key] = record
-    inputs = dict(existing_inputs)
-    for record in chosen:
-        digests = record.preimage.get("inputs", {})
-        for name, files in input_files(store.meta, record.preimage).items():
-            if isinstance(digests, Mapping):
-                inputs[str(digests[name])] = dict(files)
+    inputs = {**existing_inputs, **inputs_of_records(store.meta, chosen)}
     blob_dir = dest / "blobs" / "sha256"
     blob_dir.mkdir(parents=True, exist_ok=True)
     for record in chosen:
@@ -95,24 +96,9 @@ def export_local(
             with store.blobs.open(record.blob_digest) as stream:
                 _write_file(target, stream)
     kept = sorted(merged.values(), key=lambda record: record.key)
-    config = {"records": [record.to_json() for record in kept], "inputs": inputs}
-    config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
-    config_digest = _write_blob(blob_dir, config_bytes)
-    layers: dict[str, dict[str, object]] = {}
-    for record in kept:
-        layers.setdefault(
-            record.blob_digest,
-            {"mediaType": record.media_type, "digest": record.blob_digest, "size": record.size},
-        )
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": mediatypes.OCI_MANIFEST,
-        "artifactType": CACHE_CONFIG_MEDIA_TYPE,
-        "config": {"mediaType": CACHE_CONFIG_MEDIA_TYPE, "digest": config_digest, "size": len(config_bytes)},
-        "layers": list(layers.values()),
-    }
-    manifest_bytes = json.dumps(manifest, separators=(",", ":")).encode()
-    manifest_digest = _write_blob(blob_dir, manifest_bytes)
+    documents = cache_documents(kept, inputs)
+    _write_blob(blob_dir, documents.config)
+    manifest_digest = _write_blob(blob_dir, documents.manifest)
     index = {
         "schemaVersion": 2,
         "mediaType": mediatypes.OCI_INDEX,
@@ -120,7 +106,7 @@ def export_local(
             {
                 "mediaType": mediatypes.OCI_MANIFEST,
                 "digest": manifest_digest,
-                "size": len(manifest_bytes),
+                "size": len(documents.manifest),
                 "annotations": {_REF_ANNOTATION: CACHE_REF_NAME},
             }
         ],
@@ -171,46 +157,20 @@ def _inputs_of(record: CacheRecord, inputs: Mapping[str, Mapping[str, str]]) -> 
     return {str(name): inputs[digest] for name, digest in names.items() if digest in inputs}
 
 
-def _read_cache(src: Path) -> tuple[list[CacheRecord], dict[str, dict[str, str]]]:
+def _read_cache(src: Path) -> tuple[list[CacheRecord], InputFiles]:
     """The records and input file digests of the cache layout at ``src``, each blob read
     verified against its digest."""
-    index = _json_object(_read_file(src / "index.json"), "cache index.json")
+    index = parse_json_object(_read_file(src / "index.json"), "cache index.json")
     manifests = index.get("manifests")
     if not isinstance(manifests, list):
         raise StoreError(f"{src}/index.json lists no manifests")
     for descriptor in manifests:
         if not isinstance(descriptor, Mapping):
             continue
-        manifest = _json_object(_read_blob(src, str(descriptor.get("digest", ""))), "cache manifest")
-        config = manifest.get("config")
-        if not isinstance(config, Mapping) or config.get("mediaType") != CACHE_CONFIG_MEDIA_TYPE:
-            continue
-        payload = _json_object(_read_blob(src, str(config.get("digest", ""))), "cache config")
-        records = [CacheRecord.from_json(value) for value in _list(payload.get("records"))]
-        raw_inputs = payload.get("inputs", {})
-        inputs: dict[str, dict[str, str]] = {}
-        if isinstance(raw_inputs, Mapping):
-            for digest, files in raw_inputs.items():
-                if isinstance(files, Mapping):
-                    inputs[str(digest)] = {str(path): str(value) for path, value in files.items()}
-        return records, inputs
+        config_digest = config_digest_of(_read_blob(src, str(descriptor.get("digest", ""))))
+        if config_digest is not None:
+            return parse_cache_config(_read_blob(src, config_digest))
     raise StoreError(f"{src} holds no kiln cache manifest")
-
-
-def _list(value: object) -> list[object]:
-    if not isinstance(value, list):
-        raise StoreError("malformed cache config: records is not a list")
-    return value
-
-
-def _json_object(payload: bytes, what: str) -> dict[str, object]:
-    try:
-        value = json.loads(payload)
-    except ValueError as err:
-        raise StoreError(f"malformed {what}: {err}") from err
-    if not isinstance(value, dict):
-        raise StoreError(f"malformed {what}: not a JSON object")
-    return value
 
 
 def _read_file(path: Path) -> bytes:

@@ -8,7 +8,8 @@ import pytest
 from builder.errors import StoreError
 from builder.store.store import Store
 from cache import records
-from cache.transfer import CACHE_CONFIG_MEDIA_TYPE, export_local, import_local
+from cache.cacheimage import CACHE_CONFIG_MEDIA_TYPE
+from cache.transfer import export_local, import_local
 from tests.unit.cache.conftest import put_layer, record_for
 
 KEYS = ["sha256:" + digit * 64 for digit in "123"]
