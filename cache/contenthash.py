@@ -279,7 +279,8 @@ class _Walker:
             ):
                 continue
             child_rel = f"{rel}/{child_name}" if rel else child_name
-            self._walk(f"{name}/{child_name}", child_path, child_tree_rel, child_rel, child_info)
+            child_shown = child_name if name == "." else f"{name}/{child_name}"
+            self._walk(child_shown, child_path, child_tree_rel, child_rel, child_info)
 
     def _record(self, name: str, host_path: str, tree_rel: str, info: os.stat_result) -> None:
         """Hash one entry's line: ``<len>:<name> <kind> <perm bits> <size> <detail>[ <uid:gid>]``.

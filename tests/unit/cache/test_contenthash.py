@@ -174,3 +174,15 @@ def test_files_are_short_digests_and_marks(hasher: ContextHasher, context_root: 
     assert selection.files["gone"] == "missing"
     assert len(selection.files["app/main.py"]) == 16
     assert repr(selection) == f"SourceDigest({selection.digest!r}, 2 entries)"
+
+
+def test_whole_context_paths_are_named_from_the_root(hasher: ContextHasher, context_root: Path) -> None:
+    assert list(digest(hasher, context_root, ".").files) == [
+        ".",
+        ".dockerignore",
+        "README",
+        "app",
+        "app/main.py",
+        "app/notes.md",
+        "app/util.py",
+    ]
