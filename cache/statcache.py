@@ -51,13 +51,14 @@ class TreeDigests:
     """The remembered digests of one tree, by path relative to its root."""
 
     def __init__(self, entries: dict[str, tuple[StatKey, str]], racy_window_ns: int) -> None:
-        self._entries = entries
+        #: ``relative path → (stat key, sha256 hex)``; read directly by hot loops.
+        self.entries = entries
         self._racy_window_ns = racy_window_ns
         self.changed = False
 
     def get(self, relative: str, key: StatKey) -> str | None:
         """The remembered digest of ``relative`` if its stat still matches ``key``."""
-        known = self._entries.get(relative)
+        known = self.entries.get(relative)
         if known is None or known[0] != key:
             return None
         return known[1]
@@ -67,11 +68,11 @@ class TreeDigests:
         now = time.time_ns() if hashed_at_ns is None else hashed_at_ns
         if now - key[3] < self._racy_window_ns:
             return
-        self._entries[relative] = (key, sha256)
+        self.entries[relative] = (key, sha256)
         self.changed = True
 
     def encoded(self) -> bytes:
-        return marshal.dumps(self._entries)
+        return marshal.dumps(self.entries)
 
 
 class StatCache:
