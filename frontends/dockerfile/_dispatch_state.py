@@ -27,7 +27,9 @@ class BuildContext:
 
     ``arg_values`` are the values that beat an ARG's default: the automatic platform args
     and the user's build args. ``meta_values`` are the evaluated ARGs before the first FROM,
-    which an ARG without a default inherits.
+    which an ARG without a default inherits. ``finished`` and ``finished_args`` hold each
+    dispatched stage's final config and args in scope: a stage built ``FROM`` another starts
+    with both (BuildKit carries the parent stage's ARGs into the child).
     """
 
     table: StageTable
@@ -38,6 +40,7 @@ class BuildContext:
     lexer: ShellLexer
     heredoc_lexer: ShellLexer
     finished: dict[int, dict[str, object]] = field(default_factory=dict)
+    finished_args: dict[int, dict[str, str]] = field(default_factory=dict)
     used_args: set[str] = field(default_factory=set)
 
 
@@ -49,13 +52,18 @@ class StageState:
     config: dict[str, object]
     env: dict[str, str]
     args: dict[str, str] = field(default_factory=dict)
+    inherited_args: dict[str, str] = field(default_factory=dict)
     ops: list[Op] = field(default_factory=list)
     reads: set[int] = field(default_factory=set)
     cmd_set: bool = False
 
     def expansion_env(self) -> dict[str, str]:
-        """Args in scope overlaid by the image env: ENV beats ARG."""
-        return {**self.args, **self.env}
+        """Args in scope overlaid by the image env: ENV beats ARG.
+
+        ``inherited_args`` are the args of the stage this one is built ``FROM``: BuildKit keeps
+        them in the inherited state's environment, so they expand and reach a RUN, but they
+        are not this stage's build args (no ``|N k=v`` history prefix)."""
+        return {**self.inherited_args, **self.args, **self.env}
 
     def env_list(self) -> list[str]:
         return [f"{key}={value}" for key, value in self.env.items()]
@@ -86,6 +94,11 @@ def process_env(build: BuildContext, state: StageState) -> tuple[str, ...]:
     """A RUN's environment: image env, then args in scope it lacks, then proxy build args."""
     entries = state.env_list()
     entries += [f"{key}={value}" for key, value in state.args.items() if key not in state.env]
+    entries += [
+        f"{key}={value}"
+        for key, value in state.inherited_args.items()
+        if key not in state.env and key not in state.args
+    ]
     for key in PROXY_ARGS:
         if key in build.build_args and key not in state.env and key not in state.args:
             entries.append(f"{key}={build.build_args[key]}")

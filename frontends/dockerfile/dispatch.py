@@ -299,6 +299,8 @@ def dispatch_stage(build: BuildContext, spec: StageSpec, resolver: ImageResolver
     base, base_config, reads = _base(build, spec, resolver, spec.platform)
     config = dict(base_config)
     state = StageState(spec=spec, config=config, env=_env_from_config(config), reads=reads)
+    if isinstance(base, StageBase):
+        state.inherited_args.update(build.finished_args.get(base.stage, {}))
     span = spec.from_.span
     defaults: dict[ConfigField, object] = {}
     if "PATH" not in state.env:
@@ -318,6 +320,7 @@ def dispatch_stage(build: BuildContext, spec: StageSpec, resolver: ImageResolver
     for instruction in [*triggers, *spec.instructions]:
         dispatch_instruction(build, state, instruction)
     build.finished[spec.index] = dict(state.config)
+    build.finished_args[spec.index] = {**state.inherited_args, **state.args}
     return Stage(
         index=spec.index,
         name=spec.name,

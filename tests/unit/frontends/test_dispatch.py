@@ -452,3 +452,17 @@ def test_differential_case_config_and_history(name: str) -> None:
     config, history = _final(result, result.target)
     assert config == expected["config"]
     assert history == [entry["created_by"] for entry in expected["history"]]
+
+
+def test_a_stage_built_from_another_keeps_its_args_in_scope() -> None:
+    text = 'FROM base AS lower\nARG quoted="a b"\nFROM lower\nRUN echo $quoted\nCOPY $quoted /x\n'
+    run, copy = ops(text)
+    assert isinstance(run, Exec) and "quoted=a b" in run.env
+    assert run.build_args == ()
+    assert run.created_by == "RUN /bin/sh -c echo $quoted # buildkit"
+    assert isinstance(copy, CopyOp) and copy.paths == ("a b",)
+
+
+def test_a_stage_built_from_an_image_starts_without_earlier_stage_args() -> None:
+    (run,) = ops("FROM base AS lower\nARG quoted=x\nFROM base\nRUN echo $quoted\n")
+    assert isinstance(run, Exec) and not any(entry.startswith("quoted=") for entry in run.env)
