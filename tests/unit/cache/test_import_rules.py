@@ -1,0 +1,40 @@
+"""``cache`` sits below the store and the runner: it imports the graph, OCI values, errors,
+and, for context hashing, the context and the copier's source selection (so a digest covers
+exactly what COPY reads). The store is reached through protocols, never imported."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+
+ALLOWED_PREFIXES = (
+    "cache",
+    "builder.errors",
+    "builder.graph",
+    "builder.oci",
+    "builder.context",
+    "builder.patterns",
+    "builder.fileops.sources",
+)
+
+
+def kiln_imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {name for name in names if name.split(".")[0] in ("builder", "frontends", "cache", "rich")}
+
+
+def test_cache_imports_only_what_it_may() -> None:
+    offending = {
+        f"{path.name}: {name}"
+        for path in sorted((REPO_ROOT / "cache").glob("*.py"))
+        for name in kiln_imports(path)
+        if not any(name == prefix or name.startswith(prefix + ".") for prefix in ALLOWED_PREFIXES)
+    }
+    assert offending == set()
