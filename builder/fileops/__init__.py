@@ -3,7 +3,8 @@
 * :func:`copy_into` applies a :class:`~builder.graph.CopyOp` (COPY/ADD);
 * :func:`make_workdir` applies a :class:`~builder.graph.MkdirOp` (WORKDIR);
 * :func:`resolve_owner` turns ``--chown`` (or WORKDIR's user) into ids of the destination;
-* :func:`parse_chmod` reads ``--chmod`` (octal or symbolic).
+* :func:`parse_chmod` reads ``--chmod`` (octal or symbolic);
+* :func:`copy_tree` is ``cp -a`` by the same rules (devices recreated, never read).
 
 Every write resolves inside the destination root (:mod:`builder.rootpath`).
 """
@@ -12,5 +13,6 @@ from builder.fileops.chmod import ModeChange, parse_chmod
 from builder.fileops.copy import copy_into
 from builder.fileops.mkdir import make_workdir
 from builder.fileops.owner import resolve_owner
+from builder.fileops.writer import copy_tree
 
-__all__ = ["ModeChange", "copy_into", "make_workdir", "parse_chmod", "resolve_owner"]
+__all__ = ["ModeChange", "copy_into", "copy_tree", "make_workdir", "parse_chmod", "resolve_owner"]

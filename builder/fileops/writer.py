@@ -174,3 +174,14 @@ def _copy_xattrs(source: Path, target: Path) -> None:
             os.setxattr(target, name, os.getxattr(source, name, follow_symlinks=False))
         except OSError:
             continue
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """``cp -a`` of ``source`` to the new path ``target``, by the copier's rules.
+
+    Owners, modes, times, xattrs, hard links and symlinks are kept; device nodes and fifos
+    are recreated, never read (``shutil.copytree`` would read ``/dev/zero`` forever).
+    """
+    info = os.lstat(source)
+    writer = TreeWriter(target.parent, SourceTree(source), CopyRules())
+    writer.copy(source, "", target, info, nested=True)

@@ -50,8 +50,10 @@ def listing(root: Path) -> dict[str, tuple[str, str, str]]:
                 found[rel] = ("l", mode, os.readlink(path))
             elif stat.S_ISDIR(info.st_mode):
                 found[rel] = ("d", mode, "")
-            else:
+            elif stat.S_ISREG(info.st_mode):
                 found[rel] = ("f", mode, path.read_text(errors="replace"))
+            else:  # a device or fifo: never opened, reading one may block or never end
+                found[rel] = ("o", mode, "")
     return found
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from builder.context import BuildContext
 from builder.errors import BuildError
 from builder.fileops import copy_into
+from builder.fileops.writer import copy_tree
 from builder.graph import StageSource
 from tests.conftest import require_root
 from tests.unit.builder.fileops.helpers import copy_op, listing, make_tree, owner
@@ -219,3 +221,17 @@ def test_file_cannot_replace_a_directory(ctx: Path, rootfs: Path) -> None:
         BuildError, match=re.escape("cannot replace to directory /target/file-a.txt with file")
     ):
         run(("file-a.txt",), "/target/", ctx, rootfs)
+
+
+def test_copy_tree_recreates_devices_instead_of_reading_them(tmp_path: Path) -> None:
+    require_root()
+    source = make_tree(tmp_path / "src", {"dev/": None, "etc/hostname": "box"})
+    os.mknod(source / "dev/zero", 0o666 | stat.S_IFCHR, os.makedev(1, 5))
+    os.mkfifo(source / "dev/pipe")
+    os.symlink("/proc/self/fd", source / "dev/fd")
+    copy_tree(source, tmp_path / "copy")
+    copied = os.lstat(tmp_path / "copy/dev/zero")
+    assert stat.S_ISCHR(copied.st_mode) and copied.st_rdev == os.makedev(1, 5)
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "copy/dev/pipe").st_mode)
+    assert os.readlink(tmp_path / "copy/dev/fd") == "/proc/self/fd"
+    assert (tmp_path / "copy/etc/hostname").read_text() == "box"
