@@ -122,7 +122,11 @@ class ContextHasher:
         self, root: Path, paths: Sequence[str] = (".",), *, exclude: Sequence[str] = ()
     ) -> SourceDigest:
         """The digest of ``paths`` below a plain directory (a stage's or image's rootfs),
-        owners included since such copies keep them."""
+        owners included since such copies keep them.
+
+        Nothing is remembered across calls: such a root is usually a temporary mount, and a
+        stage is better named by its top layer's chain id, which costs nothing to compute.
+        """
         return self._digest(SourceTree(root), paths, exclude, parents=False, keep_owners=True)
 
     def _digest(
@@ -136,7 +140,8 @@ class ContextHasher:
     ) -> SourceDigest:
         walker = _Walker(tree, self, PatternMatcher(exclude) if exclude else None, keep_owners)
         with self._lock:
-            walker.digests = self.stat_cache.tree(tree.root)
+            # Only a context (kept, no owners) is worth remembering across builds.
+            walker.digests = self.stat_cache.tree(tree.root) if not keep_owners else TreeDigests({}, 0)
             for path in paths:
                 if parents:
                     walker.add_with_parents(path)
