@@ -3,7 +3,8 @@ of those records between machines.
 
 A step runner needs only :class:`~cache.steps.BuildCache`, :func:`~cache.steps.compute_inputs`
 and a :class:`~cache.contenthash.ContextHasher`; the rest is re-exported for commands
-(``kiln build --explain``, ``prune``, ``--cache-to``/``--cache-from``). Attributes are loaded
+(``kiln build --explain``, ``prune``, ``--cache-to``/``--cache-from`` of the local and
+registry kinds). Attributes are loaded
 on first use, so importing ``cache`` costs nothing until a name is needed: start-up time is
 part of every fully cached build.
 """
@@ -18,7 +19,9 @@ if TYPE_CHECKING:
     from cache.contenthash import ContextHasher, SourceDigest
     from cache.explain import explain_all, explain_miss
     from cache.keys import CacheKey, InputNeed, image_parent, op_key, required_inputs, stage_parent
+    from cache.prune import prune_records
     from cache.records import CacheRecord, step_identity
+    from cache.registrycache import export_registry, import_registry
     from cache.steps import BuildCache, InputDigests, InputSources, Probe, compute_inputs
     from cache.transfer import export_local, import_local
 
@@ -35,7 +38,10 @@ _EXPORTS = {
     "op_key": "cache.keys",
     "required_inputs": "cache.keys",
     "stage_parent": "cache.keys",
+    "prune_records": "cache.prune",
     "CacheRecord": "cache.records",
+    "export_registry": "cache.registrycache",
+    "import_registry": "cache.registrycache",
     "step_identity": "cache.records",
     "BuildCache": "cache.steps",
     "InputDigests": "cache.steps",
@@ -62,9 +68,12 @@ __all__ = [
     "explain_all",
     "explain_miss",
     "export_local",
+    "export_registry",
     "image_parent",
     "import_local",
+    "import_registry",
     "op_key",
+    "prune_records",
     "required_inputs",
     "stage_parent",
     "step_identity",
