@@ -1,8 +1,8 @@
 """An HTTP client for one registry: scheme choice, auth challenges, retries, clear errors.
 
-Built on ``requests`` (a pooled, thread-safe ``Session`` with streaming bodies, redirects
-that drop ``Authorization`` when they leave the host, and the system CA store through
-certifi/``REQUESTS_CA_BUNDLE``). Every request names the repository scopes it needs
+Built on ``requests``: a pooled, thread-safe ``Session`` with streaming bodies, redirects
+that drop ``Authorization`` when they leave the host, and TLS always verified, against the
+system's CA store (:func:`system_ca_bundle`). Every request names the repository scopes it needs
 (``repository:app:pull,push``); on a 401 the client reads the ``WWW-Authenticate``
 challenge and answers it as distribution's ``auth`` package does:
 
@@ -51,6 +51,24 @@ Body = bytes | Callable[[], Readable] | None
 
 class TransientRegistryError(RegistryError):
     """The registry was unreachable or answered 5xx: a later attempt may succeed."""
+
+
+_SYSTEM_CA_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Arch
+    "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL
+    "/etc/ssl/ca-bundle.pem",  # openSUSE
+    "/etc/ssl/cert.pem",  # Alpine, macOS
+)
+
+
+def system_ca_bundle() -> str | bool:
+    """The CA bundle TLS is verified with: ``REQUESTS_CA_BUNDLE`` or ``SSL_CERT_FILE`` when
+    set, else the system's store (so a CA the administrator added is trusted, as docker
+    does), else ``True`` (certifi's bundle, which requests ships with)."""
+    for variable in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    return next((path for path in _SYSTEM_CA_BUNDLES if os.path.isfile(path)), True)
 
 
 def api_host(registry: str) -> str:
@@ -116,6 +134,7 @@ class RegistryClient:
         self.backoff_seconds = backoff_seconds
         self.session = requests.Session()
         self.session.headers["User-Agent"] = _USER_AGENT
+        self.session.verify = system_ca_bundle()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)

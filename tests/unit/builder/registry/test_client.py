@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import shutil
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from builder.errors import RegistryError
-from builder.registry.client import RegistryClient, api_host, configured_insecure_registries, uses_plain_http
+from builder.registry.client import (
+    RegistryClient,
+    api_host,
+    configured_insecure_registries,
+    system_ca_bundle,
+    uses_plain_http,
+)
 from builder.registry.credentials import Credentials
 from tests.fixtures.registry_servers import free_port
 
@@ -188,7 +197,52 @@ def test_docker_hub_is_served_by_registry_1_over_https() -> None:
     assert api_host("docker.io") == "registry-1.docker.io"
     with RegistryClient("docker.io", look_up_credentials=False) as client:
         assert client.base_url == "https://registry-1.docker.io"
-        assert client.session.verify is True
+        assert client.session.verify == system_ca_bundle()
+
+
+def test_ca_bundle_comes_from_the_environment_then_the_system(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", "/custom/ca.pem")
+    assert system_ca_bundle() == "/custom/ca.pem"
+    monkeypatch.delenv("SSL_CERT_FILE")
+    expected = (
+        "/etc/ssl/certs/ca-certificates.crt" if Path("/etc/ssl/certs/ca-certificates.crt").is_file() else None
+    )
+    if expected is not None:
+        assert system_ca_bundle() == expected
+
+
+def test_a_certificate_the_system_does_not_trust_is_refused(tmp_path: Path) -> None:
+    """TLS is verified by default: a self-signed registry fails with a message that says so."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=registry.test", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    host = f"127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        client = RegistryClient(host, look_up_credentials=False, retries=0)
+        client.base_url = f"https://{host}"  # loopback would be plain http; force TLS to test it
+        with client, pytest.raises(RegistryError) as raised:
+            client.request("GET", "/v2/", scopes=[], what="x")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    message = str(raised.value)
+    assert message.startswith(f"TLS verification failed for {host}: ")
+    assert message.endswith(f"(use --insecure-registry {host} only for a registry you trust)")
 
 
 def test_registries_file_names_insecure_registries(no_registries_file: Path) -> None:
