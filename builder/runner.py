@@ -40,6 +40,7 @@ from builder.graph import (
 from builder.imagestate import ImageState, LayerRef
 from builder.layers import Compression, LayerDescriptor, write_layer
 from builder.mounts import spec_mounts
+from builder.resolver import ImageResolver
 from builder.solver import StepContext, StepOutcome
 from builder.store.snapshots import chain_ids
 from builder.store.store import Lease, Store
@@ -54,6 +55,9 @@ class RunnerOptions:
     source_date_epoch: int | None = None
     runtime: OciRuntime | None = None
     named_contexts: Mapping[str, BuildContext] = field(default_factory=dict)
+    #: How image references become manifest digests (the store, pulling what is missing);
+    #: the same resolver the frontend used, so both see one digest per reference.
+    resolver: ImageResolver | None = None
 
 
 class LocalRunner:
@@ -78,7 +82,8 @@ class LocalRunner:
 
     def image_state(self, ref: str, stage: Stage) -> ImageState:
         """An image from the store as a starting state, its snapshots unpacked and leased."""
-        digest = self._store.resolve(ref)
+        resolver = self._options.resolver
+        digest = resolver.resolve(ref, stage.platform).digest if resolver else self._store.resolve(ref)
         manifest, config = self._store.get_image(digest)
         stored = self._store.layers(manifest, config)
         chains = chain_ids([layer.diff_id for layer in stored])

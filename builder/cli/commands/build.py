@@ -22,7 +22,6 @@ from builder.events import EventSink, Notice
 from builder.exec.runtime import find_runtime
 from builder.progress.plain import PlainRenderer
 from builder.runner import RunnerOptions
-from builder.store_resolver import StoreResolver
 
 
 def _pairs(values: Sequence[str], flag: str, *, from_env: bool = False) -> dict[str, str]:
@@ -87,7 +86,9 @@ def run_build_command(args: argparse.Namespace) -> int:
         platform = parse_platform(args.platform)
     sink = _sink(args)
     with open_store(args) as store:
-        resolver = StoreResolver(store)
+        from builder.registry import PullingResolver
+
+        resolver = PullingResolver(store, always_check=args.pull, sink=sink, insecure=args.insecure_registry)
         graph = build_graph(
             dockerfile,
             resolver=resolver,
@@ -112,12 +113,20 @@ def run_build_command(args: argparse.Namespace) -> int:
             source_date_epoch=int(epoch_text) if epoch_text else None,
             runtime=find_runtime(args.runtime) if args.runtime else None,
             named_contexts=named_contexts,
+            resolver=resolver,
         )
         labels = _pairs(args.label, "--label")
         request = BuildRequest(graph, context, tuple(args.tag), labels, options)
         result = run_build(store, request, sink)
         for output in outputs:
             write_output(store, result.manifest_digest, output)
+        if args.push:
+            if not args.tag:
+                raise UsageError("--push needs a name: add -t REGISTRY/REPOSITORY[:TAG]")
+            from builder.registry import push_image
+
+            for tag in args.tag:
+                push_image(store, tag, sink=sink, insecure=args.insecure_registry)
     if args.iidfile:
         Path(args.iidfile).write_text(result.image_id, encoding="utf-8")
     if args.quiet:
@@ -147,6 +156,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
     parser.add_argument("--progress", default="auto", choices=("auto", "tty", "plain", "json", "quiet"))
     parser.add_argument("--no-cache", action="store_true", help="do not use the layer cache")
+    parser.add_argument("--pull", action="store_true", help="check the registry for newer base images")
+    parser.add_argument("--push", action="store_true", help="push every -t name after the build")
+    parser.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="allow plain http to this registry",
+    )
     parser.add_argument("--runtime", default="", help="OCI runtime to run steps with (crun or runc)")
     parser.add_argument(
         "--compression", default="gzip", choices=("gzip", "zstd", "none"), help="layer compression"
