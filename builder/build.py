@@ -72,7 +72,10 @@ def run_build(store: Store, request: BuildRequest, sink: EventSink) -> BuildResu
     with store.lease() as lease:
         runner = LocalRunner(store, request.context, lease, request.options)
         solver = Solver(runner, sink)
-        state = solver.solve(request.graph)
+        try:
+            state = solver.solve(request.graph)
+        finally:
+            runner.close()
         epoch = request.options.source_date_epoch
         created = utc_timestamp(epoch) if epoch is not None else utc_timestamp()
         config = image_config(state, request.labels, created)

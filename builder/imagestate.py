@@ -37,7 +37,9 @@ class ImageState:
 
     ``config`` is the OCI config's ``config`` object; ``history`` the OCI history entries.
     ``base_digest`` is the manifest digest of the base image ("" for scratch), which keys
-    the cache for the stage's first op.
+    the cache for the stage's first op. ``cache_key`` is the cache key the next
+    filesystem op is keyed on as its parent: the base image's, or the last op's key ("" for
+    scratch). Config-only changes leave it as it is, since they never touch a layer.
     """
 
     platform: Platform
@@ -45,6 +47,7 @@ class ImageState:
     config: Mapping[str, object] = field(default_factory=dict)
     history: tuple[Mapping[str, object], ...] = ()
     base_digest: str = ""
+    cache_key: str = ""
 
     def with_config(self, changes: tuple[ConfigChange, ...]) -> ImageState:
         """A new state with whole-field config changes applied (``None`` removes a field)."""

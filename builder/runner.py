@@ -5,15 +5,21 @@
 (:mod:`builder.fileops`). Either way the overlay's upper dir is the step's diff: it is
 written once as a layer blob and then renamed into ``snapshots/`` as the new layer's
 snapshot, so a build never unpacks a layer it has just written.
+
+Before running a filesystem op the runner asks the layer cache (:mod:`cache.steps`): a hit
+grows the state from the record and runs nothing. Snapshots are unpacked lazily, only when
+a step that misses (or a ``COPY --from``) needs the files, so a fully cached rebuild does no
+container work, writes no layer and unpacks nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from builder.context import BuildContext
 from builder.errors import BuildError, KilnError, StoreError
@@ -26,6 +32,7 @@ from builder.fileops.copy import copy_into
 from builder.fileops.mkdir import make_workdir
 from builder.fileops.owner import resolve_owner
 from builder.graph import (
+    ConfigOp,
     ContextSource,
     CopyOp,
     Exec,
@@ -40,11 +47,21 @@ from builder.graph import (
 from builder.imagestate import ImageState, LayerRef
 from builder.layers import Compression, LayerDescriptor, write_layer
 from builder.mounts import spec_mounts
+from builder.private_mounts import private_mounts
 from builder.resolver import ImageResolver
+from builder.secrets import SecretSource
 from builder.solver import StepContext, StepOutcome
 from builder.store.snapshots import chain_ids
 from builder.store.store import Lease, Store
 from builder.workspace import StepWorkspace, rootfs_view, step_workspace
+
+if TYPE_CHECKING:
+    from cache.contenthash import ContextHasher
+    from cache.records import CacheRecord
+    from cache.steps import BuildCache, Probe
+
+#: Called once per rebuilt step with its step number and every reason it was not cached.
+ExplainSink = Callable[[int, tuple[str, ...]], None]
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,20 @@ class RunnerOptions:
     #: How image references become manifest digests (the store, pulling what is missing);
     #: the same resolver the frontend used, so both see one digest per reference.
     resolver: ImageResolver | None = None
+    #: ``--secret``: where each secret id is read, only while a RUN that mounts it runs.
+    secrets: Mapping[str, SecretSource] = field(default_factory=dict)
+    #: ``--ssh``: the agent socket of each ssh id.
+    ssh_sockets: Mapping[str, Path] = field(default_factory=dict)
+    #: ``--allow security.insecure``: ``RUN --security=insecure`` may run privileged.
+    allow_insecure: bool = False
+    #: ``--no-cache``: key and record every step, reuse none.
+    no_cache: bool = False
+    #: ``--no-cache-filter``: stage names (or indexes as text) whose steps reuse nothing.
+    no_cache_stages: frozenset[str] = frozenset()
+    #: The Dockerfile's path as the cache names steps (for "why was this rebuilt").
+    dockerfile: str = "Dockerfile"
+    #: ``--explain``: receives every rebuilt step's full list of reasons.
+    explain: ExplainSink | None = None
 
 
 class LocalRunner:
@@ -72,6 +103,16 @@ class LocalRunner:
         self._options = options
         self._containers_dir = store.root / "containers"
         self._containers_dir.mkdir(exist_ok=True)
+        self._cache_lock = threading.Lock()
+        self._cache: BuildCache | None = None
+        self._hasher: ContextHasher | None = None
+
+    def close(self) -> None:
+        """Flush and close the context stat cache (opened by the first keyed COPY)."""
+        with self._cache_lock:
+            if self._hasher is not None:
+                self._hasher.close()
+                self._hasher = None
 
     # bases --------------------------------------------------------------------------------
 
@@ -81,20 +122,19 @@ class LocalRunner:
         return self.image_state(base.ref, stage)
 
     def image_state(self, ref: str, stage: Stage) -> ImageState:
-        """An image from the store as a starting state, its snapshots unpacked and leased."""
-        resolver = self._options.resolver
-        digest = resolver.resolve(ref, stage.platform).digest if resolver else self._store.resolve(ref)
+        """An image from the store as a starting state, its layers leased (their snapshots
+        are unpacked only when a step needs the files: :meth:`_ensure_snapshots`)."""
+        from cache.keys import image_parent
+
+        digest = self._image_digest(ref, stage)
         manifest, config = self._store.get_image(digest)
         stored = self._store.layers(manifest, config)
         chains = chain_ids([layer.diff_id for layer in stored])
         layers: list[LayerRef] = []
-        parent = ""
         for layer, chain_id in zip(stored, chains, strict=True):
             self._lease.add_snapshot(chain_id)
             self._lease.add_blob(layer.digest)
-            self._store.snapshots.ensure(chain_id, parent, layer.diff_id, layer.digest)
             layers.append(LayerRef(layer.diff_id, layer.digest, layer.size, layer.media_type, chain_id))
-            parent = chain_id
         inner = config.get("config") or {}
         history = tuple(config.get("history") or ())
         return ImageState(
@@ -103,11 +143,105 @@ class LocalRunner:
             config=dict(inner),
             history=history,
             base_digest=digest,
+            cache_key=image_parent(digest),
         )
+
+    def _image_digest(self, ref: str, stage: Stage) -> str:
+        resolver = self._options.resolver
+        return resolver.resolve(ref, stage.platform).digest if resolver else self._store.resolve(ref)
 
     # ops ----------------------------------------------------------------------------------
 
     def run_op(self, op: Op, state: ImageState, where: StepContext) -> StepOutcome:
+        """Reuse the cached layer of ``op`` when its key matches, else run it and record it."""
+        probe = self._probe(op, state, where)
+        if probe.record is not None:
+            return StepOutcome(self._reuse(op, state, probe.record), cached=True)
+        self._ensure_snapshots(state.layers)
+        built = self._run_fresh(op, state, where)
+        layer = built.layers[-1]
+        self._build_cache().save(
+            probe,
+            diff_id=layer.diff_id,
+            blob_digest=layer.digest,
+            size=layer.size,
+            media_type=layer.media_type,
+            chain_id=layer.chain_id,
+            parent_chain_id=state.layers[-1].chain_id if state.layers else "",
+            created_by=op.created_by,
+            created=str(built.history[-1]["created"]),
+        )
+        if self._options.explain is not None:
+            self._options.explain(where.step, probe.details or (probe.reason,))
+        return StepOutcome(replace(built, cache_key=probe.key.digest), reason=probe.reason)
+
+    # cache --------------------------------------------------------------------------------
+
+    def _build_cache(self) -> BuildCache:
+        from cache.steps import BuildCache
+
+        with self._cache_lock:
+            if self._cache is None:
+                options = self._options
+                self._cache = BuildCache(
+                    self._store, no_cache=options.no_cache, no_cache_stages=options.no_cache_stages
+                )
+            return self._cache
+
+    def _context_hasher(self) -> ContextHasher:
+        from cache.contenthash import ContextHasher
+
+        with self._cache_lock:
+            if self._hasher is None:
+                self._hasher = ContextHasher(self._store.root / "contenthash.db")
+            return self._hasher
+
+    def _probe(self, op: Op, state: ImageState, where: StepContext) -> Probe:
+        """Key ``op`` on the state's key and its inputs' digests, and look for a record."""
+        from cache.keys import SCRATCH
+        from cache.records import step_identity
+        from cache.steps import InputSources, compute_inputs
+
+        def stage_digest(index: int) -> str:
+            layers = where.states.get(index).layers
+            return layers[-1].chain_id if layers else SCRATCH
+
+        contexts: dict[str, BuildContext] = dict(self._options.named_contexts)
+        if self._context is not None:
+            contexts["context"] = self._context
+        sources = InputSources(contexts, stage_digest, lambda ref: self._image_digest(ref, where.stage))
+        inputs = compute_inputs(op, self._context_hasher(), sources)
+        stage = where.stage.name or str(where.stage.index)
+        fs_ops = [candidate for candidate in where.stage.ops if not isinstance(candidate, ConfigOp)]
+        position = next(index for index, candidate in enumerate(fs_ops) if candidate is op)
+        return self._build_cache().probe(
+            op,
+            parent=state.cache_key or SCRATCH,
+            parent_chain_id=state.layers[-1].chain_id if state.layers else "",
+            platform=state.platform,
+            inputs=inputs,
+            step=step_identity(self._options.dockerfile, stage, position),
+            stage=stage,
+        )
+
+    def _reuse(self, op: Op, state: ImageState, record: CacheRecord) -> ImageState:
+        """The state after ``op`` from its record: nothing runs, nothing is unpacked."""
+        self._lease.add_blob(record.blob_digest)
+        self._lease.add_snapshot(record.chain_id)
+        layer = LayerRef(record.diff_id, record.blob_digest, record.size, record.media_type, record.chain_id)
+        grown = state.with_layer(layer).with_config(op.config)
+        grown = grown.with_history(op.created_by, empty_layer=False, created=record.created)
+        return replace(grown, cache_key=record.key)
+
+    def _ensure_snapshots(self, layers: tuple[LayerRef, ...]) -> None:
+        """Unpack the snapshots of ``layers`` that are missing (cache hits and imported
+        records give layers whose snapshot may have been pruned or never unpacked)."""
+        parent = ""
+        for layer in layers:
+            self._store.snapshots.ensure(layer.chain_id, parent, layer.diff_id, layer.digest)
+            parent = layer.chain_id
+
+    def _run_fresh(self, op: Op, state: ImageState, where: StepContext) -> ImageState:
         with step_workspace(self._containers_dir) as workspace:
             if isinstance(op, Exec):
                 self._run_exec(op, state, workspace, where)
@@ -120,24 +254,34 @@ class LocalRunner:
                 raise BuildError(f"unexpected op {type(op).__name__}", op.location)
             layer = self._commit(workspace, state)
         new_state = state.with_layer(layer).with_config(op.config)
-        return StepOutcome(new_state.with_history(op.created_by, empty_layer=False))
+        return new_state.with_history(op.created_by, empty_layer=False)
 
     def _run_exec(self, op: Exec, state: ImageState, workspace: StepWorkspace, where: StepContext) -> None:
         def forward(chunk: bytes) -> None:
             where.sink(StepLog(where.step, chunk))
 
-        with self._mount_sources(op, where) as extra_mounts:
+        if op.security == "insecure" and not self._options.allow_insecure:
+            raise BuildError(
+                "RUN --security=insecure needs the entitlement: pass --allow security.insecure",
+                op.location,
+            )
+        options = self._options
+        with (
+            self._mount_sources(op, where) as extra_mounts,
+            private_mounts(op, options.secrets, options.ssh_sockets) as private,
+        ):
             result = run_step(
                 self._snapshot_dirs(state),
                 workspace.upper,
                 argv=op.argv,
-                env=op.env,
+                env=(*op.env, *private.env),
                 cwd=op.cwd,
                 user=op.user,
                 network="none" if op.network == "none" else "host",
-                extra_mounts=extra_mounts,
+                extra_mounts=[*extra_mounts, *private.mounts],
                 on_output=forward,
-                runtime=self._options.runtime,
+                runtime=options.runtime,
+                privileged=op.security == "insecure",
             )
         if result.exit_code != 0:
             raise step_failure(result, op.location, op.argv)
@@ -182,10 +326,12 @@ class LocalRunner:
             yield self._context_for(source).root
         elif isinstance(source, StageSource):
             stage_state = where.states.get(source.stage)
+            self._ensure_snapshots(stage_state.layers)
             with rootfs_view(self._snapshot_dirs(stage_state), self._containers_dir) as rootfs:
                 yield rootfs
         elif isinstance(source, ImageSource):
             image_state = self.image_state(source.ref, where.stage)
+            self._ensure_snapshots(image_state.layers)
             with rootfs_view(self._snapshot_dirs(image_state), self._containers_dir) as rootfs:
                 yield rootfs
         else:
