@@ -89,6 +89,8 @@ class RunnerOptions:
     dockerfile: str = "Dockerfile"
     #: ``--explain``: receives every rebuilt step's full list of reasons.
     explain: ExplainSink | None = None
+    #: Receives the cache record of every filesystem step, reused or new (``--cache-to``).
+    on_record: Callable[[CacheRecord], None] | None = None
 
 
 class LocalRunner:
@@ -156,11 +158,13 @@ class LocalRunner:
         """Reuse the cached layer of ``op`` when its key matches, else run it and record it."""
         probe = self._probe(op, state, where)
         if probe.record is not None:
+            if self._options.on_record is not None:
+                self._options.on_record(probe.record)
             return StepOutcome(self._reuse(op, state, probe.record), cached=True)
         self._ensure_snapshots(state.layers)
         built = self._run_fresh(op, state, where)
         layer = built.layers[-1]
-        self._build_cache().save(
+        record = self._build_cache().save(
             probe,
             diff_id=layer.diff_id,
             blob_digest=layer.digest,
@@ -171,6 +175,8 @@ class LocalRunner:
             created_by=op.created_by,
             created=str(built.history[-1]["created"]),
         )
+        if self._options.on_record is not None:
+            self._options.on_record(record)
         if self._options.explain is not None:
             self._options.explain(where.step, probe.details or (probe.reason,))
         return StepOutcome(replace(built, cache_key=probe.key.digest), reason=probe.reason)
