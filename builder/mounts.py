@@ -6,8 +6,7 @@
 * tmpfs: a fresh tmpfs.
 * bind: a directory of the context, another stage or an image, read-only unless ``rw``,
   whose writes then go to a throwaway copy.
-* secret and ssh: provided by the build's secret store (when given); a missing required
-  secret fails the step.
+* secret and ssh: see :mod:`builder.private_mounts` (kept out of the store entirely).
 
 Mount points the runtime has to create in the rootfs are removed from the layer afterwards
 (see :mod:`builder.exec.stubs`), as current BuildKit does.
@@ -15,6 +14,7 @@ Mount points the runtime has to create in the rootfs are removed from the layer 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -26,7 +26,7 @@ from pathlib import Path
 from builder.errors import BuildError
 from builder.exec.overlay import OverlayMount
 from builder.exec.spec import SpecMount
-from builder.graph import BindMount, CacheMount, Exec, SecretMount, SshMount, TmpfsMount
+from builder.graph import BindMount, CacheMount, Exec, TmpfsMount
 from builder.rootpath import resolve_in_root
 from builder.store.locks import file_lock
 
@@ -57,6 +57,10 @@ def spec_mounts(
                 directory = cache_mount_dir(store_root, mount)
                 if mount.sharing == "locked":
                     stack.enter_context(file_lock(directory.with_suffix(".lock"), exclusive=True))
+                elif mount.sharing == "private":
+                    directory = _private_cache_dir(directory, mount, stack)
+                if mount.source is not None:
+                    _seed_cache(directory, mount, source_dirs=source_dirs, where=where, stack=stack, op=op)
                 access = "ro" if mount.readonly else "rw"
                 mounts.append(SpecMount(mount.target, str(directory), "bind", ("rbind", access)))
             elif isinstance(mount, TmpfsMount):
@@ -76,11 +80,51 @@ def spec_mounts(
                     mounts.append(SpecMount(mount.target, str(source), "bind", ("rbind", "rw")))
                 else:
                     mounts.append(SpecMount(mount.target, str(source), "bind", ("rbind", "ro")))
-            elif isinstance(mount, (SecretMount, SshMount)):
-                if mount.required:
-                    kind = "secret" if isinstance(mount, SecretMount) else "ssh agent"
-                    raise BuildError(f"{kind} {mount.id!r} is required but was not provided", op.location)
+            # Secret and ssh mounts: builder.private_mounts, kept out of the store.
         yield mounts
+
+
+def _private_cache_dir(directory: Path, mount: CacheMount, stack: ExitStack) -> Path:
+    """``sharing=private``: the cache dir if no other step holds it, else a sibling of its
+    own (``<dir>.1``, ``<dir>.2``, ...), each kept for later builds like the first."""
+    candidate = directory
+    for number in range(1, 1000):
+        descriptor = os.open(candidate.with_suffix(".private"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            candidate = directory.with_name(f"{directory.name}.{number}")
+            if not candidate.is_dir():
+                candidate.mkdir()
+                os.chown(candidate, mount.uid, mount.gid)
+                os.chmod(candidate, mount.mode)
+            continue
+        stack.callback(os.close, descriptor)
+        return candidate
+    raise BuildError(f"too many concurrent users of private cache {mount.id!r}")
+
+
+def _seed_cache(
+    directory: Path,
+    mount: CacheMount,
+    *,
+    source_dirs: SourceDirs,
+    where: object,
+    stack: ExitStack,
+    op: Exec,
+) -> None:
+    """``from``/``source``: an empty cache starts as a copy of that directory of a stage,
+    image or context; a cache that already holds something is left as it is."""
+    if any(directory.iterdir()):
+        return
+    root = stack.enter_context(source_dirs(mount.source, where))
+    if root is None:
+        raise BuildError(f"cannot seed cache {mount.target}: no source", op.location)
+    seed = resolve_in_root(root, mount.source_path or "/")
+    if not seed.is_dir():
+        raise BuildError(f"cache mount source {mount.source_path or '/'!r} is not a directory", op.location)
+    shutil.copytree(seed, directory, symlinks=True, dirs_exist_ok=True)
 
 
 def _throwaway_copy(source: Path, stack: ExitStack) -> Path:

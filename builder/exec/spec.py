@@ -42,6 +42,38 @@ DEFAULT_CAPABILITIES: tuple[str, ...] = (
     "CAP_AUDIT_WRITE",
 )
 
+# Every capability the kernel knows (5.x/6.x): what ``RUN --security=insecure`` gets.
+ALL_CAPABILITIES: tuple[str, ...] = (
+    *DEFAULT_CAPABILITIES,
+    "CAP_DAC_READ_SEARCH",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_LEASE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+)
+
 # Kernel interfaces a build has no business reading (containerd's defaults).
 MASKED_PATHS: tuple[str, ...] = (
     "/proc/acpi",
@@ -120,14 +152,16 @@ def runtime_spec(
     extra_mounts: Sequence[SpecMount] = (),
     readonly_rootfs: bool = False,
     nofile_limit: tuple[int, int] = DEFAULT_NOFILE_LIMIT,
+    privileged: bool = False,
 ) -> dict[str, object]:
     """The config.json for running ``argv`` in ``rootfs``; depends on nothing but its arguments.
 
     ``extra_mounts`` (RUN --mount targets) come after the generated files, so a caller's
     mount over /etc is seen as the user asked. The step has its own UTS namespace, so its
     hostname is ``hostname`` whatever the network (BuildKit's is ``buildkitsandbox``).
+    ``privileged`` (``RUN --security=insecure``) grants every capability and masks nothing.
     """
-    capabilities = list(DEFAULT_CAPABILITIES)
+    capabilities = list(ALL_CAPABILITIES if privileged else DEFAULT_CAPABILITIES)
     namespaces: list[dict[str, str]] = [{"type": kind} for kind in ("pid", "ipc", "uts", "mount")]
     if network == "none":
         namespaces.append({"type": "network"})
@@ -163,8 +197,8 @@ def runtime_spec(
         "mounts": [mount.as_json() for mount in mounts],
         "linux": {
             "namespaces": namespaces,
-            "maskedPaths": list(MASKED_PATHS),
-            "readonlyPaths": list(READONLY_PATHS),
+            "maskedPaths": [] if privileged else list(MASKED_PATHS),
+            "readonlyPaths": [] if privileged else list(READONLY_PATHS),
         },
     }
     return spec

@@ -131,6 +131,7 @@ def run_step(
     on_output: Callable[[bytes], None],
     runtime: OciRuntime | None = None,
     hostname: str = DEFAULT_HOSTNAME,
+    privileged: bool = False,
 ) -> StepResult:
     """Run ``argv`` over ``lower_dirs`` with changes going to ``upper_dir``; see the module doc.
 
@@ -155,6 +156,7 @@ def run_step(
             on_output=on_output,
             runtime=runtime,
             hostname=hostname,
+            privileged=privileged,
         )
 
 
@@ -171,6 +173,7 @@ def _run_step(
     on_output: Callable[[bytes], None],
     runtime: OciRuntime | None,
     hostname: str,
+    privileged: bool,
 ) -> StepResult:
     started = time.monotonic()
     network_mode: NetworkMode = "none" if network == "none" else "host"
@@ -203,6 +206,7 @@ def _run_step(
                 hostname=hostname,
                 extra_mounts=extra_mounts,
                 nofile_limit=resource.getrlimit(resource.RLIMIT_NOFILE),
+                privileged=privileged,
             )
             (step_dir / "config.json").write_text(json.dumps(spec), encoding="utf-8")
             container_id = f"{CONTAINER_ID_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"

@@ -22,6 +22,7 @@ from builder.events import EventSink, Notice
 from builder.exec.runtime import find_runtime
 from builder.progress.plain import PlainRenderer
 from builder.runner import RunnerOptions
+from builder.secrets import parse_secret_flag, parse_ssh_flag
 
 
 def _pairs(values: Sequence[str], flag: str, *, from_env: bool = False) -> dict[str, str]:
@@ -65,6 +66,14 @@ def _sink(args: argparse.Namespace) -> EventSink:
     if args.quiet:
         return lambda event: None
     return PlainRenderer(sys.stderr)
+
+
+def _allow_insecure(entitlements: Sequence[str]) -> bool:
+    """``--allow``: kiln knows one entitlement, ``security.insecure``."""
+    for entitlement in entitlements:
+        if entitlement != "security.insecure":
+            raise UsageError(f"--allow {entitlement!r}: unknown entitlement (known: security.insecure)")
+    return bool(entitlements)
 
 
 def run_build_command(args: argparse.Namespace) -> int:
@@ -113,6 +122,9 @@ def run_build_command(args: argparse.Namespace) -> int:
             source_date_epoch=int(epoch_text) if epoch_text else None,
             runtime=find_runtime(args.runtime) if args.runtime else None,
             named_contexts=named_contexts,
+            secrets={source.id: source for source in map(parse_secret_flag, args.secret)},
+            ssh_sockets=dict(map(parse_ssh_flag, args.ssh)),
+            allow_insecure=_allow_insecure(args.allow),
             resolver=resolver,
         )
         labels = _pairs(args.label, "--label")
@@ -141,6 +153,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("-t", "--tag", action="append", default=[], help="name the image (repeatable)")
     parser.add_argument("--build-arg", action="append", default=[], metavar="K=V", help="set a build arg")
     parser.add_argument("--build-context", action="append", default=[], metavar="NAME=DIR")
+    parser.add_argument(
+        "--secret", action="append", default=[], metavar="id=ID,src=FILE|env=VAR", help="a build secret"
+    )
+    parser.add_argument(
+        "--ssh", action="append", default=[], metavar="default|ID[=SOCKET]", help="forward an SSH agent"
+    )
+    parser.add_argument(
+        "--allow", action="append", default=[], metavar="security.insecure", help="grant an entitlement"
+    )
     parser.add_argument("--target", help="build only up to this stage")
     parser.add_argument("--platform", help="target platform, os/arch[/variant]")
     parser.add_argument("--label", action="append", default=[], metavar="K=V", help="add an image label")
