@@ -24,7 +24,7 @@ class StoreResolver:
         key = (ref, platform)
         if key not in self._seen:
             try:
-                digest = self._store.resolve(ref)
+                digest = self._store.resolve_for(ref, platform)
             except StoreError as err:
                 raise StoreError(
                     f"base image {ref!r} is not in the store: import it (kiln import) or load it (kiln load)"

@@ -53,10 +53,10 @@ class PullingResolver:
 
     def _digest(self, ref: str, platform: Platform) -> str:
         if is_digest(ref):
-            return self._store.resolve(ref)  # an image id names nothing a registry serves
+            return self._store.resolve_for(ref, platform)  # an image id names nothing a registry serves
         if not self._always_check:
             try:
-                return self._store.resolve(ref)
+                return self._store.resolve_for(ref, platform)
             except StoreError:
                 pass
         try:

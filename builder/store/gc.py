@@ -33,6 +33,9 @@ def prune(store: Store, *, extra_blob_roots: Iterable[str] = (), dry_run: bool =
         store.meta.delete_expired_leases()
         named = {ref.digest for ref in store.meta.refs()}
         live_images = named | store.meta.leased(LEASE_IMAGE)
+        for digest in list(live_images):  # an index keeps its platforms' manifests alive
+            if store.blobs.has(digest):
+                live_images |= {str(entry["digest"]) for entry in store.index_entries(digest) or []}
         for image in store.meta.images():
             if image.digest not in live_images:
                 report.images.append(image.digest)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from builder.errors import StoreError, UsageError
+from builder.graph import Platform
 from builder.oci.config import ImageConfig
 from builder.oci.reference import Reference, is_digest, parse_reference
 from builder.store.blobs import TEMP_PREFIX, BlobStore, remove_stale_temp_entries
@@ -200,6 +201,75 @@ class Store:
                 self._set_ref(parse_reference(name), info.digest)
         return info.digest
 
+    def put_index(self, manifests: Sequence[tuple[str, Platform]], name: str | None = None) -> str:
+        """Record an OCI index over stored image manifests, one per platform; return its digest.
+
+        A multi-platform build names the index, not any one manifest, so ``push`` and the
+        archives carry every platform and :meth:`resolve_for` picks one for a ``FROM``.
+        """
+        entries: list[JsonObject] = []
+        for digest, platform in manifests:
+            if self.meta.image(digest) is None:
+                raise StoreError(f"image manifest {digest} is not in the store")
+            entry: JsonObject = {
+                "mediaType": MEDIA_TYPE_MANIFEST,
+                "digest": digest,
+                "size": self.blobs.size(digest),
+                "platform": {"architecture": platform.architecture, "os": platform.os},
+            }
+            if platform.variant:
+                entry["platform"]["variant"] = platform.variant
+            entries.append(entry)
+        index = {"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": entries}
+        payload = json.dumps(index, separators=(",", ":")).encode()
+        with self.writing():
+            info = self.blobs.put_bytes(payload)
+            total = len(payload) + sum(self.meta_size(digest) for digest, _ in manifests)
+            self.meta.add_image(info.digest, MEDIA_TYPE_INDEX, "", total)
+            if name is not None:
+                self._set_ref(parse_reference(name), info.digest)
+        return info.digest
+
+    def meta_size(self, digest: str) -> int:
+        """The recorded size of a stored image (manifest, config and layers)."""
+        record = self.meta.image(digest)
+        return record.size if record is not None else 0
+
+    def index_entries(self, digest: str) -> list[JsonObject] | None:
+        """The ``manifests`` of a stored index, or None when ``digest`` is a single image."""
+        document = _parse_json(self.blobs.read_bytes(digest), "image manifest")
+        if document.get("mediaType") != MEDIA_TYPE_INDEX and "manifests" not in document:
+            return None
+        return [dict(entry) for entry in document.get("manifests", [])]
+
+    def resolve_for(self, ref: str, platform: Platform | None = None) -> str:
+        """Like :meth:`resolve`, but an index resolves to its manifest for ``platform``
+        (this machine's platform when None, else the index's first manifest)."""
+        from builder.registry.platforms import host_platform, normalise
+
+        digest = self.resolve(ref)
+        entries = self.index_entries(digest)
+        if entries is None:
+            return digest
+        wanted = normalise(platform or host_platform())
+        compatible = ""
+        for entry in entries:
+            offered = entry.get("platform") or {}
+            if (offered.get("os"), offered.get("architecture")) != (wanted.os, wanted.architecture):
+                continue
+            offered_variant = normalise(
+                Platform(str(offered["os"]), str(offered["architecture"]), str(offered.get("variant", "")))
+            ).variant
+            if offered_variant == wanted.variant:
+                return str(entry["digest"])
+            compatible = compatible or str(entry["digest"])
+        if compatible:
+            return compatible
+        if platform is None and entries:
+            return str(entries[0]["digest"])
+        offered_text = ", ".join(_platform_text(entry) for entry in entries) or "none"
+        raise StoreError(f"{ref} has no image for {platform} (it offers {offered_text})")
+
     def resolve(self, ref: str) -> str:
         """The manifest digest of a name, an image id (config digest), a manifest digest, or a
         unique prefix of an image id; raise :class:`StoreError` when nothing matches."""
@@ -229,7 +299,7 @@ class Store:
 
     def get_image(self, ref: str) -> tuple[JsonObject, JsonObject]:
         """The manifest and config (parsed JSON) of an image named by ``ref``."""
-        manifest = self.manifest(self.resolve(ref))
+        manifest = self.manifest(self.resolve_for(ref))
         config = _parse_json(self.blobs.read_bytes(manifest["config"]["digest"]), "image config")
         return manifest, config
 
@@ -333,8 +403,9 @@ class Store:
                 if not self.blobs.has(ref.digest):
                     continue
                 reference = parse_reference(ref.name)
+                image = self.meta.image(ref.digest)
                 entry: JsonObject = {
-                    "mediaType": MEDIA_TYPE_MANIFEST,
+                    "mediaType": image.media_type if image is not None else MEDIA_TYPE_MANIFEST,
                     "digest": ref.digest,
                     "size": self.blobs.size(ref.digest),
                     "annotations": {
@@ -377,6 +448,14 @@ class Store:
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp_path, path)
+
+
+def _platform_text(entry: JsonObject) -> str:
+    offered = entry.get("platform") or {}
+    parts = [str(offered.get("os", "")), str(offered.get("architecture", ""))]
+    if offered.get("variant"):
+        parts.append(str(offered["variant"]))
+    return "/".join(parts)
 
 
 def _parse_json(payload: bytes, what: str) -> JsonObject:
