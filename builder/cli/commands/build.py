@@ -77,6 +77,7 @@ def _allow_insecure(entitlements: Sequence[str]) -> bool:
 
 
 def run_build_command(args: argparse.Namespace) -> int:
+    from builder.cli.cachespec import CacheCollector, export_caches, import_caches, parse_cache_spec
     from frontends.dockerfile.convert import build_graph
     from frontends.dockerfile.parser import parse
 
@@ -88,6 +89,9 @@ def run_build_command(args: argparse.Namespace) -> int:
     build_args = _pairs(args.build_arg, "--build-arg", from_env=True)
     named = _pairs(args.build_context, "--build-context")
     outputs: list[OutputSpec] = [parse_output(text) for text in args.output]
+    cache_from = [parse_cache_spec(text, "--cache-from") for text in args.cache_from]
+    cache_to = [parse_cache_spec(text, "--cache-to") for text in args.cache_to]
+    collected = CacheCollector()
     platform = None
     if args.platform:
         from frontends.dockerfile.stages import parse_platform
@@ -126,10 +130,22 @@ def run_build_command(args: argparse.Namespace) -> int:
             ssh_sockets=dict(map(parse_ssh_flag, args.ssh)),
             allow_insecure=_allow_insecure(args.allow),
             resolver=resolver,
+            no_cache=args.no_cache,
+            no_cache_stages=frozenset(args.no_cache_filter),
+            dockerfile=str(dockerfile_path),
+            explain=collected.explain if args.explain else None,
+            on_record=collected.record,
         )
         labels = _pairs(args.label, "--label")
+        import_caches(store, cache_from, args.insecure_registry)
         request = BuildRequest(graph, context, tuple(args.tag), labels, options)
         result = run_build(store, request, sink)
+        if args.explain:
+            from builder.cli.cachespec import print_explanations
+
+            print_explanations(collected.explained, sys.stderr)
+        final_chains = {layer.chain_id for layer in result.state.layers}
+        export_caches(store, cache_to, collected.records, final_chains, args.insecure_registry)
         for output in outputs:
             write_output(store, result.manifest_digest, output)
         if args.push:
@@ -177,6 +193,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
     parser.add_argument("--progress", default="auto", choices=("auto", "tty", "plain", "json", "quiet"))
     parser.add_argument("--no-cache", action="store_true", help="do not use the layer cache")
+    parser.add_argument(
+        "--no-cache-filter",
+        action="append",
+        default=[],
+        metavar="STAGE",
+        help="do not use the layer cache for this stage (name or index; repeatable)",
+    )
+    parser.add_argument(
+        "--cache-from",
+        action="append",
+        default=[],
+        metavar="type=local,src=DIR|type=registry,ref=REF",
+        help="import cache records before building (repeatable)",
+    )
+    parser.add_argument(
+        "--cache-to",
+        action="append",
+        default=[],
+        metavar="type=local,dest=DIR[,mode=min|max]|type=registry,ref=REF",
+        help="export this build's cache records (repeatable)",
+    )
+    parser.add_argument(
+        "--explain", action="store_true", help="print every rebuilt step's full reason after the build"
+    )
     parser.add_argument("--pull", action="store_true", help="check the registry for newer base images")
     parser.add_argument("--push", action="store_true", help="push every -t name after the build")
     parser.add_argument(
