@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from builder.context import BuildContext
+from builder.emulation import check_graph_runnable
 from builder.events import BuildFinished, EventSink
 from builder.graph import BuildGraph
 from builder.imagestate import ImageState, utc_timestamp
@@ -69,6 +70,7 @@ def image_config(state: ImageState, labels: Mapping[str, str], created: str) -> 
 def run_build(store: Store, request: BuildRequest, sink: EventSink) -> BuildResult:
     """Build ``request.graph`` into ``store``; raise a :class:`~builder.errors.KilnError` on failure."""
     started = time.monotonic()
+    check_graph_runnable(request.graph)  # a foreign RUN needs binfmt_misc: say so up front
     with store.lease() as lease:
         runner = LocalRunner(store, request.context, lease, request.options)
         solver = Solver(runner, sink)

@@ -32,6 +32,7 @@ from builder.errors import StoreError, UsageError
 from builder.exec.overlay import is_mounted
 from builder.exec.runtime import OciRuntime
 from builder.exec.step import run_step
+from builder.graph import Platform
 from builder.imagestate import utc_timestamp
 from builder.oci.reference import parse_reference
 from builder.store.meta import LEASE_IMAGE
@@ -60,9 +61,14 @@ def _check_name(store: Store, name: str) -> None:
             )
 
 
-def create_container(store: Store, image: str, overrides: RunOverrides, *, name: str = "") -> ContainerRecord:
-    """Make a container of ``image`` (its process resolved now) with an empty writable layer."""
-    digest = store.resolve(image)
+def create_container(
+    store: Store, image: str, overrides: RunOverrides, *, name: str = "", platform: Platform | None = None
+) -> ContainerRecord:
+    """Make a container of ``image`` (its process resolved now) with an empty writable layer.
+
+    A multi-platform image gives its manifest for ``platform`` (default: this machine's).
+    """
+    digest = store.resolve_for(image, platform)
     _manifest, config = store.get_image(digest)
     process = resolve_process(config.get("config") or {}, overrides)
     taken = {record.name for record in all_records(store.meta)}

@@ -46,8 +46,8 @@ def write_docker_archive(store: Store, names: Sequence[str], out: BinaryIO) -> N
     repositories: dict[str, dict[str, str]] = {}
     config_files: dict[str, str] = {}
     layer_blobs: dict[str, tuple[str, str]] = {}
-    for name in names:
-        manifest, config = store.get_image(name)
+    for name, image_ref in _platform_images(store, names):
+        manifest, config = store.get_image(image_ref)
         layers = store.layers(manifest, config)
         config_digest = str(manifest["config"]["digest"])
         config_files[f"{digest_hex(config_digest)}.json"] = config_digest
@@ -57,7 +57,7 @@ def write_docker_archive(store: Store, names: Sequence[str], out: BinaryIO) -> N
             layer_blobs.setdefault(layer_path, (layer.digest, layer.diff_id))
             layer_paths.append(layer_path)
         repo_tags: list[str] = []
-        reference = reference_or_none(name)
+        reference = reference_or_none(name) if name else None
         if reference is not None and reference.tag is not None and reference.digest is None:
             repo_tags.append(reference.familiar())
             if layer_paths:
@@ -82,6 +82,21 @@ def write_docker_archive(store: Store, names: Sequence[str], out: BinaryIO) -> N
                 add_bytes(archive, "repositories", json.dumps(repositories).encode())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _platform_images(store: Store, names: Sequence[str]) -> list[tuple[str, str]]:
+    """(name, image) pairs: a multi-platform name gives one entry per platform image, the
+    name going to this machine's platform only (a docker name holds one image)."""
+    pairs: list[tuple[str, str]] = []
+    for name in names:
+        digest = store.resolve(name)
+        children = store.index_entries(digest)
+        if children is None:
+            pairs.append((name, name))
+            continue
+        named = store.resolve_for(digest)
+        pairs += [(name if child["digest"] == named else "", str(child["digest"])) for child in children]
+    return pairs
 
 
 def _uncompressed_layer(store: Store, blob_digest: str, diff_id: str, scratch: Path) -> Path:

@@ -53,8 +53,12 @@ def write_oci_archive(store: Store, names: Sequence[str], out: BinaryIO) -> None
                 ANNOTATION_REF_NAME: reference.tag,
             }
         entries.append(entry)
-        needed = [manifest_digest, manifest["config"]["digest"]]
-        needed += [layer["digest"] for layer in manifest.get("layers", [])]
+        needed = [manifest_digest]
+        # A multi-platform image: the index, then each platform's manifest, config, layers.
+        children = store.index_entries(manifest_digest)
+        for image in [manifest] if children is None else [store.manifest(c["digest"]) for c in children]:
+            needed += [image["config"]["digest"]] + [layer["digest"] for layer in image.get("layers", [])]
+        needed += [str(child["digest"]) for child in children or []]
         blob_digests += [digest for digest in needed if digest not in blob_digests]
     index = {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": entries}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 from builder.errors import ImageFormatError
 from builder.export.config_changes import apply_change
+from builder.graph import Platform
 from builder.layers.compression import open_compressor, open_decompressed
 from builder.oci import mediatypes
 from builder.store.blobs import TEMP_PREFIX
@@ -45,9 +46,10 @@ def import_rootfs(
     source: str = "-",
     message: str = "",
     created: datetime | None = None,
+    platform: Platform | None = None,
 ) -> str:
     """Store the tar read from ``stream`` as a one-layer image named ``name``; return its
-    manifest digest."""
+    manifest digest. ``platform`` (default: this machine's) is what the config declares."""
     container_config: dict[str, Any] = {}
     for line in changes:
         apply_change(container_config, line)
@@ -57,9 +59,9 @@ def import_rootfs(
     try:
         with store.writing():
             layer = _store_layer(store, stream, scratch)
-            config = {
-                "architecture": host_architecture(),
-                "os": "linux",
+            config: dict[str, Any] = {
+                "architecture": platform.architecture if platform else host_architecture(),
+                "os": platform.os if platform else "linux",
                 "created": moment,
                 "config": container_config,
                 "history": [
@@ -70,6 +72,8 @@ def import_rootfs(
                     }
                 ],
             }
+            if platform is not None and platform.variant:
+                config["variant"] = platform.variant
             return store.put_image(config, [layer], name)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

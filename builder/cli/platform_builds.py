@@ -1,0 +1,78 @@
+"""``kiln build --platform a,b,...``: the command-line half of a multi-platform build.
+
+``kiln build`` parses its flags and the Dockerfile as for one platform; with several
+platforms it hands over here: one graph per platform from the same frontend call, one
+build (:func:`builder.multiplatform.run_multiplatform_build`), then the same outputs,
+``--push``, ``--iidfile`` and ``-q`` as a single-platform build, all naming the index.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from builder.cli.outputs import OutputSpec, write_output
+from builder.context import BuildContext
+from builder.errors import UsageError
+from builder.events import EventSink
+from builder.graph import BuildGraph, Platform
+from builder.multiplatform import MultiPlatformRequest, run_multiplatform_build
+from builder.registry.platforms import normalise, parse_platform
+from builder.runner import RunnerOptions
+from builder.store.store import Store
+
+
+def parse_platform_list(text: str | None) -> list[Platform]:
+    """``linux/amd64,linux/arm64``: each platform once, in the order given."""
+    if not text:
+        return []
+    platforms: list[Platform] = []
+    for item in text.split(","):
+        if not item.strip():
+            raise UsageError(f"--platform {text!r}: empty platform in the list")
+        platform = parse_platform(item)
+        if normalise(platform) in {normalise(known) for known in platforms}:
+            continue
+        platforms.append(platform)
+    return platforms
+
+
+def build_for_platforms(
+    store: Store,
+    args: argparse.Namespace,
+    platforms: Sequence[Platform],
+    make_graph: Callable[[Platform], BuildGraph],
+    *,
+    context: BuildContext | None,
+    labels: Mapping[str, str],
+    options: RunnerOptions,
+    sink: EventSink,
+    outputs: Sequence[OutputSpec],
+) -> int:
+    """Build every platform, name the index ``-t``, write outputs and push; print the index
+    digest with ``-q`` (and write it to ``--iidfile``), as buildx does for a manifest list."""
+    for output in outputs:
+        if output.type in ("local", "tar"):
+            raise UsageError(
+                f"-o type={output.type} writes one filesystem: build one --platform for it, "
+                "or use type=oci or type=docker for every platform"
+            )
+    # The Dockerfile's warnings are the same for every platform: the caller printed them.
+    graphs = {platform: make_graph(platform) for platform in platforms}
+    request = MultiPlatformRequest(graphs, context, tuple(args.tag), labels, options)
+    result = run_multiplatform_build(store, request, sink)
+    for output in outputs:
+        write_output(store, result.index_digest, output)
+    if args.push:
+        if not args.tag:
+            raise UsageError("--push needs a name: add -t REGISTRY/REPOSITORY[:TAG]")
+        from builder.registry import push_image
+
+        for tag in args.tag:
+            push_image(store, tag, sink=sink, insecure=args.insecure_registry)
+    if args.iidfile:
+        Path(args.iidfile).write_text(result.index_digest, encoding="utf-8")
+    if args.quiet:
+        print(result.index_digest)
+    return 0
