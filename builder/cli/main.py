@@ -13,7 +13,6 @@ import sys
 from collections.abc import Sequence
 
 from builder.errors import KilnError, UsageError
-from builder.exec.runtime import interrupts_stop_containers
 
 #: Command modules, in the order ``kiln --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -60,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         # Ctrl-C and SIGTERM stop the containers that worker threads run, then unwind.
+        from builder.exec.runtime import interrupts_stop_containers
+
         with interrupts_stop_containers():
             status: int = handler(args)
         return status

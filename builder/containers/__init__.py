@@ -5,18 +5,23 @@
 layer into a new image (:func:`commit_container`); ``kiln rmi`` asks :func:`image_in_use`.
 """
 
-from builder.containers.commit import CommitOptions, commit_container
-from builder.containers.lifecycle import (
-    check_image_removable,
-    container_dir,
-    create_container,
-    image_in_use,
-    remove_container,
-    start_container,
-    upper_dir,
-)
-from builder.containers.process import RunOverrides, resolve_process
-from builder.containers.records import ContainerRecord, all_records, find_record
+from typing import TYPE_CHECKING
+
+from builder.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from builder.containers.commit import CommitOptions, commit_container
+    from builder.containers.lifecycle import (
+        check_image_removable,
+        container_dir,
+        create_container,
+        image_in_use,
+        remove_container,
+        start_container,
+        upper_dir,
+    )
+    from builder.containers.process import RunOverrides, resolve_process
+    from builder.containers.records import ContainerRecord, all_records, find_record
 
 __all__ = [
     "CommitOptions",
@@ -34,3 +39,23 @@ __all__ = [
     "start_container",
     "upper_dir",
 ]
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "CommitOptions": "commit",
+        "commit_container": "commit",
+        "check_image_removable": "lifecycle",
+        "container_dir": "lifecycle",
+        "create_container": "lifecycle",
+        "image_in_use": "lifecycle",
+        "remove_container": "lifecycle",
+        "start_container": "lifecycle",
+        "upper_dir": "lifecycle",
+        "RunOverrides": "process",
+        "resolve_process": "process",
+        "ContainerRecord": "records",
+        "all_records": "records",
+        "find_record": "records",
+    },
+)

@@ -9,10 +9,27 @@
 Every write resolves inside the destination root (:mod:`builder.rootpath`).
 """
 
-from builder.fileops.chmod import ModeChange, parse_chmod
-from builder.fileops.copy import copy_into
-from builder.fileops.mkdir import make_workdir
-from builder.fileops.owner import resolve_owner
-from builder.fileops.writer import copy_tree
+from typing import TYPE_CHECKING
+
+from builder.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from builder.fileops.chmod import ModeChange, parse_chmod
+    from builder.fileops.copy import copy_into
+    from builder.fileops.mkdir import make_workdir
+    from builder.fileops.owner import resolve_owner
+    from builder.fileops.writer import copy_tree
 
 __all__ = ["ModeChange", "copy_into", "copy_tree", "make_workdir", "parse_chmod", "resolve_owner"]
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "ModeChange": "chmod",
+        "parse_chmod": "chmod",
+        "copy_into": "copy",
+        "make_workdir": "mkdir",
+        "resolve_owner": "owner",
+        "copy_tree": "writer",
+    },
+)

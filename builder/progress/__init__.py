@@ -5,7 +5,23 @@ the renderer it returns, and calls its ``close()`` when the build ends (the live
 prints its summary). :class:`MetadataCollector` is a sink too; :class:`Tee` feeds both.
 """
 
-from builder.progress.metadata import MetadataCollector
-from builder.progress.select import PROGRESS_MODES, Renderer, Tee, make_renderer
+from typing import TYPE_CHECKING
+
+from builder.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from builder.progress.metadata import MetadataCollector
+    from builder.progress.select import PROGRESS_MODES, Renderer, Tee, make_renderer
 
 __all__ = ["PROGRESS_MODES", "MetadataCollector", "Renderer", "Tee", "make_renderer"]
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "MetadataCollector": "metadata",
+        "PROGRESS_MODES": "select",
+        "Renderer": "select",
+        "Tee": "select",
+        "make_renderer": "select",
+    },
+)

@@ -12,18 +12,20 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from builder.cli.commands.images import open_store
 from builder.errors import KilnError, UsageError
-from builder.export.docker_archive import write_docker_archive
-from builder.export.load import load_archive
-from builder.export.oci_archive import write_oci_archive
 from builder.oci.reference import parse_reference
-from builder.store import Store
+
+if TYPE_CHECKING:
+    from builder.store import Store
 
 
 def _write(store: Store, images: list[str], archive_format: str, out: BinaryIO) -> None:
+    from builder.export.docker_archive import write_docker_archive
+    from builder.export.oci_archive import write_oci_archive
+
     if archive_format == "oci":
         write_oci_archive(store, images, out)
     else:
@@ -53,6 +55,8 @@ def run_save(args: argparse.Namespace) -> int:
 
 
 def run_load(args: argparse.Namespace) -> int:
+    from builder.export.load import load_archive
+
     with open_store(args) as store:
         if args.input is None:
             loaded = load_archive(store, sys.stdin.buffer)

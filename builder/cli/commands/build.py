@@ -12,17 +12,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from builder.build import BuildRequest, run_build
-from builder.cli.commands.images import open_store
-from builder.cli.outputs import OutputSpec, parse_output, write_output
-from builder.context import BuildContext
 from builder.errors import UsageError
-from builder.events import EventSink, Notice
-from builder.exec.runtime import find_runtime
-from builder.progress.plain import PlainRenderer
-from builder.runner import RunnerOptions
-from builder.secrets import parse_secret_flag, parse_ssh_flag
+
+if TYPE_CHECKING:
+    from builder.cli.outputs import OutputSpec
+    from builder.events import EventSink
 
 
 def _pairs(values: Sequence[str], flag: str, *, from_env: bool = False) -> dict[str, str]:
@@ -65,6 +61,8 @@ def _read_dockerfile(path: Path) -> bytes:
 def _sink(args: argparse.Namespace) -> EventSink:
     if args.quiet:
         return lambda event: None
+    from builder.progress.plain import PlainRenderer
+
     return PlainRenderer(sys.stderr)
 
 
@@ -77,7 +75,16 @@ def _allow_insecure(entitlements: Sequence[str]) -> bool:
 
 
 def run_build_command(args: argparse.Namespace) -> int:
+    # Imported here, not at module level: ``kiln --version`` and ``--help`` load this module.
+    from builder.build import BuildRequest, run_build
     from builder.cli.cachespec import CacheCollector, export_caches, import_caches, parse_cache_spec
+    from builder.cli.commands.images import open_store
+    from builder.cli.outputs import parse_output, write_output
+    from builder.context import BuildContext
+    from builder.events import Notice
+    from builder.exec.runtime import find_runtime
+    from builder.runner import RunnerOptions
+    from builder.secrets import parse_secret_flag, parse_ssh_flag
     from frontends.dockerfile.convert import build_graph
     from frontends.dockerfile.parser import parse
 

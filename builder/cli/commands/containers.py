@@ -9,22 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from builder.cli.commands._humanize import human_age, table
 from builder.cli.commands.images import open_store
-from builder.containers import (
-    CommitOptions,
-    ContainerRecord,
-    RunOverrides,
-    all_records,
-    commit_container,
-    create_container,
-    find_record,
-    remove_container,
-    start_container,
-)
 from builder.errors import KilnError
-from builder.exec.runtime import find_runtime
+
+if TYPE_CHECKING:
+    from builder.containers import ContainerRecord
 
 _COMMAND_WIDTH = 20
 
@@ -35,6 +27,15 @@ def _write_output(chunk: bytes) -> None:
 
 
 def run_run(args: argparse.Namespace) -> int:
+    from builder.containers import (
+        RunOverrides,
+        create_container,
+        find_record,
+        remove_container,
+        start_container,
+    )
+    from builder.exec.runtime import find_runtime
+
     overrides = RunOverrides(
         cmd=tuple(args.command), env=tuple(args.env), working_dir=args.workdir or "", user=args.user or ""
     )
@@ -67,6 +68,8 @@ def _command_cell(record: ContainerRecord, no_trunc: bool) -> str:
 
 
 def run_ps(args: argparse.Namespace) -> int:
+    from builder.containers import all_records
+
     with open_store(args) as store:
         records = [record for record in all_records(store.meta) if args.all or record.is_running()]
     if args.quiet:
@@ -90,6 +93,8 @@ def run_ps(args: argparse.Namespace) -> int:
 
 
 def run_rm(args: argparse.Namespace) -> int:
+    from builder.containers import find_record, remove_container
+
     status = 0
     with open_store(args) as store:
         for wanted in args.containers:
@@ -104,6 +109,8 @@ def run_rm(args: argparse.Namespace) -> int:
 
 
 def run_commit(args: argparse.Namespace) -> int:
+    from builder.containers import CommitOptions, commit_container, find_record
+
     options = CommitOptions(message=args.message, author=args.author, changes=tuple(args.change))
     with open_store(args) as store:
         record = find_record(store.meta, args.container)

@@ -13,11 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import UsageError
-from builder.graph import to_jsonable
-from builder.resolver import EmptyResolver
-from frontends.dockerfile.convert import build_graph
-from frontends.dockerfile.dump import dump
-from frontends.dockerfile.parser import parse
 
 
 def _read_dockerfile(path: str) -> tuple[bytes, str]:
@@ -32,6 +27,9 @@ def _read_dockerfile(path: str) -> tuple[bytes, str]:
 
 def run_ast(args: argparse.Namespace) -> int:
     """Print the parsed Dockerfile in BuildKit's AST dump format."""
+    from frontends.dockerfile.dump import dump
+    from frontends.dockerfile.parser import parse
+
     data, name = _read_dockerfile(args.file)
     print(dump(parse(data, name)))
     return 0
@@ -39,6 +37,11 @@ def run_ast(args: argparse.Namespace) -> int:
 
 def run_graph(args: argparse.Namespace) -> int:
     """Print the instruction graph the Dockerfile converts to (base images read as empty)."""
+    from builder.graph import to_jsonable
+    from builder.resolver import EmptyResolver
+    from frontends.dockerfile.convert import build_graph
+    from frontends.dockerfile.parser import parse
+
     data, name = _read_dockerfile(args.file)
     build_args: dict[str, str] = {}
     for pair in args.build_arg:

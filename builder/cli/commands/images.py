@@ -10,18 +10,20 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder.cli.commands._humanize import human_age, human_size, table
-from builder.containers import check_image_removable
 from builder.errors import KilnError, StoreError, UsageError
-from builder.export.rootfs_import import import_rootfs
 from builder.oci.reference import parse_reference
-from builder.store import Store, prune
+
+if TYPE_CHECKING:
+    from builder.store.store import Store
 
 
 def open_store(args: argparse.Namespace) -> Store:
     """The store the global ``--root`` names, else the default one."""
+    from builder.store.store import Store
+
     root = getattr(args, "root", None)
     return Store.open(Path(root) if root else None)
 
@@ -31,6 +33,8 @@ def short_id(digest: str) -> str:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from builder.export.rootfs_import import import_rootfs
+
     with open_store(args) as store:
         options: dict[str, Any] = {"changes": args.change, "message": args.message, "source": args.file}
         if args.file == "-":
@@ -162,6 +166,8 @@ def run_rmi(args: argparse.Namespace) -> int:
 
 def _remove_one(store: Store, ref: str, *, force: bool) -> None:
     """A name is untagged (the image goes with its last name); an id removes the image."""
+    from builder.containers.lifecycle import check_image_removable
+
     if not force:
         check_image_removable(store, ref)
     if _is_name(store, ref):
@@ -186,6 +192,8 @@ def _is_name(store: Store, ref: str) -> bool:
 
 
 def run_prune(args: argparse.Namespace) -> int:
+    from builder.store.gc import prune
+
     with open_store(args) as store:
         report = prune(store, dry_run=args.dry_run)
     for digest in report.images:

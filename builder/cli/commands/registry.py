@@ -14,22 +14,12 @@ from pathlib import Path
 from builder.cli.commands.images import open_store
 from builder.errors import UsageError
 from builder.oci.reference import Reference, parse_reference
-from builder.progress.plain import PlainRenderer
-from builder.registry import (
-    Credentials,
-    RegistryClient,
-    host_platform,
-    parse_platform,
-    pull_image,
-    push_image,
-    remove_login,
-    save_login,
-)
-from builder.registry.manifests import head_manifest_digest
-from builder.registry.pin import pin_dockerfile
 
 
 def run_pull(args: argparse.Namespace) -> int:
+    from builder.progress.plain import PlainRenderer
+    from builder.registry import host_platform, parse_platform, pull_image
+
     platform = parse_platform(args.platform) if args.platform else host_platform()
     reference = parse_reference(args.reference)
     with open_store(args) as store:
@@ -42,6 +32,9 @@ def run_pull(args: argparse.Namespace) -> int:
 
 
 def run_push(args: argparse.Namespace) -> int:
+    from builder.progress.plain import PlainRenderer
+    from builder.registry import push_image
+
     with open_store(args) as store:
         digest = push_image(
             store,
@@ -55,6 +48,8 @@ def run_push(args: argparse.Namespace) -> int:
 
 
 def run_login(args: argparse.Namespace) -> int:
+    from builder.registry import Credentials, RegistryClient, save_login
+
     if args.password is not None and args.password_stdin:
         raise UsageError("kiln login: use either --password or --password-stdin")
     if args.password_stdin:
@@ -78,6 +73,8 @@ def run_login(args: argparse.Namespace) -> int:
 
 
 def run_logout(args: argparse.Namespace) -> int:
+    from builder.registry import remove_login
+
     if remove_login(args.server):
         print(f"Removing login credentials for {args.server}")
     else:
@@ -86,10 +83,16 @@ def run_logout(args: argparse.Namespace) -> int:
 
 
 def run_pin(args: argparse.Namespace) -> int:
+    from builder.registry import RegistryClient
+    from builder.registry.manifests import head_manifest_digest
+    from builder.registry.pin import pin_dockerfile
+
     clients: dict[str, RegistryClient] = {}
     resolved: dict[str, str] = {}
 
     def resolve(reference: Reference) -> str:
+        from builder.registry import RegistryClient
+
         key = str(reference)
         if key not in resolved:
             if reference.registry not in clients:

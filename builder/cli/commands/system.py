@@ -11,15 +11,16 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder.cli.commands.images import open_store
-from builder.progress.tables import Column, render_table
 from builder.progress.units import human_size
-from builder.store import Store
 from builder.store.blobs import TEMP_PREFIX
 
 #: The build cache's records in the metadata store (see ``cache/records.py``).
+if TYPE_CHECKING:
+    from builder.store import Store
+
 CACHE_RECORDS_NAMESPACE = "cache"
 
 
@@ -85,6 +86,8 @@ def _entries(directory: Path) -> list[Path]:
 
 
 def run_df(args: argparse.Namespace) -> int:
+    from builder.progress.tables import Column, render_table
+
     with open_store(args) as store:
         usage = store_usage(store)
     columns = [
