@@ -1,0 +1,282 @@
+"""Multi-platform builds end to end: a busybox base imported for amd64 and arm64 under one
+name, two-platform builds into an OCI index, the archives of it, and an arm64 image run
+under QEMU user emulation.
+
+The arm64 busybox comes from Debian's ``busybox-static:arm64`` package, fetched once and
+kept under /var/cache/kiln-tests/. A RUN for arm64 needs a binfmt_misc handler: under CI
+the tests register one with ``kiln setup-binfmt``; elsewhere they skip with the reason when
+none is registered. The cross-compilation test needs no emulation (its only RUN is on the
+build platform).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from builder.emulation import emulation_problem, setup_binfmt
+from builder.graph import Platform
+from builder.layers.compression import open_decompressed
+from builder.store.store import MEDIA_TYPE_INDEX, Store
+from tests.conftest import IN_CI, require_root
+from tests.fixtures.busybox import busybox_tar  # noqa: F401  (a fixture)
+from tests.fixtures.kiln_cli import kiln
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+CACHE_DIR = Path("/var/cache/kiln-tests/multiplatform")
+AMD64 = Platform("linux", "amd64")
+ARM64 = Platform("linux", "arm64")
+ELF_MACHINE = {"amd64": 62, "arm64": 183}
+
+CROSS_DOCKERFILE = """\
+FROM --platform=$BUILDPLATFORM busybox AS build
+RUN cat /proc/sys/kernel/random/uuid > /stamp
+FROM busybox
+ARG TARGETARCH
+COPY --from=build /stamp /stamp
+"""
+
+RUN_EACH_DOCKERFILE = """\
+FROM busybox
+ARG TARGETPLATFORM
+RUN cp /bin/busybox /copied && echo "$TARGETPLATFORM $(uname -m)" > /built-for
+"""
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _fetch_arm64_deb() -> Path:
+    """Debian's busybox-static for arm64, downloaded once into the cache directory."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    cached = sorted(CACHE_DIR.glob("busybox-static_*_arm64.deb"))
+    if cached:
+        return cached[-1]
+    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
+        _unavailable("apt-get/dpkg are missing: cannot fetch busybox-static:arm64")
+    foreign = subprocess.run(
+        ["dpkg", "--print-foreign-architectures"], check=False, capture_output=True, text=True
+    )
+    steps = [] if "arm64" in foreign.stdout.split() else [["dpkg", "--add-architecture", "arm64"]]
+    steps += [["apt-get", "update", "-qq"], ["apt-get", "download", "-qq", "busybox-static:arm64"]]
+    for step in steps:
+        done = subprocess.run(step, check=False, cwd=CACHE_DIR, capture_output=True, text=True)
+        if done.returncode != 0:
+            _unavailable(f"cannot fetch busybox-static:arm64 ({' '.join(step)}): {done.stderr.strip()}")
+    cached = sorted(CACHE_DIR.glob("busybox-static_*_arm64.deb"))
+    if not cached:
+        _unavailable("apt-get download busybox-static:arm64 left no .deb")
+    return cached[-1]
+
+
+def _replace_member(source: Path, target: Path, member_name: str, content: bytes) -> None:
+    """Copy a tar, with one regular file's content replaced (same mode and owner)."""
+    with tarfile.open(source) as reading, tarfile.open(target, "w", format=tarfile.GNU_FORMAT) as writing:
+        for member in reading:
+            if member.name.lstrip("./") == member_name:
+                member.size = len(content)
+                writing.addfile(member, io.BytesIO(content))
+            else:
+                writing.addfile(member, reading.extractfile(member) if member.isfile() else None)
+
+
+@pytest.fixture(scope="session")
+def arm64_busybox_tar(tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path) -> Path:  # noqa: F811
+    """The busybox rootfs tar with /bin/busybox swapped for Debian's arm64 build."""
+    require_root("fetching packages and building need root")
+    deb = _fetch_arm64_deb()
+    base = tmp_path_factory.mktemp("arm64-busybox")
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(base / "deb")], check=True)
+    binary = (base / "deb" / "bin" / "busybox").read_bytes()
+    assert _elf_machine(binary) == ELF_MACHINE["arm64"]
+    tar_path = base / "busybox-rootfs-arm64.tar"
+    _replace_member(busybox_tar, tar_path, "bin/busybox", binary)
+    return tar_path
+
+
+@pytest.fixture
+def two_platform_store(tmp_path: Path, busybox_tar: Path, arm64_busybox_tar: Path) -> Path:  # noqa: F811
+    """A store whose ``busybox:latest`` is an index of an amd64 and an arm64 image."""
+    store_root = tmp_path / "store"
+    for platform, tar_path in ((AMD64, busybox_tar), (ARM64, arm64_busybox_tar)):
+        status = kiln(store_root, "import", "--platform", str(platform), str(tar_path), "busybox:latest")
+        assert status == 0
+    return store_root
+
+
+def _require_emulation() -> None:
+    problem = emulation_problem(ARM64)
+    if problem is not None and IN_CI:
+        setup_binfmt([ARM64])
+        problem = emulation_problem(ARM64)
+    if problem is not None:
+        _unavailable(problem)
+
+
+def _elf_machine(binary: bytes) -> int:
+    assert binary[:4] == b"\x7fELF"
+    return int.from_bytes(binary[18:20], "little")
+
+
+def _platform_manifests(store: Store, name: str) -> dict[str, str]:
+    """platform text → manifest digest, from the index ``name`` points at."""
+    entries = store.index_entries(store.resolve(name))
+    assert entries is not None, f"{name} is not an index"
+    found: dict[str, str] = {}
+    for entry in entries:
+        offered = entry["platform"]
+        text = f"{offered['os']}/{offered['architecture']}"
+        found[text + (f"/{offered['variant']}" if offered.get("variant") else "")] = entry["digest"]
+    return found
+
+
+def _file_in_layers(store: Store, manifest_digest: str, path: str) -> bytes | None:
+    """The content of ``path`` in the topmost layer of the image that holds it."""
+    manifest = store.manifest(manifest_digest)
+    for layer in reversed(manifest["layers"]):
+        with store.blobs.path(layer["digest"]).open("rb") as raw:
+            stream, _compression = open_decompressed(raw)
+            with tarfile.open(fileobj=stream, mode="r|") as archive:
+                for member in archive:
+                    if member.name.lstrip("./") == path and member.isfile():
+                        extracted = archive.extractfile(member)
+                        assert extracted is not None
+                        return extracted.read()
+    return None
+
+
+def test_import_with_platform_grows_an_index(two_platform_store: Path) -> None:
+    with Store.open(two_platform_store) as store:
+        manifests = _platform_manifests(store, "busybox:latest")
+        assert sorted(manifests) == ["linux/amd64", "linux/arm64"]
+        for text, digest in manifests.items():
+            binary = _file_in_layers(store, digest, "bin/busybox")
+            assert binary is not None
+            assert _elf_machine(binary) == ELF_MACHINE[text.split("/")[1]]
+            config = store.get_image(digest)[1]
+            assert config["architecture"] == text.split("/")[1]
+
+
+def test_cross_compilation_builds_the_build_stage_once(two_platform_store: Path, tmp_path: Path) -> None:
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(CROSS_DOCKERFILE)
+    oci_archive, docker_archive = tmp_path / "multi.oci.tar", tmp_path / "multi.docker.tar"
+    status = kiln(
+        two_platform_store,
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        "cross:latest",
+        "-o",
+        f"type=oci,dest={oci_archive}",
+        "-o",
+        f"type=docker,dest={docker_archive},name=cross:latest",
+        str(context),
+    )
+    assert status == 0
+    with Store.open(two_platform_store) as store:
+        manifests = _platform_manifests(store, "cross:latest")
+        assert sorted(manifests) == ["linux/amd64", "linux/arm64"]
+        stamps = {text: _file_in_layers(store, digest, "stamp") for text, digest in manifests.items()}
+        binaries = {text: _file_in_layers(store, digest, "bin/busybox") for text, digest in manifests.items()}
+        top_layers = {
+            text: store.manifest(digest)["layers"][-1]["digest"] for text, digest in manifests.items()
+        }
+    # The uuid differs on every run of the build stage: one value means it ran once.
+    assert stamps["linux/amd64"] is not None and len(stamps["linux/amd64"]) == 37
+    assert stamps["linux/amd64"] == stamps["linux/arm64"]
+    assert top_layers["linux/amd64"] == top_layers["linux/arm64"]
+    assert {text: _elf_machine(binary or b"") for text, binary in binaries.items()} == {
+        "linux/amd64": 62,
+        "linux/arm64": 183,
+    }
+    _check_oci_archive(oci_archive, set(manifests.values()))
+    with tarfile.open(docker_archive) as archive:
+        member = archive.extractfile("manifest.json")
+        assert member is not None
+        entries = json.loads(member.read())
+    assert len(entries) == 2
+    assert sorted(entry["RepoTags"] for entry in entries) == [[], ["cross:latest"]]
+
+
+def _check_oci_archive(archive_path: Path, manifest_digests: set[str]) -> None:
+    """The archive's index.json names one index, which lists both platform manifests, and
+    every blob they need is in the archive."""
+    with tarfile.open(archive_path) as archive:
+        names = set(archive.getnames())
+        member = archive.extractfile("index.json")
+        assert member is not None
+        top = json.loads(member.read())
+        assert [entry["mediaType"] for entry in top["manifests"]] == [MEDIA_TYPE_INDEX]
+        index_file = archive.extractfile(f"blobs/sha256/{top['manifests'][0]['digest'][7:]}")
+        assert index_file is not None
+        index = json.loads(index_file.read())
+        assert {entry["digest"] for entry in index["manifests"]} == manifest_digests
+        assert {entry["platform"]["architecture"] for entry in index["manifests"]} == {"amd64", "arm64"}
+        for digest in manifest_digests:
+            manifest_file = archive.extractfile(f"blobs/sha256/{digest[7:]}")
+            assert manifest_file is not None
+            manifest = json.loads(manifest_file.read())
+            for blob in [manifest["config"], *manifest["layers"]]:
+                assert f"blobs/sha256/{blob['digest'][7:]}" in names
+
+
+def test_two_platform_build_with_a_run_in_each(
+    two_platform_store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _require_emulation()
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(RUN_EACH_DOCKERFILE)
+    status = kiln(
+        two_platform_store,
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        "multi",
+        str(context),
+    )
+    assert status == 0
+    with Store.open(two_platform_store) as store:
+        manifests = _platform_manifests(store, "multi:latest")
+        for text, digest in manifests.items():
+            copied = _file_in_layers(store, digest, "copied")
+            assert copied is not None
+            assert _elf_machine(copied) == ELF_MACHINE[text.split("/")[1]]
+        built_for = {text: _file_in_layers(store, digest, "built-for") for text, digest in manifests.items()}
+    assert built_for == {"linux/amd64": b"linux/amd64 x86_64\n", "linux/arm64": b"linux/arm64 aarch64\n"}
+    capfd.readouterr()
+    status = kiln(two_platform_store, "run", "--rm", "--platform", "linux/arm64", "multi", "uname", "-m")
+    assert status == 0
+    assert capfd.readouterr().out == "aarch64\n"
+    status = kiln(two_platform_store, "inspect", "multi")
+    assert status == 0
+    inspected = json.loads(capfd.readouterr().out)
+    assert inspected[0]["Platforms"] == ["linux/amd64", "linux/arm64"]
+    assert [image["Architecture"] for image in inspected[0]["Manifests"]] == ["amd64", "arm64"]
+
+
+def test_skip_reason_names_the_fix_when_no_handler(tmp_path: Path) -> None:
+    """Without a handler the build's error says how to register one (a fake binfmt_misc)."""
+    (tmp_path / "register").write_text("")
+    problem = emulation_problem(ARM64, tmp_path)
+    assert problem is not None
+    assert "no binfmt_misc handler is registered for arm64" in problem
+    assert "kiln setup-binfmt" in problem
+    assert os.path.exists(tmp_path / "register")
