@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "registry",
     "system",
     "completion",
+    "binfmt",
 )
 
 VERSION = "0.1.0"

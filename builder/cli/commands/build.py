@@ -19,6 +19,7 @@ from builder.errors import UsageError
 if TYPE_CHECKING:
     from builder.cli.outputs import OutputSpec
     from builder.events import EventSink
+    from builder.graph import BuildGraph, Platform
 
 
 def _pairs(values: Sequence[str], flag: str, *, from_env: bool = False) -> dict[str, str]:
@@ -99,11 +100,10 @@ def run_build_command(args: argparse.Namespace) -> int:
     cache_from = [parse_cache_spec(text, "--cache-from") for text in args.cache_from]
     cache_to = [parse_cache_spec(text, "--cache-to") for text in args.cache_to]
     collected = CacheCollector()
-    platform = None
-    if args.platform:
-        from frontends.dockerfile.stages import parse_platform
+    from builder.cli.platform_builds import parse_platform_list
 
-        platform = parse_platform(args.platform)
+    platforms = parse_platform_list(args.platform)  # several: one image each, under an index
+    platform = platforms[0] if platforms else None
     sink = _sink(args)
     with open_store(args) as store:
         from builder.registry import PullingResolver
@@ -145,6 +145,30 @@ def run_build_command(args: argparse.Namespace) -> int:
         )
         labels = _pairs(args.label, "--label")
         import_caches(store, cache_from, args.insecure_registry)
+        if len(platforms) > 1:
+            from builder.cli.platform_builds import build_for_platforms
+
+            def graph_for(target_platform: Platform) -> BuildGraph:
+                return build_graph(
+                    dockerfile,
+                    resolver=resolver,
+                    target=args.target,
+                    build_args=build_args,
+                    platform=target_platform,
+                    build_contexts=named,
+                )
+
+            return build_for_platforms(
+                store,
+                args,
+                platforms,
+                graph_for,
+                context=context,
+                labels=labels,
+                options=options,
+                sink=sink,
+                outputs=outputs,
+            )
         request = BuildRequest(graph, context, tuple(args.tag), labels, options)
         result = run_build(store, request, sink)
         if args.explain:
@@ -186,7 +210,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--allow", action="append", default=[], metavar="security.insecure", help="grant an entitlement"
     )
     parser.add_argument("--target", help="build only up to this stage")
-    parser.add_argument("--platform", help="target platform, os/arch[/variant]")
+    parser.add_argument(
+        "--platform", help="target platform, os/arch[/variant]; a comma-separated list builds each"
+    )
     parser.add_argument("--label", action="append", default=[], metavar="K=V", help="add an image label")
     parser.add_argument(
         "-o",

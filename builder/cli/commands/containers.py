@@ -40,8 +40,15 @@ def run_run(args: argparse.Namespace) -> int:
         cmd=tuple(args.command), env=tuple(args.env), working_dir=args.workdir or "", user=args.user or ""
     )
     runtime = find_runtime(args.runtime) if args.runtime else None
+    platform = None
+    if args.platform:
+        from builder.emulation import require_emulation
+        from builder.registry.platforms import parse_platform
+
+        platform = parse_platform(args.platform)
+        require_emulation(platform, "kiln run")
     with open_store(args) as store:
-        record = create_container(store, args.image, overrides, name=args.name or "")
+        record = create_container(store, args.image, overrides, name=args.name or "", platform=platform)
         sys.stdout.flush()
         try:
             ended = start_container(store, record, on_output=_write_output, runtime=runtime)
@@ -127,6 +134,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("-w", "--workdir", default="", help="the working directory inside the container")
     parser.add_argument("-u", "--user", default="", help="user[:group], a name or a numeric id")
     parser.add_argument("--runtime", default="", help="the OCI runtime (crun or runc; default: detected)")
+    parser.add_argument("--platform", default="", help="run this platform's image (emulated when foreign)")
     parser.add_argument("image", metavar="IMAGE")
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND", help="replaces the Cmd")
     parser.set_defaults(handler=run_run)
