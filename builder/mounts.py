@@ -84,12 +84,41 @@ def spec_mounts(
         yield mounts
 
 
+def prune_cache_mounts(store_root: Path, *, dry_run: bool = False) -> tuple[list[str], int]:
+    """Remove every cache mount directory (``kiln prune --filter type=cache-mount``).
+
+    Returns the names removed and the bytes they held. A cache in use by a ``locked`` step
+    is skipped; the others are plain directories that the next build recreates empty.
+    """
+    root = store_root / "cache-mounts"
+    if not root.is_dir():
+        return [], 0
+    removed: list[str] = []
+    freed = 0
+    for directory in sorted(path for path in root.iterdir() if path.is_dir()):
+        lock_path = directory.with_suffix(".lock")
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            for walked, _dirs, files in os.walk(directory):
+                freed += sum(os.lstat(os.path.join(walked, name)).st_size for name in files)
+            if not dry_run:
+                shutil.rmtree(directory)
+            removed.append(directory.name)
+        finally:
+            os.close(descriptor)
+    return removed, freed
+
+
 def _private_cache_dir(directory: Path, mount: CacheMount, stack: ExitStack) -> Path:
     """``sharing=private``: the cache dir if no other step holds it, else a sibling of its
     own (``<dir>.1``, ``<dir>.2``, ...), each kept for later builds like the first."""
     candidate = directory
     for number in range(1, 1000):
-        descriptor = os.open(candidate.with_suffix(".private"), os.O_RDWR | os.O_CREAT, 0o600)
+        descriptor = os.open(candidate.with_name(f"{candidate.name}.private"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -111,7 +111,7 @@ def _add_ssh(
         if mount.required:
             raise BuildError(f"ssh agent {mount.id!r} is required but was not provided", op.location)
         return
-    target = mount.target or f"{SSH_AGENT_PREFIX}.{count + 1}"
+    target = mount.target or f"{SSH_AGENT_PREFIX}.{count}"
     result.mounts.append(SpecMount(target, str(socket), "bind", ("rbind", "rw")))
     if not any(entry.startswith("SSH_AUTH_SOCK=") for entry in op.env):
         result.env.append(f"SSH_AUTH_SOCK={target}")

@@ -42,37 +42,69 @@ DEFAULT_CAPABILITIES: tuple[str, ...] = (
     "CAP_AUDIT_WRITE",
 )
 
-# Every capability the kernel knows (5.x/6.x): what ``RUN --security=insecure`` gets.
-ALL_CAPABILITIES: tuple[str, ...] = (
-    *DEFAULT_CAPABILITIES,
-    "CAP_DAC_READ_SEARCH",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_LEASE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
+# Every capability of a 6.x kernel, in bit order: what ``RUN --security=insecure`` asks for
+# (as far as kiln's own bounding set allows, see :func:`bounded_capabilities`).
+ALL_CAPABILITIES: tuple[str, ...] = tuple(
+    f"CAP_{name}"
+    for name in [
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+    ]
 )
+
+
+def bounded_capabilities(status_text: str) -> tuple[str, ...]:
+    """The capabilities in a ``/proc/<pid>/status`` text's bounding set (``CapBnd``).
+
+    A privileged step gets every capability kiln itself may hold: asking the runtime for
+    one outside kiln's bounding set makes it fail (``capset: Operation not permitted``),
+    as happens when kiln runs in a container without all capabilities.
+    """
+    for line in status_text.splitlines():
+        if line.startswith("CapBnd:"):
+            mask = int(line.split()[1], 16)
+            return tuple(name for bit, name in enumerate(ALL_CAPABILITIES) if mask >> bit & 1)
+    return ALL_CAPABILITIES
+
 
 # Kernel interfaces a build has no business reading (containerd's defaults).
 MASKED_PATHS: tuple[str, ...] = (
@@ -153,15 +185,17 @@ def runtime_spec(
     readonly_rootfs: bool = False,
     nofile_limit: tuple[int, int] = DEFAULT_NOFILE_LIMIT,
     privileged: bool = False,
+    privileged_capabilities: Sequence[str] = ALL_CAPABILITIES,
 ) -> dict[str, object]:
     """The config.json for running ``argv`` in ``rootfs``; depends on nothing but its arguments.
 
     ``extra_mounts`` (RUN --mount targets) come after the generated files, so a caller's
     mount over /etc is seen as the user asked. The step has its own UTS namespace, so its
     hostname is ``hostname`` whatever the network (BuildKit's is ``buildkitsandbox``).
-    ``privileged`` (``RUN --security=insecure``) grants every capability and masks nothing.
+    ``privileged`` (``RUN --security=insecure``) grants ``privileged_capabilities`` and
+    masks nothing.
     """
-    capabilities = list(ALL_CAPABILITIES if privileged else DEFAULT_CAPABILITIES)
+    capabilities = list(privileged_capabilities if privileged else DEFAULT_CAPABILITIES)
     namespaces: list[dict[str, str]] = [{"type": kind} for kind in ("pid", "ipc", "uts", "mount")]
     if network == "none":
         namespaces.append({"type": "network"})

@@ -42,7 +42,7 @@ from builder.errors import BuildError, RuntimeSetupError
 from builder.exec.netfiles import hosts_content, read_host_resolv_conf, resolv_conf_content
 from builder.exec.overlay import OverlayMount, is_mounted
 from builder.exec.runtime import OciRuntime, find_runtime, interrupts_stop_containers, run_container
-from builder.exec.spec import NetworkMode, SpecMount, kernel_mounts, runtime_spec
+from builder.exec.spec import NetworkMode, SpecMount, bounded_capabilities, kernel_mounts, runtime_spec
 from builder.exec.stubs import missing_mount_points, remove_mount_stubs
 from builder.exec.users import ResolvedUser, resolve_user_in_root
 from builder.rootpath import resolve_in_root
@@ -207,6 +207,9 @@ def _run_step(
                 extra_mounts=extra_mounts,
                 nofile_limit=resource.getrlimit(resource.RLIMIT_NOFILE),
                 privileged=privileged,
+                privileged_capabilities=bounded_capabilities(
+                    Path("/proc/self/status").read_text(encoding="utf-8")
+                ),
             )
             (step_dir / "config.json").write_text(json.dumps(spec), encoding="utf-8")
             container_id = f"{CONTAINER_ID_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
