@@ -1,0 +1,63 @@
+"""``COPY --link``: the layer is written against an empty root, so its content and digest do
+not depend on the layers under it, and the same files give the same layer on any base."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_root
+from tests.fixtures.busybox import busybox_tar  # noqa: F401  (a fixture)
+from tests.fixtures.kiln_cli import import_busybox, kiln
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+FIRST_BASE = "FROM busybox\n"
+# A different base: an extra layer, and /app already present with other content.
+SECOND_BASE = "FROM busybox\nRUN mkdir -p /app && echo old > /app/old.txt && echo other > /other\n"
+LINKED = "COPY --link app /app/\n"
+
+
+def _diff_ids(store: Path, tag: str, capfd: pytest.CaptureFixture[str]) -> list[str]:
+    capfd.readouterr()
+    assert kiln(store, "inspect", tag) == 0
+    [document] = json.loads(capfd.readouterr().out)
+    return list(document["RootFS"]["Layers"])
+
+
+def test_link_layer_is_the_same_on_two_bases(
+    tmp_path: Path,
+    busybox_tar: Path,  # noqa: F811
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    require_root()
+    store = tmp_path / "store"
+    import_busybox(store, busybox_tar)
+    context = tmp_path / "ctx"
+    (context / "app").mkdir(parents=True)
+    (context / "app" / "main.py").write_text("print('hi')\n")
+    for tag, base in (("first", FIRST_BASE), ("second", SECOND_BASE)):
+        (context / f"{tag}.Dockerfile").write_text(base + LINKED)
+        out = tmp_path / tag
+        status = kiln(
+            store,
+            "build",
+            "-t",
+            tag,
+            "-f",
+            str(context / f"{tag}.Dockerfile"),
+            "-o",
+            f"type=local,dest={out}",
+            str(context),
+        )
+        assert status == 0, capfd.readouterr().err
+    first, second = _diff_ids(store, "first", capfd), _diff_ids(store, "second", capfd)
+    assert len(second) == len(first) + 1
+    assert first[-1] == second[-1]
+    assert first[:-1] == second[:-2]
+    # The linked layer sits on top of the base's files: both are visible.
+    assert (tmp_path / "second" / "app" / "main.py").read_text() == "print('hi')\n"
+    assert (tmp_path / "second" / "app" / "old.txt").read_text() == "old\n"
+    assert (tmp_path / "first" / "app" / "main.py").read_text() == "print('hi')\n"
