@@ -220,6 +220,8 @@ class LocalRunner:
         stage = where.stage.name or str(where.stage.index)
         fs_ops = [candidate for candidate in where.stage.ops if not isinstance(candidate, ConfigOp)]
         position = next(index for index, candidate in enumerate(fs_ops) if candidate is op)
+        # --no-cache-filter names a stage by its name or its index.
+        filtered = bool(where.stage.name) and where.stage.name in self._options.no_cache_stages
         return self._build_cache().probe(
             op,
             parent=state.cache_key or SCRATCH,
@@ -227,7 +229,7 @@ class LocalRunner:
             platform=state.platform,
             inputs=inputs,
             step=step_identity(self._options.dockerfile, stage, position),
-            stage=stage,
+            stage=where.stage.name if filtered else str(where.stage.index),
         )
 
     def _reuse(self, op: Op, state: ImageState, record: CacheRecord) -> ImageState:

@@ -1,46 +1,102 @@
-"""``--cache-to type=local`` / ``--cache-from type=local`` in real builds: a second store
-with only the base image reuses every layer the first one built, running no step."""
+"""``kiln build --cache-to`` / ``--cache-from`` of the local and registry kinds: a second
+store holding only the base image reuses every layer the first one built, running no step
+and unpacking nothing."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from builder.export.rootfs_import import import_rootfs
-from builder.store.store import Store
-from cache import records
-from cache.transfer import export_local, import_local
-from tests.integration.test_cache_exactness import (
-    BASE,
-    BASE_CREATED,
-    MULTI_STAGE,
-    build,
+import pytest
+
+from tests.fixtures.cache_builds import (
     busybox_tar,
     context_dir,
+    import_base,
+    kiln_build,
     ran,
-    store,
+    store_listing,
+    store_root,
 )
+from tests.integration.test_cache_exactness import MULTI_STAGE
 
-__all__ = ["busybox_tar", "context_dir", "store"]  # fixtures used here
+if TYPE_CHECKING:
+    from tests.fixtures.registry import RunningRegistry
+
+__all__ = ["busybox_tar", "context_dir", "store_root"]  # fixtures used here
+
+pytest_plugins = ["tests.fixtures.registry"]
+
+CHANGED_STEPS = [
+    "COPY app /src",
+    "RUN cat /src/main.sh > /out",
+    "COPY --from=build /out /out",
+    "RUN cat /out",
+]
 
 
-def test_a_second_store_reuses_the_exported_layers(
-    store: Store, context_dir: Path, busybox_tar: bytes, tmp_path: Path
+def test_a_second_store_reuses_the_layers_of_a_local_cache(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context_dir: Path, busybox_tar: bytes, tmp_path: Path
 ) -> None:
-    first = build("reference", store, context_dir, MULTI_STAGE)
-    assert all(not result.cached for result in first)
-    exported = export_local(store, records.all_records(store.meta), tmp_path / "cache-dir", "max")
-    assert len(exported) == len(first)
-    with Store.open(tmp_path / "second") as second:
-        import_rootfs(second, io.BytesIO(busybox_tar), BASE, changes=['CMD ["sh"]'], created=BASE_CREATED)
-        assert len(import_local(second, tmp_path / "cache-dir")) == len(first)
-        again = build("reference", second, context_dir, MULTI_STAGE)
-        assert ran(again) == []
-        (context_dir / "app/main.sh").write_text("echo changed\n")
-        changed = build("reference", second, context_dir, MULTI_STAGE)
-        assert ran(changed) == [
-            "COPY app /src",
-            "RUN cat /src/main.sh > /out",
-            "COPY --from=build /out /out",
-            "RUN cat /out",
-        ]
+    cache_dir = tmp_path / "cache-dir"
+    first = kiln_build(
+        monkeypatch, store_root, context_dir, MULTI_STAGE, "--cache-to", f"type=local,dest={cache_dir}"
+    )
+    assert len(ran(first)) == 6
+    second = tmp_path / "second"
+    import_base(second, busybox_tar)
+    flags = ("--cache-from", f"type=local,src={cache_dir}")
+    assert ran(kiln_build(monkeypatch, second, context_dir, MULTI_STAGE, *flags)) == []
+    assert store_listing(second)[1] == set()  # nothing unpacked, not even the base
+    (context_dir / "app/main.sh").write_text("echo changed\n")
+    assert ran(kiln_build(monkeypatch, second, context_dir, MULTI_STAGE, *flags)) == CHANGED_STEPS
+
+
+def test_a_missing_local_cache_source_is_not_an_error(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context_dir: Path, tmp_path: Path
+) -> None:
+    flags = ("--cache-from", f"type=local,src={tmp_path / 'nothing-yet'}")
+    assert len(ran(kiln_build(monkeypatch, store_root, context_dir, MULTI_STAGE, *flags))) == 6
+
+
+def test_mode_min_exports_only_the_final_image_layers(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context_dir: Path, busybox_tar: bytes, tmp_path: Path
+) -> None:
+    cache_dir = tmp_path / "cache-dir"
+    kiln_build(
+        monkeypatch,
+        store_root,
+        context_dir,
+        MULTI_STAGE,
+        "--cache-to",
+        f"type=local,dest={cache_dir},mode=min",
+    )
+    second = tmp_path / "second"
+    import_base(second, busybox_tar)
+    results = kiln_build(
+        monkeypatch, second, context_dir, MULTI_STAGE, "--cache-from", f"type=local,src={cache_dir}"
+    )
+    # The other stages' layers were not exported: they run, and the final stage's steps,
+    # keyed on identical layers (SOURCE_DATE_EPOCH), come from the cache.
+    assert ran(results) == ["COPY app /src", "RUN cat /src/main.sh > /out", "RUN echo other > /other"]
+
+
+@pytest.mark.usefixtures("registry_isolation")
+def test_a_second_store_reuses_the_layers_of_a_registry_cache(
+    monkeypatch: pytest.MonkeyPatch,
+    registry: RunningRegistry,
+    store_root: Path,
+    context_dir: Path,
+    busybox_tar: bytes,
+) -> None:
+    ref = f"{registry.host}/kiln/build-cache:main"
+    first = kiln_build(
+        monkeypatch, store_root, context_dir, MULTI_STAGE, "--cache-to", f"type=registry,ref={ref}"
+    )
+    assert len(ran(first)) == 6
+    second = store_root.parent / "second"
+    import_base(second, busybox_tar)
+    results = kiln_build(
+        monkeypatch, second, context_dir, MULTI_STAGE, "--cache-from", f"type=registry,ref={ref}"
+    )
+    assert ran(results) == []
