@@ -64,6 +64,8 @@ def _image_closure(store: Store, manifest_digest: str) -> tuple[set[str], set[st
     """Blob digests and snapshot chain ids that one stored image needs."""
     if not store.blobs.has(manifest_digest):
         return set(), set()
+    if store.index_entries(manifest_digest) is not None:
+        return {manifest_digest}, set()  # its manifests are live images of their own
     manifest = store.manifest(manifest_digest)
     config_digest = str(manifest.get("config", {}).get("digest", ""))
     blobs = {manifest_digest, config_digest}
