@@ -191,11 +191,38 @@ def _is_name(store: Store, ref: str) -> bool:
         return False
 
 
+def _prune_cache_mounts(args: argparse.Namespace) -> int:
+    from builder.mounts import prune_cache_mounts
+
+    with open_store(args) as store:
+        removed, freed = prune_cache_mounts(store.root, dry_run=args.dry_run)
+    for name in removed:
+        print(f"{'would delete' if args.dry_run else 'deleted'} cache mount: {name}")
+    space = "Reclaimable space" if args.dry_run else "Total reclaimed space"
+    print(f"{space}: {human_size(freed)}")
+    return 0
+
+
 def run_prune(args: argparse.Namespace) -> int:
+    filters = list(getattr(args, "filter", None) or [])
+    if "type=cache-mount" in filters:
+        return _prune_cache_mounts(args)
+    from builder.cli import cacheprune
+
+    unknown = [text for text in filters if not cacheprune.is_cache_filter(text)]
+    if unknown:
+        known = "type=cache, type=cache-mount, until=DURATION"
+        raise UsageError(f"prune --filter {unknown[0]!r}: unknown filter (known: {known})")
+    request = cacheprune.cache_prune_request(filters, prune_all=args.all, keep_storage=args.keep_storage)
     from builder.store.gc import prune
 
     with open_store(args) as store:
-        report = prune(store, dry_run=args.dry_run)
+        forgotten = cacheprune.prune_cache_records(store, request, dry_run=args.dry_run)
+        kept_blobs = cacheprune.cache_blob_roots(store, forgotten)
+        report = prune(store, extra_blob_roots=kept_blobs, dry_run=args.dry_run)
+    if request.selected:
+        done = "would forget" if args.dry_run else "forgot"
+        print(f"{done} {len(forgotten.removed)} cache records ({human_size(forgotten.bytes_released)})")
     for digest in report.images:
         print(f"{'would delete' if args.dry_run else 'deleted'} image: {digest}")
     space = "Reclaimable space" if args.dry_run else "Total reclaimed space"
@@ -241,4 +268,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     parser = subparsers.add_parser("prune", help="remove unreferenced images, blobs and snapshots")
     parser.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    parser.add_argument("-a", "--all", action="store_true", help="also forget every build cache record")
+    parser.add_argument(
+        "--keep-storage", metavar="SIZE", help="forget least recently used cache records beyond SIZE"
+    )
+    parser.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="type=cache|type=cache-mount|until=DURATION",
+        help="prune cache records (all, or unused for DURATION) or cache mounts",
+    )
     parser.set_defaults(handler=run_prune)
