@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tarfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -29,6 +30,10 @@ from tests.conftest import IN_CI, require_root
 from tests.fixtures.busybox import busybox_tar  # noqa: F401  (a fixture)
 from tests.fixtures.kiln_cli import kiln
 
+if TYPE_CHECKING:
+    from tests.fixtures.registry import RunningRegistry
+
+pytest_plugins = ["tests.fixtures.registry"]
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 CACHE_DIR = Path("/var/cache/kiln-tests/multiplatform")
@@ -280,3 +285,35 @@ def test_skip_reason_names_the_fix_when_no_handler(tmp_path: Path) -> None:
     assert "no binfmt_misc handler is registered for arm64" in problem
     assert "kiln setup-binfmt" in problem
     assert os.path.exists(tmp_path / "register")
+
+
+@pytest.mark.usefixtures("registry_isolation")
+def test_push_sends_the_index_and_pull_picks_a_platform(
+    two_platform_store: Path, tmp_path: Path, registry: RunningRegistry
+) -> None:
+    from builder.registry.pull import pull_image
+
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(CROSS_DOCKERFILE)
+    ref = f"{registry.host}/kiln/cross:1"
+    status = kiln(
+        two_platform_store,
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        ref,
+        "--push",
+        str(context),
+    )
+    assert status == 0
+    with Store.open(two_platform_store) as store:
+        local = _platform_manifests(store, ref)
+    with Store.open(tmp_path / "pulled") as fresh:
+        pulled = pull_image(fresh, ref, platform=ARM64)
+        assert pulled == local["linux/arm64"]
+        assert fresh.get_image(pulled)[1]["architecture"] == "arm64"
+        binary = _file_in_layers(fresh, pulled, "bin/busybox")
+    assert binary is not None and _elf_machine(binary) == ELF_MACHINE["arm64"]
