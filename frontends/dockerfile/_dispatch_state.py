@@ -127,6 +127,11 @@ def resolve_dest(working_dir: str, dest: str) -> str:
     return joined
 
 
+#: A named build context that is an image (``--build-context NAME=docker-image://REF``);
+#: any other value names a directory. The CLI turns ``oci-layout://`` into this form.
+IMAGE_CONTEXT_SCHEME = "docker-image://"
+
+
 def resolve_from(
     build: BuildContext, state: StageState, ref: str, span: SourceSpan, *, verb: str = "copy"
 ) -> CopySource:
@@ -142,5 +147,8 @@ def resolve_from(
         state.reads.add(found.index)
         return StageSource(found.index)
     if ref in build.build_contexts:
+        value = build.build_contexts[ref]
+        if value.startswith(IMAGE_CONTEXT_SCHEME):
+            return ImageSource(value.removeprefix(IMAGE_CONTEXT_SCHEME))
         return ContextSource(name=ref)
     return ImageSource(ref)

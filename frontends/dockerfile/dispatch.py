@@ -20,6 +20,8 @@ from builder.graph import (
     ConfigChange,
     ConfigField,
     ConfigOp,
+    ContextSource,
+    CopyOp,
     ImageBase,
     MkdirOp,
     Platform,
@@ -31,6 +33,7 @@ from builder.resolver import ImageResolver
 from builder.source import SourceSpan
 from frontends.dockerfile._dispatch_state import (
     DEFAULT_PATH,
+    IMAGE_CONTEXT_SCHEME,
     BuildContext,
     StageState,
     expand,
@@ -267,8 +270,29 @@ def _base(
     found = build.table.find(spec.base) if not spec.base.isdigit() else None
     if found is not None and found.index < spec.index:
         return StageBase(found.index), dict(build.finished[found.index]), {found.index}
-    resolved = resolver.resolve(spec.base, platform)
-    return ImageBase(spec.base), dict(resolved.config), set()
+    reference = build.build_contexts.get(spec.base, f"{IMAGE_CONTEXT_SCHEME}{spec.base}")
+    if not reference.startswith(IMAGE_CONTEXT_SCHEME):
+        return ScratchBase(), {}, set()  # a directory: see _context_copy
+    image = reference.removeprefix(IMAGE_CONTEXT_SCHEME)
+    resolved = resolver.resolve(image, platform)
+    return ImageBase(image), dict(resolved.config), set()
+
+
+def _directory_context(build: BuildContext, name: str) -> bool:
+    value = build.build_contexts.get(name)
+    return value is not None and not value.startswith(IMAGE_CONTEXT_SCHEME)
+
+
+def _context_copy(name: str, span: SourceSpan) -> CopyOp:
+    """A stage that starts from a directory context (``--build-context NAME=DIR`` and
+    ``FROM NAME``) starts as scratch with the directory's files as its first layer."""
+    return CopyOp(
+        location=span,
+        created_by=f"build context {name}",
+        source=ContextSource(name=name),
+        paths=(".",),
+        dest="/",
+    )
 
 
 def _env_from_config(config: dict[str, object]) -> dict[str, str]:
@@ -296,6 +320,10 @@ def _triggers(state: StageState, escape: str, span: SourceSpan) -> Iterable[Inst
 
 def dispatch_stage(build: BuildContext, spec: StageSpec, resolver: ImageResolver, escape: str) -> Stage:
     """All ops of one stage; its final config is recorded in ``build.finished``."""
+    override = spec.name and spec.name in build.build_contexts
+    if override:
+        # --build-context NAME=... replaces a stage of that name entirely, as in BuildKit.
+        spec = dataclasses.replace(spec, base=spec.name, instructions=())
     base, base_config, reads = _base(build, spec, resolver, spec.platform)
     config = dict(base_config)
     state = StageState(spec=spec, config=config, env=_env_from_config(config), reads=reads)
@@ -317,6 +345,8 @@ def dispatch_stage(build: BuildContext, spec: StageSpec, resolver: ImageResolver
             state.config[change.field] = change.value
         state.ops.append(ConfigOp(location=span, created_by="", config=changes, in_history=False))
     state.config.pop("OnBuild", None)
+    if isinstance(base, ScratchBase) and _directory_context(build, spec.base):
+        state.ops.append(_context_copy(spec.base, span))
     for instruction in [*triggers, *spec.instructions]:
         dispatch_instruction(build, state, instruction)
     build.finished[spec.index] = dict(state.config)

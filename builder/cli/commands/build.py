@@ -84,6 +84,7 @@ def run_build_command(args: argparse.Namespace) -> int:
     from builder.context import BuildContext
     from builder.events import Notice
     from builder.exec.runtime import find_runtime
+    from builder.named_contexts import resolve_named_contexts
     from builder.runner import RunnerOptions
     from builder.secrets import parse_secret_flag, parse_ssh_flag
     from frontends.dockerfile.convert import build_graph
@@ -109,6 +110,7 @@ def run_build_command(args: argparse.Namespace) -> int:
         from builder.registry import PullingResolver
 
         resolver = PullingResolver(store, always_check=args.pull, sink=sink, insecure=args.insecure_registry)
+        named = resolve_named_contexts(store, named)
         graph = build_graph(
             dockerfile,
             resolver=resolver,
@@ -199,7 +201,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("-f", "--file", help="the Dockerfile (default CONTEXT/Dockerfile; - for stdin)")
     parser.add_argument("-t", "--tag", action="append", default=[], help="name the image (repeatable)")
     parser.add_argument("--build-arg", action="append", default=[], metavar="K=V", help="set a build arg")
-    parser.add_argument("--build-context", action="append", default=[], metavar="NAME=DIR")
+    parser.add_argument(
+        "--build-context",
+        action="append",
+        default=[],
+        metavar="NAME=DIR|docker-image://REF|oci-layout://PATH[:TAG]",
+        help="a named context for FROM NAME and --from=NAME",
+    )
     parser.add_argument(
         "--secret", action="append", default=[], metavar="id=ID,src=FILE|env=VAR", help="a build secret"
     )
