@@ -13,6 +13,7 @@ The images are stored unnamed, then an OCI index lists their manifests with thei
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -23,12 +24,24 @@ from dataclasses import dataclass, field
 from builder.build import image_config
 from builder.context import BuildContext
 from builder.emulation import check_graph_runnable
-from builder.events import BuildFinished, EventSink
+from builder.events import (
+    BuildFinished,
+    Event,
+    EventSink,
+    StepCached,
+    StepDone,
+    StepFailed,
+    StepLog,
+    StepStarted,
+)
 from builder.graph import BuildGraph, ImageBase, Op, Platform, ScratchBase, Stage, to_jsonable
 from builder.imagestate import ImageState, utc_timestamp
 from builder.runner import LocalRunner, RunnerOptions
-from builder.solver import Solver, StepContext, StepOutcome, StepRunner
+from builder.solver import Solver, StepContext, StepOutcome, StepRunner, number_steps
 from builder.store.store import Store, StoredLayer
+
+#: The events that carry a step number.
+STEP_EVENTS = (StepStarted, StepCached, StepLog, StepDone, StepFailed)
 
 
 @dataclass(frozen=True)
@@ -140,6 +153,21 @@ class SharedStageRunner:
         return outcome
 
 
+def platform_sink(sink: EventSink, platform: Platform, first_step: int) -> EventSink:
+    """Forward one platform's step events with numbers after the earlier platforms' steps
+    and names led by the platform (``[linux/arm64] [stage-1 2/3] RUN ...``), so a renderer
+    that tracks steps by number never mixes two platforms' steps."""
+
+    def forward(event: Event) -> None:
+        if isinstance(event, StepStarted):
+            event = dataclasses.replace(event, name=f"[{platform}] {event.name}")
+        if isinstance(event, STEP_EVENTS):
+            event = dataclasses.replace(event, step=event.step + first_step)
+        sink(event)
+
+    return forward
+
+
 def run_multiplatform_build(
     store: Store, request: MultiPlatformRequest, sink: EventSink
 ) -> MultiPlatformResult:
@@ -155,13 +183,15 @@ def run_multiplatform_build(
     created = utc_timestamp(epoch) if epoch is not None else utc_timestamp()
     images: list[PlatformImage] = []
     cached_steps = total_steps = 0
+    first_step = 0  # each platform's steps are numbered after the earlier platforms'
     with store.lease() as lease:
         runner = LocalRunner(store, request.context, lease, request.options)
         shared = SharedStageRunner(runner)
         try:
             for platform, graph in request.graphs.items():
                 shared.use(graph)
-                solver = Solver(shared, sink)
+                solver = Solver(shared, platform_sink(sink, platform, first_step))
+                first_step += number_steps(graph).total_steps
                 state = solver.solve(graph)
                 cached_steps += solver.cached_steps
                 total_steps += solver.total_steps

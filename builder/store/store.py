@@ -224,16 +224,12 @@ class Store:
         payload = json.dumps(index, separators=(",", ":")).encode()
         with self.writing():
             info = self.blobs.put_bytes(payload)
-            total = len(payload) + sum(self.meta_size(digest) for digest, _ in manifests)
+            records = [self.meta.image(digest) for digest, _ in manifests]
+            total = len(payload) + sum(record.size for record in records if record is not None)
             self.meta.add_image(info.digest, MEDIA_TYPE_INDEX, "", total)
             if name is not None:
                 self._set_ref(parse_reference(name), info.digest)
         return info.digest
-
-    def meta_size(self, digest: str) -> int:
-        """The recorded size of a stored image (manifest, config and layers)."""
-        record = self.meta.image(digest)
-        return record.size if record is not None else 0
 
     def index_entries(self, digest: str) -> list[JsonObject] | None:
         """The ``manifests`` of a stored index, or None when ``digest`` is a single image."""
@@ -245,30 +241,23 @@ class Store:
     def resolve_for(self, ref: str, platform: Platform | None = None) -> str:
         """Like :meth:`resolve`, but an index resolves to its manifest for ``platform``
         (this machine's platform when None, else the index's first manifest)."""
-        from builder.registry.platforms import host_platform, normalise
+        from builder.oci.model import Index, parse_manifest_or_index
+        from builder.registry.platforms import host_platform, select_manifest
 
         digest = self.resolve(ref)
-        entries = self.index_entries(digest)
-        if entries is None:
+        record = self.meta.image(digest)
+        if record is None or record.media_type != MEDIA_TYPE_INDEX:
             return digest
-        wanted = normalise(platform or host_platform())
-        compatible = ""
-        for entry in entries:
-            offered = entry.get("platform") or {}
-            if (offered.get("os"), offered.get("architecture")) != (wanted.os, wanted.architecture):
-                continue
-            offered_variant = normalise(
-                Platform(str(offered["os"]), str(offered["architecture"]), str(offered.get("variant", "")))
-            ).variant
-            if offered_variant == wanted.variant:
-                return str(entry["digest"])
-            compatible = compatible or str(entry["digest"])
-        if compatible:
-            return compatible
-        if platform is None and entries:
-            return str(entries[0]["digest"])
-        offered_text = ", ".join(_platform_text(entry) for entry in entries) or "none"
-        raise StoreError(f"{ref} has no image for {platform} (it offers {offered_text})")
+        index = parse_manifest_or_index(self.blobs.read_bytes(digest))
+        if not isinstance(index, Index):
+            raise StoreError(f"{digest} is recorded as an image index but is not one")
+        entry = select_manifest(index, platform or host_platform())
+        if entry is not None:
+            return entry.digest
+        if platform is None and index.manifests:
+            return index.manifests[0].digest
+        offered = ", ".join(str(item.platform) for item in index.manifests if item.platform) or "none"
+        raise StoreError(f"{ref} has no image for {platform} (it offers {offered})")
 
     def resolve(self, ref: str) -> str:
         """The manifest digest of a name, an image id (config digest), a manifest digest, or a
@@ -363,18 +352,25 @@ class Store:
                 ImageSummary(
                     parse_reference(ref.name),
                     ref.digest,
-                    image.config_digest,
+                    image.config_digest or image.digest,  # an index has no config: its own id
                     self._created(image.config_digest),
                     image.size,
                 )
             )
+        for image in records.values():  # a named index's platform images show through it
+            if (
+                image.media_type == MEDIA_TYPE_INDEX
+                and image.digest in named
+                and self.blobs.has(image.digest)
+            ):
+                named |= {str(entry["digest"]) for entry in self.index_entries(image.digest) or []}
         for image in records.values():
             if image.digest not in named:
                 summaries.append(
                     ImageSummary(
                         None,
                         image.digest,
-                        image.config_digest,
+                        image.config_digest or image.digest,
                         self._created(image.config_digest),
                         image.size,
                     )
@@ -448,14 +444,6 @@ class Store:
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp_path, path)
-
-
-def _platform_text(entry: JsonObject) -> str:
-    offered = entry.get("platform") or {}
-    parts = [str(offered.get("os", "")), str(offered.get("architecture", ""))]
-    if offered.get("variant"):
-        parts.append(str(offered["variant"]))
-    return "/".join(parts)
 
 
 def _parse_json(payload: bytes, what: str) -> JsonObject:

@@ -120,3 +120,14 @@ def test_prune_keeps_the_manifests_of_a_named_index(tmp_path: Path) -> None:
         assert report.images == []
         assert store.resolve_for("multi", ARM64) == arm64
         assert store.blobs.has(index)
+
+
+def test_platform_sink_numbers_steps_after_earlier_platforms_and_names_the_platform() -> None:
+    from builder.events import StepDone, StepStarted
+    from builder.multiplatform import platform_sink
+
+    seen: list[Event] = []
+    forward = platform_sink(seen.append, ARM64, 5)
+    forward(StepStarted(2, "[build 2/2] RUN make", None))
+    forward(StepDone(2, 0.5))
+    assert seen == [StepStarted(7, "[linux/arm64] [build 2/2] RUN make", None), StepDone(7, 0.5)]
