@@ -374,9 +374,13 @@ class LocalRunner:
             info = self._store.blobs.put_from_writer(fill)
             diff_id = described[0].diff_id
             media_type = described[0].media_type
-            self._lease.add_blob(info.digest)
             parent = state.layers[-1].chain_id if state.layers else ""
             chain_id = chain_ids([parent, diff_id])[-1] if parent else diff_id
-            self._lease.add_snapshot(chain_id)
-            self._store.snapshots.adopt(workspace.upper, chain_id, parent, diff_id)
+            # One metadata commit for the step's leases and snapshot record.
+            with self._store.meta.transaction():
+                self._lease.add_blob(info.digest)
+                self._lease.add_snapshot(chain_id)
+                self._store.snapshots.adopt(
+                    workspace.upper, chain_id, parent, diff_id, size=described[0].content_size
+                )
         return LayerRef(diff_id, info.digest, info.size, media_type, chain_id)

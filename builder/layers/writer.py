@@ -42,13 +42,19 @@ _READ_SIZE = 1 << 20
 
 @dataclass(frozen=True)
 class LayerDescriptor:
-    """What writing a layer produced: the blob's digest and size, and the tar's diff id."""
+    """What writing a layer produced: the blob's digest and size, and the tar's diff id.
+
+    ``content_size`` is the sum of ``st_size`` over the non-directory entries written: what
+    the store records as the size of a snapshot of the same tree, known here without a
+    second walk.
+    """
 
     digest: Digest
     diff_id: Digest
     size: int
     media_type: str
     compression: Compression
+    content_size: int = 0
 
     def descriptor(self) -> Descriptor:
         """The manifest entry for this layer blob."""
@@ -72,6 +78,7 @@ class _TarStream:
         self._exclude = exclude
         self._first_names: dict[tuple[int, int], bytes] = {}
         self._buffer = memoryview(bytearray(_READ_SIZE))
+        self.content_size = 0
 
     def _mtime(self, status: os.stat_result) -> int:
         mtime = int(status.st_mtime)
@@ -95,6 +102,8 @@ class _TarStream:
             if self._exclude is not None and self._exclude(os.fsdecode(name)):
                 continue
             status = os.lstat(path)
+            if not stat.S_ISDIR(status.st_mode):
+                self.content_size += status.st_size
             if self._convert_overlay and is_overlay_whiteout(status):
                 marker = prefix + WHITEOUT_PREFIX.encode() + child
                 self._out.write(tarheader.encode_header(self._marker(marker, status)))
@@ -218,4 +227,5 @@ def write_layer(
         size=blob.size,
         media_type=layer_media_type(compression),
         compression=compression,
+        content_size=stream.content_size,
     )

@@ -79,19 +79,24 @@ class SnapshotStore:
             self.meta.add_snapshot(chain_id, parent, diff_id, size)
         return target
 
-    def adopt(self, directory: Path, chain_id: str, parent: str, diff_id: str) -> Path:
+    def adopt(
+        self, directory: Path, chain_id: str, parent: str, diff_id: str, *, size: int | None = None
+    ) -> Path:
         """Take a directory already in snapshot form (a step's overlay upper dir) as the
         snapshot ``chain_id``, by rename: a build never unpacks the layer it just wrote.
 
         ``directory`` must be on the store's filesystem. When the snapshot exists already
         (another build made the same layer), the directory is removed and theirs kept.
+        ``size`` is the tree's size when the caller knows it (the layer writer counts it on
+        its walk, ``LayerDescriptor.content_size``); otherwise the tree is walked to measure.
         """
         target = self.path(chain_id)
         if self.has(chain_id):
             shutil.rmtree(directory, ignore_errors=True)
             self.meta.touch_snapshot(chain_id)
             return target
-        size = _tree_size(directory)
+        if size is None:
+            size = _tree_size(directory)
         try:
             os.rename(directory, target)
         except OSError:
