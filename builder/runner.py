@@ -36,6 +36,7 @@ from builder.graph import (
     ContextSource,
     CopyOp,
     Exec,
+    GitSource,
     ImageBase,
     ImageSource,
     MkdirOp,
@@ -91,6 +92,13 @@ class RunnerOptions:
     explain: ExplainSink | None = None
     #: Receives the cache record of every filesystem step, reused or new (``--cache-to``).
     on_record: Callable[[CacheRecord], None] | None = None
+
+
+def _git_commit(source: GitSource) -> str:
+    """``ADD <git repo>`` is keyed on the commit its ref names now (git ls-remote)."""
+    from builder.fileops.git import resolve_commit
+
+    return f"git:{source.url}#{resolve_commit(source)}:{source.subdir}:{source.keep_git_dir}"
 
 
 class LocalRunner:
@@ -215,7 +223,12 @@ class LocalRunner:
         contexts: dict[str, BuildContext] = dict(self._options.named_contexts)
         if self._context is not None:
             contexts["context"] = self._context
-        sources = InputSources(contexts, stage_digest, lambda ref: self._image_digest(ref, where.stage))
+        sources = InputSources(
+            contexts,
+            stage_digest,
+            lambda ref: self._image_digest(ref, where.stage),
+            git_digest=_git_commit,
+        )
         inputs = compute_inputs(op, self._context_hasher(), sources)
         stage = where.stage.name or str(where.stage.index)
         fs_ops = [candidate for candidate in where.stage.ops if not isinstance(candidate, ConfigOp)]

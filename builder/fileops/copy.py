@@ -36,6 +36,7 @@ from builder.errors import BuildError, KilnError
 from builder.fileops.archive import extract_archive, is_archive
 from builder.fileops.chmod import ModeChange, parse_chmod
 from builder.fileops.fetch import fetch_url
+from builder.fileops.git import checkout, resolve_commit
 from builder.fileops.sources import (
     SourceTree,
     context_tree,
@@ -120,7 +121,10 @@ def _copy(
             _copy_paths(op, dest_root, SourceTree(Path(scratch)), tuple(names), rules, unpack=False)
         return
     if isinstance(source, GitSource):
-        raise BuildError(f"ADD of a git repository ({source.url}) is not supported yet")
+        with tempfile.TemporaryDirectory(prefix="kiln-git-") as scratch:
+            tree_root = checkout(source, resolve_commit(source), Path(scratch) / "repo")
+            _copy_paths(op, dest_root, SourceTree(tree_root), (".",), rules, unpack=False)
+        return
     if source_root is None:
         raise BuildError("a copy from a context, stage or image needs its source root")
     tree = SourceTree(source_root)
