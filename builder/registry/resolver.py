@@ -17,6 +17,7 @@ from builder.errors import StoreError, UsageError
 from builder.events import EventSink, discard
 from builder.graph import Platform
 from builder.oci.reference import is_digest, parse_reference
+from builder.registry.platforms import normalise
 from builder.registry.pull import ensure_image
 from builder.resolver import ResolvedImage
 from builder.store import Store
@@ -51,14 +52,26 @@ class PullingResolver:
                 )
             return self._seen[key]
 
+    def _stored_for(self, ref: str, platform: Platform) -> bool:
+        """Whether the stored name serves ``platform``: a name pulled for another platform
+        (its ref records the platform) is pulled again for this one; imported and built
+        names record none and are used as they are."""
+        try:
+            record = self._store.meta.ref(str(parse_reference(ref)))
+        except UsageError:
+            return True
+        return record is None or record.platform in ("", str(normalise(platform)))
+
     def _digest(self, ref: str, platform: Platform) -> str:
         if is_digest(ref):
             return self._store.resolve_for(ref, platform)  # an image id names nothing a registry serves
         if not self._always_check:
             try:
-                return self._store.resolve_for(ref, platform)
+                digest = self._store.resolve_for(ref, platform)
             except StoreError:
-                pass
+                digest = ""
+            if digest and self._stored_for(ref, platform):
+                return digest
         try:
             parse_reference(ref)
         except UsageError as err:

@@ -317,3 +317,17 @@ def test_push_sends_the_index_and_pull_picks_a_platform(
         assert fresh.get_image(pulled)[1]["architecture"] == "arm64"
         binary = _file_in_layers(fresh, pulled, "bin/busybox")
     assert binary is not None and _elf_machine(binary) == ELF_MACHINE["arm64"]
+    # A two-platform build FROM the pushed index pulls each platform's base for its graph.
+    (context / "Dockerfile").write_text(f"FROM {ref}\nCOPY Dockerfile /Dockerfile\n")
+    fresh_root = tmp_path / "fresh"
+    assert (
+        kiln(fresh_root, "build", "-q", "--platform", "linux/arm64,linux/amd64", "-t", "again", str(context))
+        == 0
+    )
+    with Store.open(fresh_root) as store:
+        rebuilt = _platform_manifests(store, "again")
+        machines = {
+            text: _elf_machine(_file_in_layers(store, digest, "bin/busybox") or b"")
+            for text, digest in rebuilt.items()
+        }
+    assert machines == {"linux/arm64": 183, "linux/amd64": 62}
