@@ -8,12 +8,16 @@ than 4 MiB are refused, as containerd does, so a hostile registry cannot exhaust
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from builder.errors import ImageFormatError, RegistryError
 from builder.oci import mediatypes
 from builder.oci.digest import sha256_digest
 from builder.oci.reference import Reference
-from builder.registry.client import RegistryClient, pull_scope
+
+if TYPE_CHECKING:
+    # requests loads only when a registry is talked to (a cached build never does).
+    from builder.registry.client import RegistryClient
 
 MANIFEST_ACCEPT = ", ".join(
     (
@@ -51,6 +55,8 @@ def fetch_manifest(
     client: RegistryClient, reference: Reference, digest: str | None = None
 ) -> FetchedManifest:
     """GET the manifest of ``reference`` (or of ``digest`` in its repository), verified."""
+    from builder.registry.client import pull_scope
+
     wanted_digest = digest or reference.digest
     what = f"{reference.name}@{digest}" if digest else str(reference)
     response = client.request(
@@ -82,6 +88,8 @@ def fetch_manifest(
 
 def head_manifest_digest(client: RegistryClient, reference: Reference) -> str:
     """The digest the registry holds for ``reference`` now (HEAD, falling back to GET)."""
+    from builder.registry.client import pull_scope
+
     response = client.request(
         "HEAD",
         manifest_path(reference),

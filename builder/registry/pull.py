@@ -14,8 +14,7 @@ import json
 import threading
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-
-import requests
+from typing import TYPE_CHECKING
 
 from builder.errors import ImageFormatError, RegistryError, StoreError
 from builder.events import EventSink, Notice, discard
@@ -23,7 +22,6 @@ from builder.graph import Platform
 from builder.oci.model import Descriptor, Index, Manifest, parse_manifest_or_index
 from builder.oci.reference import Reference, parse_reference
 from builder.registry._transfer import ProgressCounter, ResponseReader
-from builder.registry.client import RegistryClient, pull_scope
 from builder.registry.manifests import (
     FetchedManifest,
     check_media_type,
@@ -32,6 +30,11 @@ from builder.registry.manifests import (
 )
 from builder.registry.platforms import normalise, select_manifest
 from builder.store import Store
+
+if TYPE_CHECKING:
+    # requests loads only when a registry is talked to: a FROM image already stored
+    # (the usual, cached build) never needs it.
+    from builder.registry.client import RegistryClient
 
 PARALLEL_DOWNLOADS = 4
 _DOWNLOAD_ATTEMPTS = 3
@@ -52,6 +55,8 @@ def pull_image(
     The image is tagged as the normalised reference (``docker.io/library/alpine:latest``),
     with the platform and, when the reference named an index, the index digest.
     """
+    from builder.registry.client import RegistryClient
+
     reference = parse_reference(ref)
     own_client = client is None
     active = client if client is not None else RegistryClient(reference.registry, insecure=insecure)
@@ -97,6 +102,8 @@ def ensure_image(
     if record is not None and store.blobs.has(record.digest) and record.platform in ("", wanted_platform):
         if not always_check:
             return record.digest
+        from builder.registry.client import RegistryClient
+
         with RegistryClient(reference.registry, insecure=insecure) as client:
             current = head_manifest_digest(client, reference)
             if current in (record.digest, record.index_digest):
@@ -168,6 +175,10 @@ def fetch_blob(
 ) -> None:
     """Stream one blob into the store, verified against its descriptor; retried on a broken
     connection (each attempt starts a fresh temporary file)."""
+    import requests
+
+    from builder.registry.client import pull_scope
+
     if store.blobs.has(descriptor.digest):
         ProgressCounter(sink, str(reference), descriptor.digest, descriptor.size, "pull").report_skipped()
         return
