@@ -331,3 +331,18 @@ def test_push_sends_the_index_and_pull_picks_a_platform(
             for text, digest in rebuilt.items()
         }
     assert machines == {"linux/arm64": 183, "linux/amd64": 62}
+
+
+def test_one_foreign_platform_builds_one_image(two_platform_store: Path, tmp_path: Path) -> None:
+    _require_emulation()
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(RUN_EACH_DOCKERFILE)
+    assert (
+        kiln(two_platform_store, "build", "-q", "--platform", "linux/arm64", "-t", "one", str(context)) == 0
+    )
+    with Store.open(two_platform_store) as store:
+        digest = store.resolve("one")
+        assert store.index_entries(digest) is None
+        assert store.get_image(digest)[1]["architecture"] == "arm64"
+        assert _file_in_layers(store, digest, "built-for") == b"linux/arm64 aarch64\n"
