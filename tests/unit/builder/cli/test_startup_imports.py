@@ -55,3 +55,12 @@ def test_lazy_package_exports_resolve_to_the_submodule_objects() -> None:
 
     assert run_step is step_run_step
     assert Store is StoreClass
+
+
+def test_a_build_from_stored_base_images_loads_no_http_or_terminal_stack() -> None:
+    code = (
+        "import builder.build, builder.registry.resolver, builder.progress.plain\n"
+        "import frontends.dockerfile.convert, frontends.dockerfile.parser"
+    )
+    loaded = _modules_after(code)
+    assert sorted(loaded.intersection(("requests", "rich", "urllib3"))) == []
