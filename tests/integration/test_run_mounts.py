@@ -3,6 +3,7 @@ saw and what the image keeps (the mounts never reach a layer)."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 from pathlib import Path
 
@@ -185,3 +186,34 @@ def test_ssh_agent_socket_is_forwarded(
         assert "ssh agent 'deploy' is required but was not provided" in capfd.readouterr().err
     finally:
         agent.close()
+
+
+def test_python_app_example_reuses_its_pip_cache(
+    store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "python-app"
+    token = "example-token-value"
+    secret_file = tmp_path / "token"
+    secret_file.write_text(token)
+
+    def build(*flags: str) -> str:
+        out = tmp_path / "python-app"
+        shutil.rmtree(out, ignore_errors=True)
+        secret = f"id=pip_token,src={secret_file}"
+        status = kiln(
+            store, "build", "--secret", secret, *flags, "-o", f"type=local,dest={out}", str(example)
+        )
+        log = capfd.readouterr().err
+        assert status == 0, log
+        assert token not in log
+        return log
+
+    first = build()
+    assert "Downloading greeting-1.0.whl" in first
+    assert "authenticated to the private index (token of 19 characters)" in first
+    installed = tmp_path / "python-app" / "app" / "site-packages"
+    assert sorted(path.name for path in installed.iterdir()) == ["colours-2.1.whl", "greeting-1.0.whl"]
+    assert not (tmp_path / "python-app" / "root" / ".cache").exists()
+    second = build("--no-cache")
+    assert "Using cached greeting-1.0.whl" in second
+    assert "Downloading" not in second

@@ -1,0 +1,3 @@
+#!/bin/sh
+# The "app": shows which packages it was installed with.
+cat /app/site-packages/*.whl
