@@ -40,14 +40,16 @@ def run_run(args: argparse.Namespace) -> int:
         cmd=tuple(args.command), env=tuple(args.env), working_dir=args.workdir or "", user=args.user or ""
     )
     runtime = find_runtime(args.runtime) if args.runtime else None
-    platform = None
-    if args.platform:
-        from builder.emulation import require_emulation
-        from builder.registry.platforms import parse_platform
+    from builder.emulation import require_emulation
+    from builder.platform_index import image_platform
+    from builder.registry.platforms import parse_platform
 
-        platform = parse_platform(args.platform)
-        require_emulation(platform, "kiln run")
+    platform = parse_platform(args.platform) if args.platform else None
     with open_store(args) as store:
+        # A foreign image (asked for, or the only one the name holds) needs an emulator.
+        declared = image_platform(store, store.resolve_for(args.image, platform))
+        if declared.architecture:
+            require_emulation(declared, "kiln run")
         record = create_container(store, args.image, overrides, name=args.name or "", platform=platform)
         sys.stdout.flush()
         try:
