@@ -24,13 +24,6 @@ from typing import TYPE_CHECKING, BinaryIO
 from builder.context import BuildContext
 from builder.errors import BuildError, KilnError, StoreError
 from builder.events import StepLog
-from builder.exec.overlay import OverlayMount
-from builder.exec.runtime import OciRuntime
-from builder.exec.spec import SpecMount
-from builder.exec.step import run_step, step_failure
-from builder.fileops.copy import copy_into
-from builder.fileops.mkdir import make_workdir
-from builder.fileops.owner import resolve_owner
 from builder.graph import (
     ConfigOp,
     ContextSource,
@@ -46,17 +39,19 @@ from builder.graph import (
     StageSource,
 )
 from builder.imagestate import ImageState, LayerRef
-from builder.layers import Compression, LayerDescriptor, write_layer
-from builder.mounts import spec_mounts
-from builder.private_mounts import private_mounts
 from builder.resolver import ImageResolver
-from builder.secrets import SecretSource
 from builder.solver import StepContext, StepOutcome
 from builder.store.snapshots import chain_ids
 from builder.store.store import Lease, Store
-from builder.workspace import StepWorkspace, rootfs_view, step_workspace
 
+# What runs a step (containers, file operations, layer writing) is imported by the methods
+# that run one: a fully cached build never loads it, and start-up is part of its time.
 if TYPE_CHECKING:
+    from builder.exec.runtime import OciRuntime
+    from builder.exec.spec import SpecMount
+    from builder.layers import Compression, LayerDescriptor
+    from builder.secrets import SecretSource
+    from builder.workspace import StepWorkspace
     from cache.contenthash import ContextHasher
     from cache.records import CacheRecord
     from cache.steps import BuildCache, Probe
@@ -263,6 +258,9 @@ class LocalRunner:
             parent = layer.chain_id
 
     def _run_fresh(self, op: Op, state: ImageState, where: StepContext) -> ImageState:
+        from builder.fileops.mkdir import make_workdir
+        from builder.workspace import step_workspace
+
         with step_workspace(self._containers_dir) as workspace:
             if isinstance(op, Exec):
                 self._run_exec(op, state, workspace, where)
@@ -278,6 +276,9 @@ class LocalRunner:
         return new_state.with_history(op.created_by, empty_layer=False)
 
     def _run_exec(self, op: Exec, state: ImageState, workspace: StepWorkspace, where: StepContext) -> None:
+        from builder.exec.step import run_step, step_failure
+        from builder.private_mounts import private_mounts
+
         def forward(chunk: bytes) -> None:
             where.sink(StepLog(where.step, chunk))
 
@@ -309,10 +310,14 @@ class LocalRunner:
 
     @contextmanager
     def _mount_sources(self, op: Exec, where: StepContext) -> Iterator[list[SpecMount]]:
+        from builder.mounts import spec_mounts
+
         with spec_mounts(op, self._store.root, self._source_dir, where) as mounts:
             yield mounts
 
     def _run_copy(self, op: CopyOp, state: ImageState, workspace: StepWorkspace, where: StepContext) -> None:
+        from builder.fileops.copy import copy_into
+
         chown = self._resolve_chown(op, state) if op.chown else None
         # --link: the layer is written against an empty root, independent of its parent.
         base = ImageState(platform=state.platform) if op.link else state
@@ -322,6 +327,9 @@ class LocalRunner:
 
     def _resolve_chown(self, op: CopyOp, state: ImageState) -> tuple[int, int]:
         """``--chown`` names resolve in the destination image (also for ``--link``)."""
+        from builder.fileops.owner import resolve_owner
+        from builder.workspace import rootfs_view
+
         with rootfs_view(self._snapshot_dirs(state), self._containers_dir) as rootfs:
             try:
                 return resolve_owner(op.chown, rootfs)
@@ -343,6 +351,8 @@ class LocalRunner:
     @contextmanager
     def _source_dir(self, source: object, where: StepContext) -> Iterator[Path | None]:
         """The directory a COPY or mount reads: the context, or a stage's or image's rootfs."""
+        from builder.workspace import rootfs_view
+
         if isinstance(source, ContextSource):
             yield self._context_for(source).root
         elif isinstance(source, StageSource):
@@ -365,11 +375,15 @@ class LocalRunner:
 
     @contextmanager
     def _mounted(self, state: ImageState, workspace: StepWorkspace) -> Iterator[Path]:
+        from builder.exec.overlay import OverlayMount
+
         with OverlayMount(self._snapshot_dirs(state), workspace.upper, workspace.work, workspace.merged):
             yield workspace.merged
 
     def _commit(self, workspace: StepWorkspace, state: ImageState) -> LayerRef:
         """Write the upper dir as a layer blob and keep it as the layer's snapshot."""
+        from builder.layers import write_layer
+
         options = self._options
         with self._store.writing():
             described: list[LayerDescriptor] = []
