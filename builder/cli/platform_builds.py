@@ -17,9 +17,10 @@ from builder.context import BuildContext
 from builder.errors import UsageError
 from builder.events import EventSink
 from builder.graph import BuildGraph, Platform
-from builder.multiplatform import MultiPlatformRequest, run_multiplatform_build
+from builder.multiplatform import MultiPlatformRequest, MultiPlatformResult, run_multiplatform_build
 from builder.registry.platforms import normalise, parse_platform
 from builder.runner import RunnerOptions
+from builder.store.snapshots import chain_ids
 from builder.store.store import Store
 
 
@@ -49,9 +50,14 @@ def build_for_platforms(
     options: RunnerOptions,
     sink: EventSink,
     outputs: Sequence[OutputSpec],
+    after_build: Callable[[frozenset[str]], None] | None = None,
 ) -> int:
     """Build every platform, name the index ``-t``, write outputs and push; print the index
-    digest with ``-q`` (and write it to ``--iidfile``), as buildx does for a manifest list."""
+    digest with ``-q`` (and write it to ``--iidfile``), as buildx does for a manifest list.
+
+    ``after_build`` (``--cache-to``, ``--explain``) gets the layer chain ids of every
+    platform's image before any output is written.
+    """
     for output in outputs:
         if output.type in ("local", "tar"):
             raise UsageError(
@@ -62,6 +68,8 @@ def build_for_platforms(
     graphs = {platform: make_graph(platform) for platform in platforms}
     request = MultiPlatformRequest(graphs, context, tuple(args.tag), labels, options)
     result = run_multiplatform_build(store, request, sink)
+    if after_build is not None:
+        after_build(_final_chain_ids(store, result))
     for output in outputs:
         write_output(store, result.index_digest, output)
     if args.push:
@@ -76,3 +84,12 @@ def build_for_platforms(
     if args.quiet:
         print(result.index_digest)
     return 0
+
+
+def _final_chain_ids(store: Store, result: MultiPlatformResult) -> frozenset[str]:
+    """The snapshot chain ids of every platform image's layers."""
+    found: set[str] = set()
+    for image in result.images:
+        manifest, config = store.get_image(image.manifest_digest)
+        found.update(chain_ids([layer.diff_id for layer in store.layers(manifest, config)]))
+    return frozenset(found)

@@ -160,6 +160,13 @@ def run_build_command(args: argparse.Namespace) -> int:
                     build_contexts=named,
                 )
 
+            def after_build(final_chains: frozenset[str]) -> None:
+                if args.explain:
+                    from builder.cli.cachespec import print_explanations
+
+                    print_explanations(collected.explained, sys.stderr)
+                export_caches(store, cache_to, collected.records, final_chains, args.insecure_registry)
+
             return build_for_platforms(
                 store,
                 args,
@@ -170,6 +177,7 @@ def run_build_command(args: argparse.Namespace) -> int:
                 options=options,
                 sink=sink,
                 outputs=outputs,
+                after_build=after_build,
             )
         request = BuildRequest(graph, context, tuple(args.tag), labels, options)
         result = run_build(store, request, sink)
