@@ -141,7 +141,7 @@ def run_build_command(args: argparse.Namespace) -> int:
             resolver=resolver,
             no_cache=args.no_cache,
             no_cache_stages=frozenset(args.no_cache_filter),
-            dockerfile=str(dockerfile_path),
+            dockerfile=str(dockerfile_path.absolute()),
             explain=collected.explain if args.explain else None,
             on_record=collected.record,
         )
