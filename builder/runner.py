@@ -96,6 +96,27 @@ def _git_commit(source: GitSource) -> str:
     return f"git:{source.url}#{resolve_commit(source)}:{source.subdir}:{source.keep_git_dir}"
 
 
+#: The parent a rebasing ``COPY --link`` is keyed on instead of its real one.
+LINK_PARENT = "link:independent-of-parent"
+
+
+def _rebases(op: Op) -> bool:
+    """A ``COPY --link`` layer does not depend on the layers under it, so its key leaves the
+    parent out and its record is reused on any base (BuildKit's rebase). Not when
+    ``--chown`` names a user: the name resolves in the base's /etc/passwd."""
+    if not isinstance(op, CopyOp) or not op.link:
+        return False
+    return all(part.isdigit() for part in op.chown.split(":") if part)
+
+
+def _stacked_key(state: ImageState, link_key: str) -> str:
+    """The key of the state after a rebased layer: its base's key and the layer's own, so the
+    steps after it still depend on both."""
+    from cache.canonical import canonical_digest
+
+    return canonical_digest({"parent": state.cache_key or "", "link": link_key})
+
+
 class LocalRunner:
     """Runs ops on this machine against a :class:`~builder.store.store.Store`."""
 
@@ -174,7 +195,7 @@ class LocalRunner:
             size=layer.size,
             media_type=layer.media_type,
             chain_id=layer.chain_id,
-            parent_chain_id=state.layers[-1].chain_id if state.layers else "",
+            parent_chain_id="" if _rebases(op) else state.layers[-1].chain_id if state.layers else "",
             created_by=op.created_by,
             created=str(built.history[-1]["created"]),
         )
@@ -182,7 +203,8 @@ class LocalRunner:
             self._options.on_record(record)
         if self._options.explain is not None:
             self._options.explain(where.step, probe.details or (probe.reason,))
-        return StepOutcome(replace(built, cache_key=probe.key.digest), reason=probe.reason)
+        key = _stacked_key(state, probe.key.digest) if _rebases(op) else probe.key.digest
+        return StepOutcome(replace(built, cache_key=key), reason=probe.reason)
 
     # cache --------------------------------------------------------------------------------
 
@@ -232,8 +254,8 @@ class LocalRunner:
         filtered = bool(where.stage.name) and where.stage.name in self._options.no_cache_stages
         return self._build_cache().probe(
             op,
-            parent=state.cache_key or SCRATCH,
-            parent_chain_id=state.layers[-1].chain_id if state.layers else "",
+            parent=LINK_PARENT if _rebases(op) else state.cache_key or SCRATCH,
+            parent_chain_id="" if _rebases(op) else state.layers[-1].chain_id if state.layers else "",
             platform=state.platform,
             inputs=inputs,
             step=step_identity(self._options.dockerfile, stage, position),
@@ -242,12 +264,18 @@ class LocalRunner:
 
     def _reuse(self, op: Op, state: ImageState, record: CacheRecord) -> ImageState:
         """The state after ``op`` from its record: nothing runs, nothing is unpacked."""
+        chain_id, key = record.chain_id, record.key
+        if _rebases(op):
+            # A --link layer recorded on one base, reused on this one: same blob, new chain.
+            parent = state.layers[-1].chain_id if state.layers else ""
+            chain_id = chain_ids([parent, record.diff_id])[-1] if parent else record.diff_id
+            key = _stacked_key(state, record.key)
         self._lease.add_blob(record.blob_digest)
-        self._lease.add_snapshot(record.chain_id)
-        layer = LayerRef(record.diff_id, record.blob_digest, record.size, record.media_type, record.chain_id)
+        self._lease.add_snapshot(chain_id)
+        layer = LayerRef(record.diff_id, record.blob_digest, record.size, record.media_type, chain_id)
         grown = state.with_layer(layer).with_config(op.config)
         grown = grown.with_history(op.created_by, empty_layer=False, created=record.created)
-        return replace(grown, cache_key=record.key)
+        return replace(grown, cache_key=key)
 
     def _ensure_snapshots(self, layers: tuple[LayerRef, ...]) -> None:
         """Unpack the snapshots of ``layers`` that are missing (cache hits and imported

@@ -1,5 +1,6 @@
 """``COPY --link``: the layer is written against an empty root, so its content and digest do
-not depend on the layers under it, and the same files give the same layer on any base."""
+not depend on the layers under it, the same files give the same layer on any base, and a
+changed base reuses the cached layer (the steps after it still follow the base)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ def test_link_layer_is_the_same_on_two_bases(
     context = tmp_path / "ctx"
     (context / "app").mkdir(parents=True)
     (context / "app" / "main.py").write_text("print('hi')\n")
+    logs: dict[str, str] = {}
     for tag, base in (("first", FIRST_BASE), ("second", SECOND_BASE)):
         (context / f"{tag}.Dockerfile").write_text(base + LINKED)
         out = tmp_path / tag
@@ -52,12 +54,36 @@ def test_link_layer_is_the_same_on_two_bases(
             f"type=local,dest={out}",
             str(context),
         )
-        assert status == 0, capfd.readouterr().err
+        logs[tag] = capfd.readouterr().err
+        assert status == 0, logs[tag]
     first, second = _diff_ids(store, "first", capfd), _diff_ids(store, "second", capfd)
     assert len(second) == len(first) + 1
     assert first[-1] == second[-1]
     assert first[:-1] == second[:-2]
+    # The second base reuses the first build's --link layer: only its RUN ran.
+    assert "(1/2 steps cached)" in logs["second"]
     # The linked layer sits on top of the base's files: both are visible.
     assert (tmp_path / "second" / "app" / "main.py").read_text() == "print('hi')\n"
     assert (tmp_path / "second" / "app" / "old.txt").read_text() == "old\n"
     assert (tmp_path / "first" / "app" / "main.py").read_text() == "print('hi')\n"
+
+
+def test_steps_after_a_reused_link_layer_follow_the_base(
+    tmp_path: Path,
+    busybox_tar: Path,  # noqa: F811
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    require_root()
+    store = tmp_path / "store"
+    import_busybox(store, busybox_tar)
+    context = tmp_path / "ctx"
+    (context / "app").mkdir(parents=True)
+    (context / "app" / "main.py").write_text("print('hi')\n")
+    after = "RUN ls /app > /listing\n"
+    for tag, base in (("first", FIRST_BASE), ("second", SECOND_BASE)):
+        (context / "Dockerfile").write_text(base + LINKED + after)
+        out = tmp_path / tag
+        status = kiln(store, "build", "-o", f"type=local,dest={out}", str(context))
+        assert status == 0, capfd.readouterr().err
+    assert (tmp_path / "first" / "listing").read_text() == "main.py\n"
+    assert (tmp_path / "second" / "listing").read_text() == "main.py\nold.txt\n"
