@@ -62,6 +62,9 @@ def private_mounts(
     then the error names the id.
     """
     result = PrivateMounts()
+    if not op.inline_files and not any(isinstance(m, (SecretMount, SshMount)) for m in op.mounts):
+        yield result  # the common RUN: nothing private, no scratch dir
+        return
     scratch = _private_dir()
     try:
         os.chmod(scratch, 0o711)
