@@ -35,9 +35,28 @@ class PrivateMounts:
     env: list[str] = field(default_factory=list)
 
 
+PRIVATE_PREFIX = "kiln-private-"
+
+
 def _private_dir() -> Path:
-    parent = SHM if SHM.is_dir() and os.access(SHM, os.W_OK) else None
-    return Path(tempfile.mkdtemp(prefix="kiln-private-", dir=parent))
+    """A fresh 0700 dir named after this kiln's pid, after removing those of dead kilns (a
+    kiln killed with SIGKILL could not delete its secrets itself)."""
+    parent = SHM if SHM.is_dir() and os.access(SHM, os.W_OK) else Path(tempfile.gettempdir())
+    for leftover in parent.glob(f"{PRIVATE_PREFIX}*"):
+        pid_text = leftover.name.removeprefix(PRIVATE_PREFIX).partition("-")[0]
+        if pid_text.isdigit() and not _alive(int(pid_text)):
+            shutil.rmtree(leftover, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-", dir=parent))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write_private(path: Path, content: bytes, mode: int, uid: int, gid: int) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,21 @@ def test_ssh_socket_and_auth_sock(tmp_path: Path) -> None:
             ("/run/buildkit/ssh_agent.0", str(socket_path))
         ]
         assert private.env == ["SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0"]
+
+
+def test_a_dead_kiln_s_private_dir_is_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builder.private_mounts as private_module
+
+    monkeypatch.setattr(private_module, "SHM", tmp_path)
+    child = subprocess.Popen(["true"])
+    child.wait()
+    leftover = tmp_path / f"kiln-private-{child.pid}-abc"
+    leftover.mkdir()
+    (leftover / "secret-0").write_text("value")
+    live = tmp_path / f"kiln-private-{os.getpid()}-def"
+    live.mkdir()
+    op = _exec(inline_files=(InlineFile("EOF", "#!/bin/sh\n", 0o755),))
+    with private_mounts(op, {}, {}) as private:
+        assert Path(private.mounts[0].source).parent.parent == tmp_path
+        assert not leftover.exists()
+        assert live.exists()
