@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,8 +19,8 @@ from builder.errors import UsageError
 
 if TYPE_CHECKING:
     from builder.cli.outputs import OutputSpec
-    from builder.events import EventSink
     from builder.graph import BuildGraph, Platform
+    from builder.progress import Renderer
 
 
 def _pairs(values: Sequence[str], flag: str, *, from_env: bool = False) -> dict[str, str]:
@@ -59,12 +60,16 @@ def _read_dockerfile(path: Path) -> bytes:
         raise UsageError(f"cannot read {path}: {err}") from None
 
 
-def _sink(args: argparse.Namespace) -> EventSink:
-    if args.quiet:
-        return lambda event: None
-    from builder.progress.plain import PlainRenderer
+def _renderer(args: argparse.Namespace, dockerfile_name: str, dockerfile_text: bytes) -> Renderer:
+    """The progress renderer ``--progress`` (or ``-q``) asks for, on stderr.
 
-    return PlainRenderer(sys.stderr)
+    It is handed the Dockerfile's text so a failed step can be shown amid its neighbours.
+    """
+    from builder.progress import make_renderer
+
+    mode = "quiet" if args.quiet else args.progress
+    sources = {dockerfile_name: dockerfile_text.decode("utf-8", "surrogateescape")}
+    return make_renderer(mode, sys.stderr, sources=sources)
 
 
 def _allow_insecure(entitlements: Sequence[str]) -> bool:
@@ -94,7 +99,8 @@ def run_build_command(args: argparse.Namespace) -> int:
     if not context_dir.is_dir():
         raise UsageError(f"build context {args.context!r} is not a directory")
     dockerfile_path = _dockerfile_path(args, context_dir)
-    dockerfile = parse(_read_dockerfile(dockerfile_path), file=dockerfile_path.name)
+    dockerfile_text = _read_dockerfile(dockerfile_path)
+    dockerfile = parse(dockerfile_text, file=dockerfile_path.name)
     build_args = _pairs(args.build_arg, "--build-arg", from_env=True)
     named = _pairs(args.build_context, "--build-context")
     outputs: list[OutputSpec] = [parse_output(text) for text in args.output]
@@ -105,8 +111,14 @@ def run_build_command(args: argparse.Namespace) -> int:
 
     platforms = parse_platform_list(args.platform)  # several: one image each, under an index
     platform = platforms[0] if platforms else None
-    sink = _sink(args)
-    with open_store(args) as store:
+    from builder.progress import MetadataCollector, Tee
+
+    renderer = _renderer(args, dockerfile_path.name, dockerfile_text)
+    collector = MetadataCollector() if args.metadata_file else None
+    sink: Renderer = Tee(renderer, collector) if collector else renderer
+    # closing(): the live view stops and prints its summary (or the failure) however the
+    # build ends, and the terminal gets its cursor back.
+    with open_store(args) as store, closing(sink):
         from builder.registry import PullingResolver
 
         resolver = PullingResolver(store, always_check=args.pull, sink=sink, insecure=args.insecure_registry)
@@ -196,6 +208,8 @@ def run_build_command(args: argparse.Namespace) -> int:
 
             for tag in args.tag:
                 push_image(store, tag, sink=sink, insecure=args.insecure_registry)
+    if collector is not None:
+        collector.write(Path(args.metadata_file), {"manifest_digest": result.manifest_digest})
     if args.iidfile:
         Path(args.iidfile).write_text(result.image_id, encoding="utf-8")
     if args.quiet:
@@ -240,7 +254,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--iidfile", help="write the image id to this file")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
-    parser.add_argument("--progress", default="auto", choices=("auto", "tty", "plain", "json", "quiet"))
+    parser.add_argument(
+        "--progress",
+        default="auto",
+        choices=("auto", "tty", "plain", "json", "quiet"),
+        help="how to show progress: a live view on a terminal, plain lines in CI (auto picks), or JSON lines",
+    )
+    parser.add_argument("--metadata-file", help="write a JSON report of the build (image, steps) here")
     parser.add_argument("--no-cache", action="store_true", help="do not use the layer cache")
     parser.add_argument(
         "--no-cache-filter",
