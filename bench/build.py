@@ -245,10 +245,11 @@ class StageTimers:
 
 
 #: (module, attribute path, label): where a step's time can go. Names are patched where
-#: they are looked up (``builder.runner.run_step``, not ``builder.exec.step.run_step``).
+#: they are looked up: the runner imports ``run_step`` from ``builder.exec.step`` and
+#: ``write_layer`` from the ``builder.layers`` package inside its methods, at each call.
 PROFILE_POINTS = (
     ("builder.runner", "LocalRunner.run_op", "step total (runner.run_op)"),
-    ("builder.runner", "run_step", "  RUN: run_step (mount .. unmount)"),
+    ("builder.exec.step", "run_step", "  RUN: run_step (mount .. unmount)"),
     ("builder.exec.overlay", "OverlayMount.__enter__", "    overlay mount (mkdirs, mount)"),
     ("builder.exec.overlay", "OverlayMount.close", "    overlay unmount, work dir removal"),
     ("builder.exec.step", "resolve_user_in_root", "    user lookup (/etc/passwd, /etc/group)"),
@@ -257,7 +258,7 @@ PROFILE_POINTS = (
     ("builder.exec.step", "remove_mount_stubs", "    mount-point stubs removed"),
     ("builder.exec.step", "runtime_spec", "    runtime spec"),
     ("builder.exec.step", "run_container", "    OCI runtime run (start, command, delete)"),
-    ("builder.runner", "write_layer", "  layer write (tar, gzip, digests)"),
+    ("builder.layers", "write_layer", "  layer write (tar, gzip, digests)"),
     ("builder.store.blobs", "BlobStore.put_from_writer", "  blob put (layer write, fsync, rename)"),
     ("builder.store.snapshots", "SnapshotStore.adopt", "  snapshot adopt (size walk, rename)"),
 )
