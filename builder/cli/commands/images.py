@@ -34,17 +34,24 @@ def short_id(digest: str) -> str:
 
 def run_import(args: argparse.Namespace) -> int:
     from builder.export.rootfs_import import import_rootfs
+    from builder.platform_index import add_platform_image
+    from builder.registry.platforms import parse_platform
 
     with open_store(args) as store:
         options: dict[str, Any] = {"changes": args.change, "message": args.message, "source": args.file}
+        platform = parse_platform(args.platform) if args.platform else None
+        # With --platform the name keeps its images of other platforms (it becomes an index).
+        name = None if platform is not None else args.reference
         if args.file == "-":
-            digest = import_rootfs(store, sys.stdin.buffer, args.reference, **options)
+            digest = import_rootfs(store, sys.stdin.buffer, name, platform=platform, **options)
         else:
             source = Path(args.file)
             if not source.is_file():
                 raise KilnError(f"cannot read {args.file}: no such file")
             with source.open("rb") as stream:
-                digest = import_rootfs(store, stream, args.reference, **options)
+                digest = import_rootfs(store, stream, name, platform=platform, **options)
+        if platform is not None and args.reference:
+            add_platform_image(store, args.reference, digest, platform)
         print(store.manifest(digest)["config"]["digest"])
     return 0
 
@@ -80,6 +87,8 @@ def run_images(args: argparse.Namespace) -> int:
 def inspect_document(store: Store, ref: str) -> dict[str, Any]:
     """One image in the shape of ``docker image inspect``."""
     manifest_digest = store.resolve(ref)
+    if store.index_entries(manifest_digest) is not None:
+        return _index_inspect(store, ref, manifest_digest)
     manifest = store.manifest(manifest_digest)
     config = json.loads(store.blobs.read_bytes(manifest["config"]["digest"]))
     records = store.meta.refs_to(manifest_digest)
@@ -104,6 +113,21 @@ def inspect_document(store: Store, ref: str) -> dict[str, Any]:
     if config.get("variant"):
         document["Variant"] = config["variant"]
     return document
+
+
+def _index_inspect(store: Store, ref: str, index_digest: str) -> dict[str, Any]:
+    """A multi-platform name: the index, and every platform's image as for one image."""
+    from builder.platform_index import index_document, platform_images
+
+    references = [parse_reference(record.name) for record in store.meta.refs_to(index_digest)]
+    return {
+        "Id": index_digest,
+        "RepoTags": [reference.familiar() for reference in references],
+        "RepoDigests": sorted({f"{reference.familiar_name()}@{index_digest}" for reference in references}),
+        "MediaType": "application/vnd.oci.image.index.v1+json",
+        "Platforms": [str(platform) for _, platform in platform_images(store, index_digest)],
+        "Manifests": index_document(store, index_digest, lambda digest: inspect_document(store, digest)),
+    }
 
 
 def run_inspect(args: argparse.Namespace) -> int:
@@ -238,6 +262,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("reference", nargs="?", default=None, help="NAME[:TAG] to give the image")
     parser.add_argument("-c", "--change", action="append", default=[], help="a config instruction to apply")
     parser.add_argument("-m", "--message", default="", help="the history comment")
+    parser.add_argument("--platform", help="os/arch[/variant] the rootfs is for (added to the name's index)")
     parser.set_defaults(handler=run_import)
 
     parser = subparsers.add_parser("images", help="list images")
