@@ -18,7 +18,11 @@ The CLI catches ``KilnError``, prints ``str(err)`` and exits 1 (2 for ``UsageErr
 
 from __future__ import annotations
 
-from builder.source import SourceSpan
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # Annotations only: every kiln command imports this module, dataclasses need not load.
+    from builder.source import SourceSpan
 
 
 class KilnError(Exception):

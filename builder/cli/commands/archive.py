@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -43,6 +42,8 @@ def run_save(args: argparse.Namespace) -> int:
             _write(store, args.images, args.format, sys.stdout.buffer)
             sys.stdout.buffer.flush()
             return 0
+        import secrets  # loads OpenSSL's hashes: only when an archive is written
+
         target = Path(args.output)
         temp_path = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
         try:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from builder.cli.commands.images import open_store
 from builder.progress.units import human_size
-from builder.store.blobs import TEMP_PREFIX
 
 #: The build cache's records in the metadata store (see ``cache/records.py``).
 if TYPE_CHECKING:
@@ -79,6 +78,8 @@ def tree_size(root: Path) -> int:
 
 
 def _entries(directory: Path) -> list[Path]:
+    from builder.store.blobs import TEMP_PREFIX
+
     try:
         return sorted(entry for entry in directory.iterdir() if not entry.name.startswith(TEMP_PREFIX))
     except FileNotFoundError:
