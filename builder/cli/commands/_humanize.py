@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-_UNITS = ("B", "kB", "MB", "GB", "TB")
+from builder.progress.units import human_size
 
-
-def human_size(size: int) -> str:
-    """Decimal units with three significant digits, as docker's ``units.HumanSize``."""
-    value = float(size)
-    unit = 0
-    while value >= 1000 and unit < len(_UNITS) - 1:
-        value /= 1000
-        unit += 1
-    return f"{value:.3g}{_UNITS[unit]}"
+__all__ = ["human_age", "human_size", "parse_time", "table"]
 
 
 def human_age(created: str, now: datetime | None = None) -> str:
