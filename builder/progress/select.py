@@ -11,13 +11,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Literal, Protocol, TextIO, get_args
 
-from rich.console import Console
-
 from builder.errors import UsageError
 from builder.events import Event
 from builder.progress.jsonlines import JsonLinesRenderer
 from builder.progress.plain import PlainRenderer
-from builder.progress.tty import TtyRenderer
 
 ProgressMode = Literal["auto", "tty", "plain", "json", "quiet"]
 PROGRESS_MODES: tuple[str, ...] = get_args(ProgressMode)
@@ -90,5 +87,10 @@ def make_renderer(
         return PlainRenderer(stream)
     if mode == "json":
         return JsonLinesRenderer(stream, clock)
+    # rich loads only for the live view: plain, JSON and quiet builds never need it.
+    from rich.console import Console
+
+    from builder.progress.tty import TtyRenderer
+
     console = Console(file=stream, force_terminal=True, highlight=False, markup=False, emoji=False)
     return TtyRenderer(console, clock=clock, sources=sources)

@@ -59,7 +59,8 @@ def test_lazy_package_exports_resolve_to_the_submodule_objects() -> None:
 
 def test_a_build_from_stored_base_images_loads_no_http_or_terminal_stack() -> None:
     code = (
-        "import builder.build, builder.registry.resolver, builder.progress.plain\n"
+        "import builder.build, builder.registry.resolver, builder.progress.select\n"
+        "import builder.progress.metadata\n"
         "import frontends.dockerfile.convert, frontends.dockerfile.parser"
     )
     loaded = _modules_after(code)
