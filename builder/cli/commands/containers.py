@@ -11,8 +11,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from builder.cli.commands._humanize import human_age, table
-from builder.cli.commands.images import open_store
+from builder.cli.commands._humanize import human_age
+from builder.cli.commands.images import add_format_option, open_store
 from builder.errors import KilnError
 
 if TYPE_CHECKING:
@@ -85,19 +85,30 @@ def run_ps(args: argparse.Namespace) -> int:
         if records:
             print("\n".join(record.id if args.no_trunc else record.short_id for record in records))
         return 0
-    rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]]
+    from builder.progress.tables import Column, render_table
+
+    as_json = args.format == "json"
+    columns = [
+        Column("CONTAINER ID", key="ID"),
+        Column("IMAGE", key="Image"),
+        Column("COMMAND", key="Command"),
+        Column("CREATED", key="CreatedAt"),
+        Column("STATUS", key="Status"),
+        Column("NAMES", key="Names"),
+    ]
+    rows: list[list[object]] = []
     for record in records:
         rows.append(
             [
                 record.id if args.no_trunc else record.short_id,
                 record.image,
                 _command_cell(record, args.no_trunc),
-                human_age(record.created),
+                record.created if as_json else human_age(record.created),
                 _status(record),
                 record.name,
             ]
         )
-    print(table(rows))
+    render_table(columns, rows, stream=sys.stdout, format=args.format)
     return 0
 
 
@@ -145,6 +156,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("-a", "--all", action="store_true", help="show all containers (default: running)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only container ids")
     parser.add_argument("--no-trunc", action="store_true", help="do not shorten output")
+    add_format_option(parser)
     parser.set_defaults(handler=run_ps)
 
     parser = subparsers.add_parser("rm", help="remove containers")

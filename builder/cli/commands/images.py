@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder.cli.commands._humanize import human_age, human_size, table
+from builder.cli.commands._humanize import human_age, human_size
 from builder.errors import KilnError, StoreError, UsageError
 from builder.oci.reference import parse_reference
 
@@ -30,6 +30,16 @@ def open_store(args: argparse.Namespace) -> Store:
 
 def short_id(digest: str) -> str:
     return digest.removeprefix("sha256:")[:12]
+
+
+def add_format_option(parser: argparse.ArgumentParser) -> None:
+    """``--format table|json``, worded once for every listing (``images``, ``history``, ``ps``)."""
+    parser.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="table (default: a table on a terminal, plain columns otherwise) or json (one object a line)",
+    )
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -68,7 +78,19 @@ def run_images(args: argparse.Namespace) -> int:
             if seen:
                 print("\n".join(seen))
             return 0
-        rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
+        from builder.progress.tables import Column, render_table
+
+        # JSON keeps what a script would recompute (the RFC 3339 time, the size in bytes);
+        # the table shows docker's wording of them.
+        as_json = args.format == "json"
+        columns = [
+            Column("REPOSITORY", key="Repository"),
+            Column("TAG", key="Tag"),
+            Column("IMAGE ID", key="ID"),
+            Column("CREATED", key="CreatedAt"),
+            Column("SIZE", key="Size"),
+        ]
+        rows: list[list[object]] = []
         for summary in summaries:
             reference = summary.reference
             rows.append(
@@ -76,11 +98,11 @@ def run_images(args: argparse.Namespace) -> int:
                     reference.familiar_name() if reference else "<none>",
                     (reference.tag or "<none>") if reference else "<none>",
                     summary.config_digest if args.no_trunc else short_id(summary.config_digest),
-                    human_age(summary.created),
-                    human_size(summary.size),
+                    summary.created if as_json else human_age(summary.created),
+                    summary.size if as_json else human_size(summary.size),
                 ]
             )
-        print(table(rows))
+        render_table(columns, rows, stream=sys.stdout, format=args.format)
     return 0
 
 
@@ -142,31 +164,40 @@ def run_history(args: argparse.Namespace) -> int:
         manifest, config = store.get_image(args.image)
         layer_sizes = [int(layer.get("size", 0)) for layer in manifest.get("layers", [])]
         image_id = manifest["config"]["digest"]
-        rows = [["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]]
+        from builder.progress.tables import Column, render_table
+
+        as_json = args.format == "json"
+        columns = [
+            Column("IMAGE", key="ID"),
+            Column("CREATED", key="CreatedAt"),
+            Column("CREATED BY", key="CreatedBy"),
+            Column("SIZE", key="Size"),
+            Column("COMMENT", key="Comment"),
+        ]
         entries = list(config.get("history") or [])
         layer_index = 0
-        lines: list[list[str]] = []
+        lines: list[list[object]] = []
         for entry in entries:
             size = 0
             if not entry.get("empty_layer") and layer_index < len(layer_sizes):
                 size = layer_sizes[layer_index]
                 layer_index += 1
+            created = str(entry.get("created", ""))
             created_by = str(entry.get("created_by", ""))
             if not args.no_trunc and len(created_by) > 45:
                 created_by = created_by[:44] + "…"
             lines.append(
                 [
                     "<missing>",
-                    human_age(str(entry.get("created", ""))),
+                    created if as_json else human_age(created),
                     created_by,
-                    human_size(size),
+                    size if as_json else human_size(size),
                     str(entry.get("comment", "")),
                 ]
             )
         if lines:
             lines[-1][0] = image_id if args.no_trunc else short_id(image_id)
-        rows.extend(reversed(lines))
-        print(table(rows))
+        render_table(columns, list(reversed(lines)), stream=sys.stdout, format=args.format)
     return 0
 
 
@@ -268,6 +299,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("images", help="list images")
     parser.add_argument("-q", "--quiet", action="store_true", help="only image ids")
     parser.add_argument("--no-trunc", action="store_true", help="full image ids")
+    add_format_option(parser)
     parser.set_defaults(handler=run_images)
 
     parser = subparsers.add_parser("inspect", help="show images as JSON (the shape of docker image inspect)")
@@ -277,6 +309,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("history", help="show the history of an image")
     parser.add_argument("image", metavar="IMAGE")
     parser.add_argument("--no-trunc", action="store_true", help="do not shorten output")
+    add_format_option(parser)
     parser.set_defaults(handler=run_history)
 
     parser = subparsers.add_parser("tag", help="give an image another name")
