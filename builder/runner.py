@@ -39,6 +39,7 @@ from builder.graph import (
     StageSource,
 )
 from builder.imagestate import ImageState, LayerRef
+from builder.leftovers import remove_dead_workspaces
 from builder.resolver import ImageResolver
 from builder.solver import StepContext, StepOutcome
 from builder.store.snapshots import chain_ids
@@ -129,6 +130,7 @@ class LocalRunner:
         self._options = options
         self._containers_dir = store.root / "containers"
         self._containers_dir.mkdir(exist_ok=True)
+        remove_dead_workspaces(self._containers_dir)
         self._cache_lock = threading.Lock()
         self._cache: BuildCache | None = None
         self._hasher: ContextHasher | None = None

@@ -7,6 +7,7 @@ Whatever happens, leaving the ``with`` block removes what is left of it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.exec.overlay import OverlayMount
+from builder.leftovers import STEP_DIR_PREFIX
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,9 @@ class StepWorkspace:
 def step_workspace(containers_dir: Path) -> Iterator[StepWorkspace]:
     """A fresh workspace under ``containers_dir``, removed on exit (the upper dir too,
     unless it was moved away meanwhile)."""
-    directory = containers_dir / f"step-{uuid.uuid4().hex[:16]}"
+    # Named after this process, like run_step's scratch dirs, so a later kiln can tell a dead
+    # build's leftovers from a running one's (:mod:`builder.leftovers`).
+    directory = containers_dir / f"{STEP_DIR_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:16]}"
     directory.mkdir(parents=True)
     workspace = StepWorkspace(directory)
     workspace.upper.mkdir()

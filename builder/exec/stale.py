@@ -17,7 +17,8 @@ from pathlib import Path
 
 from builder.exec.overlay import unmount
 from builder.exec.runtime import OciRuntime
-from builder.exec.step import CONTAINER_ID_PREFIX, STEP_DIR_PREFIX
+from builder.exec.step import CONTAINER_ID_PREFIX
+from builder.leftovers import STEP_DIR_PREFIX
 
 _CONTAINER_ID = re.compile(re.escape(CONTAINER_ID_PREFIX) + r"(\d+)-[0-9a-f]+")
 _STEP_DIR = re.compile(re.escape(STEP_DIR_PREFIX) + r"(\d+)-")

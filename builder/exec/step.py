@@ -45,13 +45,13 @@ from builder.exec.runtime import OciRuntime, find_runtime, interrupts_stop_conta
 from builder.exec.spec import NetworkMode, SpecMount, bounded_capabilities, kernel_mounts, runtime_spec
 from builder.exec.stubs import missing_mount_points, remove_mount_stubs
 from builder.exec.users import ResolvedUser, resolve_user_in_root
+from builder.leftovers import STEP_DIR_PREFIX
 from builder.rootpath import resolve_in_root
 from builder.source import SourceSpan
 
 DEFAULT_HOSTNAME = "kiln"
 # Both carry the pid of the kiln process that made them, so a later kiln can tell a crashed
 # run's leftovers from a live one's (see ``stale``).
-STEP_DIR_PREFIX = ".kiln-step-"
 CONTAINER_ID_PREFIX = "kiln-"
 TAIL_BYTES = 65536
 TAIL_LINES = 10

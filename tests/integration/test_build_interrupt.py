@@ -104,3 +104,30 @@ def test_interrupt_mid_run_leaves_nothing_behind(
 
     (context / "Dockerfile").write_text("FROM busybox\nRUN echo again > /again\n")
     assert kiln(store_root, "build", "-q", "-t", "again", str(context)) == 0
+
+
+def test_the_next_build_cleans_up_after_a_killed_one(
+    tmp_path: Path,
+    busybox_tar: Path,  # noqa: F811
+) -> None:
+    """SIGKILL gives kiln no chance to clean up: its container keeps running and its overlay
+    stays mounted. The next build in the store removes them (and nothing of a live build)."""
+    require_root("builds run containers and mount overlays")
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(DOCKERFILE)
+    store_root = tmp_path / "store"
+    import_busybox(store_root, busybox_tar)
+
+    process = _start_build(store_root, context)
+    _wait_for_step(process)
+    process.kill()
+    process.communicate(timeout=20)
+    assert _mounts_under(store_root) != []
+    assert _runtime_containers(store_root) != []
+
+    (context / "Dockerfile").write_text("FROM busybox\nRUN echo again > /again\n")
+    assert kiln(store_root, "build", "-q", "-t", "again", str(context)) == 0
+    assert _mounts_under(store_root) == []
+    assert _runtime_containers(store_root) == []
+    assert sorted(path.name for path in (store_root / "containers").iterdir()) == []
