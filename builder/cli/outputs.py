@@ -1,8 +1,9 @@
 """``-o/--output`` of ``kiln build``: where the built image goes besides the store.
 
-``type=oci|docker,dest=FILE`` write an archive (as ``kiln save`` does), ``type=local,dest=DIR``
-the flattened filesystem, ``type=tar,dest=FILE`` that filesystem as one tar. Files are
-written beside their destination and renamed, so a failed export leaves no half file.
+``type=registry,name=REF`` pushes it; ``type=oci|docker,dest=FILE`` write an archive (as
+``kiln save`` does), ``type=local,dest=DIR`` the flattened filesystem, ``type=tar,dest=FILE``
+that filesystem as one tar. Files are written beside their destination and renamed, so a
+failed export leaves no half file.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from builder.export.docker_archive import write_docker_archive
 from builder.export.oci_archive import write_oci_archive
 from builder.store.store import Store
 
-OUTPUT_TYPES = ("oci", "docker", "local", "tar")
+OUTPUT_TYPES = ("oci", "docker", "local", "tar", "registry")
 
 
 @dataclass(frozen=True)
@@ -46,13 +48,25 @@ def parse_output(text: str) -> OutputSpec:
     kind = fields.get("type", "local")
     if kind not in OUTPUT_TYPES:
         raise UsageError(f"--output {text!r}: unknown type {kind!r} (one of {', '.join(OUTPUT_TYPES)})")
+    if kind == "registry":
+        if not fields.get("name"):
+            raise UsageError(f"--output {text!r}: type=registry needs name=REGISTRY/REPOSITORY[:TAG]")
+        return OutputSpec(kind, Path(), fields["name"])
     if not fields.get("dest"):
         raise UsageError(f"--output {text!r}: dest= is required")
     return OutputSpec(kind, Path(fields["dest"]), fields.get("name", ""))
 
 
-def write_output(store: Store, manifest_digest: str, output: OutputSpec) -> None:
-    """Write the image ``manifest_digest`` as ``output`` asks."""
+def write_output(
+    store: Store, manifest_digest: str, output: OutputSpec, *, insecure: Sequence[str] = ()
+) -> None:
+    """Write the image ``manifest_digest`` as ``output`` asks (``type=registry`` pushes it
+    to ``name``, with plain http allowed for the ``insecure`` registries)."""
+    if output.type == "registry":
+        from builder.registry import push_image
+
+        push_image(store, output.name, source=manifest_digest, insecure=insecure)
+        return
     if output.type == "local":
         export_directory(store, manifest_digest, output.dest)
         return

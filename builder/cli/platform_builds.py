@@ -71,7 +71,7 @@ def build_for_platforms(
     if after_build is not None:
         after_build(_final_chain_ids(store, result))
     for output in outputs:
-        write_output(store, result.index_digest, output)
+        write_output(store, result.index_digest, output, insecure=args.insecure_registry)
     if args.push:
         if not args.tag:
             raise UsageError("--push needs a name: add -t REGISTRY/REPOSITORY[:TAG]")

@@ -85,3 +85,37 @@ def test_cli_push_and_pull(
         f"error: not found: {registry.host}/kiln/missing:1 does not exist on {registry.host} (404): "
         "MANIFEST_UNKNOWN manifest unknown\n"
     )
+
+
+def test_build_outputs_to_a_registry_and_pushes_its_tags(
+    registry: RunningRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``kiln build -o type=registry,name=REF`` and ``--push -t REF`` leave the built image in
+    the registry under those names, with the digest kiln stored."""
+    from tests.conftest import require_root
+
+    require_root("kiln build runs a container")
+    root = tmp_path / "store"
+    with Store.open(root) as store:
+        import_busybox(store, "busybox:latest")
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM busybox\nRUN echo built > /built\n")
+    output_ref = f"{registry.host}/kiln/output:1"
+    pushed_ref = f"{registry.host}/kiln/pushed:1"
+    argv = ["--root", str(root), "build", "-q", "-t", pushed_ref, "--push"]
+    argv += ["-o", f"type=registry,name={output_ref}", str(context)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    with Store.open(root) as store:
+        built = store.resolve(pushed_ref)
+    for ref in (output_ref, pushed_ref):
+        pulled_root = tmp_path / ref.rsplit("/", 1)[-1].replace(":", "-")
+        assert main(["--root", str(pulled_root), "pull", ref]) == 0
+        capsys.readouterr()
+        with Store.open(pulled_root) as pulled:
+            assert pulled.resolve(ref) == built
+
+
+def test_a_registry_output_needs_a_name() -> None:
+    assert main(["build", "-o", "type=registry", "."]) == 2

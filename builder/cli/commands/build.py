@@ -200,7 +200,7 @@ def run_build_command(args: argparse.Namespace) -> int:
         final_chains = {layer.chain_id for layer in result.state.layers}
         export_caches(store, cache_to, collected.records, final_chains, args.insecure_registry)
         for output in outputs:
-            write_output(store, result.manifest_digest, output)
+            write_output(store, result.manifest_digest, output, insecure=args.insecure_registry)
         if args.push:
             if not args.tag:
                 raise UsageError("--push needs a name: add -t REGISTRY/REPOSITORY[:TAG]")
@@ -250,7 +250,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         default=[],
         metavar="type=TYPE,dest=PATH",
-        help="also write the image: type=oci|docker|tar (dest=FILE) or type=local (dest=DIR)",
+        help="also write the image: type=oci|docker|tar (dest=FILE), type=local (dest=DIR) "
+        "or type=registry (name=REF: push it)",
     )
     parser.add_argument("--iidfile", help="write the image id to this file")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
