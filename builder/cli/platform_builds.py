@@ -11,17 +11,23 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.cli.outputs import OutputSpec, write_output
-from builder.context import BuildContext
 from builder.errors import UsageError
-from builder.events import EventSink
-from builder.graph import BuildGraph, Platform
-from builder.multiplatform import MultiPlatformRequest, MultiPlatformResult, run_multiplatform_build
+from builder.graph import Platform
 from builder.registry.platforms import normalise, parse_platform
-from builder.runner import RunnerOptions
 from builder.store.snapshots import chain_ids
-from builder.store.store import Store
+
+if TYPE_CHECKING:
+    # Types only: every ``kiln build`` loads this module for parse_platform_list, and the
+    # multi-platform builder is needed only when several platforms are asked for.
+    from builder.context import BuildContext
+    from builder.events import EventSink
+    from builder.graph import BuildGraph
+    from builder.multiplatform import MultiPlatformResult
+    from builder.runner import RunnerOptions
+    from builder.store.store import Store
 
 
 def parse_platform_list(text: str | None) -> list[Platform]:
@@ -64,6 +70,8 @@ def build_for_platforms(
                 f"-o type={output.type} writes one filesystem: build one --platform for it, "
                 "or use type=oci or type=docker for every platform"
             )
+    from builder.multiplatform import MultiPlatformRequest, run_multiplatform_build
+
     # The Dockerfile's warnings are the same for every platform: the caller printed them.
     graphs = {platform: make_graph(platform) for platform in platforms}
     request = MultiPlatformRequest(graphs, context, tuple(args.tag), labels, options)

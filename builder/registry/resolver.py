@@ -18,7 +18,6 @@ from builder.events import EventSink, discard
 from builder.graph import Platform
 from builder.oci.reference import is_digest, parse_reference
 from builder.registry.platforms import normalise
-from builder.registry.pull import ensure_image
 from builder.resolver import ResolvedImage
 from builder.store import Store
 
@@ -76,6 +75,10 @@ class PullingResolver:
             parse_reference(ref)
         except UsageError as err:
             raise StoreError(f"base image {ref!r} is not in the store and is not a valid reference") from err
+        # The puller (HTTP client, manifest handling) loads only when a reference is missing
+        # or must be checked: a build from stored images never needs it.
+        from builder.registry.pull import ensure_image
+
         return ensure_image(
             self._store,
             ref,
