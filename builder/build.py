@@ -73,7 +73,7 @@ def run_build(store: Store, request: BuildRequest, sink: EventSink) -> BuildResu
     check_graph_runnable(request.graph)  # a foreign RUN needs binfmt_misc: say so up front
     with store.lease() as lease:
         runner = LocalRunner(store, request.context, lease, request.options)
-        solver = Solver(runner, sink)
+        solver = Solver(runner, sink, source_date_epoch=request.options.source_date_epoch)
         try:
             state = solver.solve(request.graph)
         finally:

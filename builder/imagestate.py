@@ -77,6 +77,9 @@ class ImageState:
 
 
 def utc_timestamp(epoch: float | None = None) -> str:
-    """RFC 3339 UTC time with nanosecond-free precision, as image configs carry it."""
+    """RFC 3339 UTC time in whole seconds, as image configs carry it: now, or ``epoch``.
+
+    Pass a build's ``SOURCE_DATE_EPOCH`` as ``epoch`` so that a rebuild, cached or not,
+    gives the same config bytes."""
     moment = time.time() if epoch is None else epoch
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))

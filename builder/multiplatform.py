@@ -190,7 +190,11 @@ def run_multiplatform_build(
         try:
             for platform, graph in request.graphs.items():
                 shared.use(graph)
-                solver = Solver(shared, platform_sink(sink, platform, first_step))
+                solver = Solver(
+                    shared,
+                    platform_sink(sink, platform, first_step),
+                    source_date_epoch=request.options.source_date_epoch,
+                )
                 first_step += number_steps(graph).total_steps
                 state = solver.solve(graph)
                 cached_steps += solver.cached_steps

@@ -38,7 +38,7 @@ from builder.graph import (
     Stage,
     StageSource,
 )
-from builder.imagestate import ImageState, LayerRef
+from builder.imagestate import ImageState, LayerRef, utc_timestamp
 from builder.leftovers import remove_dead_workspaces
 from builder.resolver import ImageResolver
 from builder.solver import StepContext, StepOutcome
@@ -303,7 +303,8 @@ class LocalRunner:
                 raise BuildError(f"unexpected op {type(op).__name__}", op.location)
             layer = self._commit(workspace, state)
         new_state = state.with_layer(layer).with_config(op.config)
-        return new_state.with_history(op.created_by, empty_layer=False)
+        created = utc_timestamp(self._options.source_date_epoch)
+        return new_state.with_history(op.created_by, empty_layer=False, created=created)
 
     def _run_exec(self, op: Exec, state: ImageState, workspace: StepWorkspace, where: StepContext) -> None:
         from builder.exec.step import run_step, step_failure

@@ -18,7 +18,7 @@ from typing import Protocol
 from builder.errors import BuildError, KilnError
 from builder.events import EventSink, StepCached, StepDone, StepFailed, StepStarted
 from builder.graph import BuildGraph, ConfigOp, ImageBase, Op, ScratchBase, Stage, StageBase
-from builder.imagestate import ImageState
+from builder.imagestate import ImageState, utc_timestamp
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,14 @@ class Solver:
     """Schedules the stages of a graph on threads and runs each one's ops in order."""
 
     def __init__(
-        self, runner: StepRunner, sink: EventSink, clock: Callable[[], float] = time.monotonic
+        self,
+        runner: StepRunner,
+        sink: EventSink,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        source_date_epoch: int | None = None,
     ) -> None:
+        self._source_date_epoch = source_date_epoch
         self._runner = runner
         self._sink = sink
         self._clock = clock
@@ -148,7 +154,8 @@ class Solver:
             if isinstance(op, ConfigOp):
                 state = state.with_config(op.config)
                 if op.in_history:
-                    state = state.with_history(op.created_by, empty_layer=True)
+                    created = utc_timestamp(self._source_date_epoch)
+                    state = state.with_history(op.created_by, empty_layer=True, created=created)
                 continue
             position += 1
             step += 1

@@ -9,10 +9,10 @@ a newer kiln is refused rather than misread.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -107,6 +107,31 @@ class SnapshotRecord:
     last_used: float
 
 
+#: How long opening a store waits for another process's switch to WAL (see :func:`_use_wal`).
+WAL_SWITCH_TIMEOUT = 60.0
+
+
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Put the database in WAL mode, waiting for other processes meanwhile.
+
+    Changing the journal mode needs an exclusive lock and SQLite does not run the busy
+    handler for it, so two kiln processes opening a new store at once could see "database is
+    locked". Once a store is in WAL mode (the mode is stored in the file) nothing is
+    changed; until then the switch is retried.
+    """
+    deadline = time.monotonic() + WAL_SWITCH_TIMEOUT
+    while True:
+        try:
+            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class MetaStore:
     """SQLite at ``<root>/meta.db``, one connection per thread.
 
@@ -137,7 +162,7 @@ class MetaStore:
             connection = sqlite3.connect(
                 self.path, timeout=60.0, isolation_level=None, check_same_thread=False
             )
-            connection.execute("PRAGMA journal_mode=WAL")
+            _use_wal(connection)
             connection.execute("PRAGMA foreign_keys=ON")
             # NORMAL under WAL: a commit is not fsynced, so power loss may drop the latest
             # transactions, but never corrupts the database; what the records point at
@@ -261,7 +286,10 @@ class MetaStore:
     # leases ------------------------------------------------------------------------------
 
     def create_lease(self, expires: float | None = None) -> str:
-        lease_id = uuid.uuid4().hex
+        """A new lease, named by 128 random bits in hex. ``os.urandom`` rather than
+        ``uuid.uuid4()``: the same kind of name, without ``uuid``'s import (it loads
+        ``platform``), which every build paid for at start-up."""
+        lease_id = os.urandom(16).hex()
         with self.transaction() as db:
             db.execute("INSERT INTO leases VALUES (?, ?, ?)", (lease_id, time.time(), expires))
         return lease_id
