@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.errors import UsageError
-from builder.export._loading import PendingImage, commit
-from builder.export.oci_archive import read_oci_layout
-from builder.store.store import Store
+
+if TYPE_CHECKING:
+    from builder.export._loading import PendingImage
+    from builder.store.store import Store
 
 IMAGE_SCHEME = "docker-image://"
 LAYOUT_SCHEME = "oci-layout://"
@@ -33,6 +35,11 @@ def split_layout_value(value: str) -> tuple[Path, str, str]:
 
 
 def _load_layout(store: Store, value: str) -> str:
+    # The loaders come in only for an oci-layout:// context: every build calls
+    # resolve_named_contexts, and the archive readers cost ~10 ms of start-up otherwise.
+    from builder.export._loading import commit
+    from builder.export.oci_archive import read_oci_layout
+
     path, tag, digest = split_layout_value(value)
     if not (path / "index.json").is_file():
         raise UsageError(f"--build-context oci-layout://{value}: {path} is not an OCI layout")

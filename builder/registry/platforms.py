@@ -7,7 +7,7 @@ over a compatible one.
 
 from __future__ import annotations
 
-import platform as host
+import os
 
 from builder.errors import UsageError
 from builder.graph import Platform
@@ -29,9 +29,16 @@ _MACHINE_ARCH = {
 _DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7"}
 
 
+def _machine() -> str:
+    """The kernel's machine name (``x86_64``, ``aarch64``). ``os.uname`` rather than the
+    ``platform`` module, whose import compiles a dozen regexes (~6 ms of every build's
+    start-up) to answer the same question."""
+    return os.uname().machine
+
+
 def host_platform() -> Platform:
     """This machine's platform: ``linux/amd64`` on x86-64, ``linux/arm64/v8`` on aarch64."""
-    machine = host.machine().lower()
+    machine = _machine().lower()
     architecture = _MACHINE_ARCH.get(machine, machine)
     variant = "v6" if machine == "armv6l" else _DEFAULT_VARIANT.get(architecture, "")
     return Platform("linux", architecture, variant)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import platform as platform_module
-
 import pytest
 
 from builder.errors import UsageError
 from builder.graph import Platform
 from builder.oci.digest import Digest
 from builder.oci.model import Descriptor, Index
+from builder.registry import platforms as platforms_module
 from builder.registry.platforms import host_platform, normalise, parse_platform, select_manifest
 
 
@@ -82,7 +81,7 @@ def test_parse_platform_refuses(text: str) -> None:
     ],
 )
 def test_host_platform(machine: str, expected: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(platform_module, "machine", lambda: machine)
+    monkeypatch.setattr(platforms_module, "_machine", lambda: machine)
     assert host_platform() == expected
 
 
