@@ -36,7 +36,6 @@ scratch dirs removed. A container left in the runtime's state dir is always forc
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import signal
@@ -49,9 +48,12 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import FrameType
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from builder.errors import RuntimeSetupError
+
+if TYPE_CHECKING:
+    import ctypes
 
 KNOWN_RUNTIMES = ("crun", "runc")
 DEFAULT_STATE_ROOTS = {"crun": Path("/run/crun"), "runc": Path("/run/runc")}
@@ -67,10 +69,23 @@ MS_REC = 0x4000
 MS_SLAVE = 0x80000
 MNT_DETACH = 2
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.unshare.argtypes = (ctypes.c_int,)
-_libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
-_libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+
+@cache
+def _libc() -> tuple[ctypes.CDLL, Callable[[], int]]:
+    """libc with the three calls :func:`_hide_unified_cgroup` makes, and ctypes' errno.
+
+    Loaded on first use, not at import: every kiln command imports this module (for
+    :func:`interrupts_stop_containers`) and ctypes costs ~5 ms of start-up, while only a
+    runtime start without a launcher on a hybrid cgroup host needs it. ``popen`` loads it
+    before forking, so the child only reads the cache and imports nothing.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.unshare.argtypes = (ctypes.c_int,)
+    libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
+    libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+    return libc, ctypes.get_errno
 
 
 def layout_from_mountinfo(mountinfo_text: str) -> CgroupLayout:
@@ -125,12 +140,13 @@ def unified_hiding_launcher() -> tuple[str, ...]:
 def _hide_unified_cgroup() -> None:
     """In the runtime's child before exec: a private mount namespace without the v2 mount
     (the fallback when no launcher is installed; it costs a full fork of kiln)."""
-    if _libc.unshare(CLONE_NEWNS) != 0:
-        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS) for the OCI runtime")
-    if _libc.mount(None, b"/", None, MS_REC | MS_SLAVE, None) != 0:
-        raise OSError(ctypes.get_errno(), "making the runtime's mount namespace a slave")
-    if _libc.umount2(UNIFIED_IN_HYBRID.encode(), MNT_DETACH) != 0:
-        raise OSError(ctypes.get_errno(), f"hiding {UNIFIED_IN_HYBRID} from the runtime")
+    libc, get_errno = _libc()
+    if libc.unshare(CLONE_NEWNS) != 0:
+        raise OSError(get_errno(), "unshare(CLONE_NEWNS) for the OCI runtime")
+    if libc.mount(None, b"/", None, MS_REC | MS_SLAVE, None) != 0:
+        raise OSError(get_errno(), "making the runtime's mount namespace a slave")
+    if libc.umount2(UNIFIED_IN_HYBRID.encode(), MNT_DETACH) != 0:
+        raise OSError(get_errno(), f"hiding {UNIFIED_IN_HYBRID} from the runtime")
 
 
 @dataclass(frozen=True)
@@ -158,6 +174,8 @@ class OciRuntime:
         """
         launcher = unified_hiding_launcher() if self.hide_unified_cgroup else ()
         in_child = _hide_unified_cgroup if self.hide_unified_cgroup and not launcher else None
+        if in_child is not None:
+            _libc()  # load ctypes here: the child must not import after fork
         return subprocess.Popen(
             [*launcher, *self.command(*args)],
             stdin=subprocess.DEVNULL,
