@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 from builder.errors import DockerfileError
-from builder.fileops.chmod import parse_chmod
 from builder.graph import (
     ContextSource,
     CopyOp,
@@ -41,6 +40,10 @@ def _valid_chmod(text: str) -> bool:
         return int(text, 8) <= 0o7777
     if text.isdigit():
         return False
+    # Symbolic modes are rare: the parser (and its regexes) loads only for one, not on
+    # every build's start-up.
+    from builder.fileops.chmod import parse_chmod
+
     try:
         parse_chmod(text)
     except DockerfileError:
