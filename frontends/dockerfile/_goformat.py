@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cache
 
 from builder.errors import DockerfileError
 
@@ -55,7 +56,12 @@ _UNITS_NS = {
     "m": 60_000_000_000,
     "h": 3_600_000_000_000,
 }
-_DURATION_PART = re.compile(r"(\d*\.?\d*)(ns|us|µs|μs|ms|s|m|h)")
+
+
+@cache
+def _duration_part() -> re.Pattern[str]:
+    """One ``1.5s`` of a Go duration: compiled on the first duration, not at import."""
+    return re.compile(r"(\d*\.?\d*)(ns|us|µs|μs|ms|s|m|h)")
 
 
 def parse_go_duration(text: str) -> int:
@@ -72,7 +78,7 @@ def parse_go_duration(text: str) -> int:
     total = 0.0
     position = 0
     while position < len(body):
-        match = _DURATION_PART.match(body, position)
+        match = _duration_part().match(body, position)
         if match is None or match.group(1) in ("", "."):
             raise DockerfileError(f'time: invalid duration "{text}"')
         total += float(match.group(1)) * _UNITS_NS[match.group(2)]

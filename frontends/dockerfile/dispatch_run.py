@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from functools import cache
 
 from builder.errors import DockerfileError
 from builder.graph import (
@@ -41,7 +42,12 @@ from frontends.dockerfile.instructions import RunInstruction, RunMountSpec
 
 #: Where the builder mounts a RUN's inline files (BuildKit's choice for shebang heredocs).
 INLINE_FILE_DIR = "/dev/pipes"
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$", re.IGNORECASE)
+
+
+@cache
+def _size_pattern() -> re.Pattern[str]:
+    """``64m``, ``1.5GiB``: compiled on the first tmpfs size, not at import (start-up)."""
+    return re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$", re.IGNORECASE)
 
 
 def dispatch_run(build: BuildContext, state: StageState, instruction: RunInstruction) -> None:
@@ -151,7 +157,7 @@ def parse_size(text: str, span: SourceSpan | None = None) -> int:
     """A tmpfs ``size`` in bytes: ``64m``, ``1g``, ``512k``, ``1048576`` (binary units)."""
     if not text:
         return 0
-    match = _SIZE.match(text.strip())
+    match = _size_pattern().match(text.strip())
     if match is None:
         raise DockerfileError(f"invalid size: '{text}'", span)
     power = " kmgtp".index(match.group(2).lower() or " ")

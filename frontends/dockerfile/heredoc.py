@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 from builder.errors import DockerfileError
 from frontends.dockerfile.lines import GO_SPACE
 
 _HEREDOC_RE = re.compile(r"(\d*)<<(-?)[ \t\n\f\r]*([^<]*)\Z")
 _OPEN_OPERATOR_RE = re.compile(r"<<[" + GO_SPACE + r"]*\Z")
-_LEADING_TABS_RE = re.compile(r"^\t+", re.MULTILINE)
+
+
+@cache
+def _leading_tabs() -> re.Pattern[str]:
+    """Only ``<<-`` heredocs strip tabs: compiled on the first one, not at import."""
+    return re.compile(r"^\t+", re.MULTILINE)
+
+
 _DOUBLE_QUOTE_ESCAPABLE = '"$\\'
 
 
@@ -146,4 +154,4 @@ def heredocs_from_line(line: str) -> list[HeredocOperator]:
 
 def chomp(content: str) -> str:
     """Remove the leading tabs (only tabs) of every line, as ``<<-`` asks."""
-    return _LEADING_TABS_RE.sub("", content)
+    return _leading_tabs().sub("", content)
