@@ -65,16 +65,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     owner = COMMAND_OWNERS.get(command) if command is not None else None
-    for name in (owner,) if owner is not None else COMMAND_MODULES:
+    names: tuple[str, ...] = (owner,) if owner is not None else COMMAND_MODULES
+    if command == "--version":
+        names = ()  # argparse prints the version and exits before it looks for a command
+    for name in names:
         module = importlib.import_module(f"builder.cli.commands.{name}")
         module.register(subparsers)
     return parser
 
 
 def _named_command(argv: Sequence[str]) -> str | None:
-    """The command ``argv`` names after kiln's own ``--root``, or None when anything else
-    comes first (``--help``, ``--version``, an abbreviated option): the full parser answers
-    those."""
+    """The command ``argv`` names after kiln's own ``--root`` (``--version`` counting as
+    one), or None when anything else comes first (``--help``, an abbreviated option): the
+    full parser answers those."""
     index = 0
     while index < len(argv):
         token = argv[index]
@@ -82,6 +85,8 @@ def _named_command(argv: Sequence[str]) -> str | None:
             index += 2
         elif token.startswith("--root="):
             index += 1
+        elif token == "--version":
+            return token
         elif token.startswith("-"):
             return None
         else:

@@ -31,7 +31,8 @@ def test_the_owner_alone_registers_the_command(command: str) -> None:
         (["build", "-q", "."], "build"),
         (["--root", "/tmp/s", "images"], "images"),
         (["--root=/tmp/s", "ps"], "ps"),
-        (["--version"], None),
+        (["--version"], "--version"),
+        (["--root", "/tmp/s", "--version", "build"], "--version"),
         (["--help"], None),
         (["--ro", "/tmp/s", "build"], None),
         ([], None),
@@ -51,3 +52,11 @@ def test_a_named_command_parses_as_with_the_full_parser() -> None:
     full = vars(cli.build_parser().parse_args(argv))
     alone = vars(cli.build_parser("build").parse_args(argv))
     assert alone == full
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--root", "/tmp/s", "--version", "build"]])
+def test_version_needs_no_command_parser(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"kiln {cli.VERSION}\n"
