@@ -111,11 +111,15 @@ def run_build_command(args: argparse.Namespace) -> int:
 
     platforms = parse_platform_list(args.platform)  # several: one image each, under an index
     platform = platforms[0] if platforms else None
-    from builder.progress import MetadataCollector, Tee
-
     renderer = _renderer(args, dockerfile_path.name, dockerfile_text)
-    collector = MetadataCollector() if args.metadata_file else None
-    sink: Renderer = Tee(renderer, collector) if collector else renderer
+    collector = None
+    sink: Renderer = renderer
+    if args.metadata_file:
+        # Only --metadata-file needs the collector and its build model (~5 ms of imports).
+        from builder.progress import MetadataCollector, Tee
+
+        collector = MetadataCollector()
+        sink = Tee(renderer, collector)
     # closing(): the live view stops and prints its summary (or the failure) however the
     # build ends, and the terminal gets its cursor back.
     with open_store(args) as store, closing(sink):
