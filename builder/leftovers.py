@@ -10,8 +10,9 @@ imported only when there is.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from builder.processes import process_alive
 
 #: The prefix of every step scratch dir (build workspaces and run_step's own).
 STEP_DIR_PREFIX = ".kiln-step-"
@@ -24,7 +25,7 @@ def remove_dead_workspaces(containers_dir: Path) -> list[Path]:
     dead = [
         entry
         for entry in containers_dir.iterdir()
-        if entry.name.startswith(STEP_DIR_PREFIX) and not _pid_alive(_pid_of(entry.name))
+        if entry.name.startswith(STEP_DIR_PREFIX) and _dead_owner(entry.name)
     ]
     if not dead:
         return []
@@ -41,18 +42,8 @@ def remove_dead_workspaces(containers_dir: Path) -> list[Path]:
     return removed
 
 
-def _pid_of(name: str) -> int:
+def _dead_owner(name: str) -> bool:
+    """Whether the kiln process a step dir is named after is gone (a name without a pid is
+    not ours to judge: it stays)."""
     digits = name[len(STEP_DIR_PREFIX) :].split("-", 1)[0]
-    return int(digits) if digits.isdigit() else -1
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return True  # no pid in the name: not ours to judge, leave it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return digits.isdigit() and not process_alive(int(digits))

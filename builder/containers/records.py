@@ -8,11 +8,11 @@ the kiln process running it lets a reader tell a live run from one whose kiln di
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 from builder.errors import StoreError
+from builder.processes import process_alive
 from builder.store.meta import MetaStore
 
 NAMESPACE = "containers"
@@ -57,22 +57,10 @@ class ContainerRecord:
 
     def is_running(self) -> bool:
         """Running, and the kiln process running it still alive (a crashed run is not)."""
-        return self.status == "running" and _process_alive(self.pid)
+        return self.status == "running" and process_alive(self.pid)
 
     def with_status(self, status: Status, **fields: object) -> ContainerRecord:
         return replace(self, status=status, **fields)  # type: ignore[arg-type]
-
-
-def _process_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def save_record(meta: MetaStore, record: ContainerRecord) -> None:

@@ -19,19 +19,10 @@ from builder.exec.overlay import unmount
 from builder.exec.runtime import OciRuntime
 from builder.exec.step import CONTAINER_ID_PREFIX
 from builder.leftovers import STEP_DIR_PREFIX
+from builder.processes import process_alive
 
 _CONTAINER_ID = re.compile(re.escape(CONTAINER_ID_PREFIX) + r"(\d+)-[0-9a-f]+")
 _STEP_DIR = re.compile(re.escape(STEP_DIR_PREFIX) + r"(\d+)-")
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_stale_containers(runtime: OciRuntime) -> list[str]:
@@ -45,7 +36,7 @@ def remove_stale_containers(runtime: OciRuntime) -> list[str]:
     for container in json.loads(listing.stdout or "null") or []:
         container_id = str(container.get("id", ""))
         match = _CONTAINER_ID.fullmatch(container_id)
-        if match is None or _process_alive(int(match.group(1))):
+        if match is None or process_alive(int(match.group(1))):
             continue
         process = runtime.popen(
             "delete", "--force", container_id, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -77,7 +68,7 @@ def remove_stale_step_dirs(parent: Path) -> list[Path]:
     candidates = [*parent.glob(f"{STEP_DIR_PREFIX}*"), *parent.glob(f"*/{STEP_DIR_PREFIX}*")]
     for step_dir in sorted(candidates):
         match = _STEP_DIR.match(step_dir.name)
-        if match is None or not step_dir.is_dir() or _process_alive(int(match.group(1))):
+        if match is None or not step_dir.is_dir() or process_alive(int(match.group(1))):
             continue
         for mount_point in _mount_points_under(step_dir):
             unmount(mount_point)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from builder.errors import StoreError
+from builder.processes import process_alive
 
 _CHUNK = 1 << 20
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -171,7 +172,7 @@ def remove_stale_temp_entries(directory: Path) -> list[Path]:
         if not entry.name.startswith(TEMP_PREFIX):
             continue
         pid_text = entry.name[len(TEMP_PREFIX) :].split("-", 1)[0]
-        if pid_text.isdigit() and _process_alive(int(pid_text)):
+        if pid_text.isdigit() and process_alive(int(pid_text)):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
@@ -179,16 +180,6 @@ def remove_stale_temp_entries(directory: Path) -> list[Path]:
             entry.unlink(missing_ok=True)
         removed.append(entry)
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fsync_directory(directory: Path) -> None:
