@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from builder.cli.commands._humanize import human_age, human_size
 from builder.errors import KilnError, StoreError, UsageError
 from builder.oci.reference import parse_reference
+from builder.progress.units import short_digest
 
 if TYPE_CHECKING:
     from builder.store.store import Store
@@ -26,10 +27,6 @@ def open_store(args: argparse.Namespace) -> Store:
 
     root = getattr(args, "root", None)
     return Store.open(Path(root) if root else None)
-
-
-def short_id(digest: str) -> str:
-    return digest.removeprefix("sha256:")[:12]
 
 
 def add_format_option(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +69,7 @@ def run_images(args: argparse.Namespace) -> int:
         if args.quiet:
             seen: list[str] = []
             for summary in summaries:
-                shown = summary.config_digest if args.no_trunc else short_id(summary.config_digest)
+                shown = summary.config_digest if args.no_trunc else short_digest(summary.config_digest)
                 if shown not in seen:
                     seen.append(shown)
             if seen:
@@ -97,7 +94,7 @@ def run_images(args: argparse.Namespace) -> int:
                 [
                     reference.familiar_name() if reference else "<none>",
                     (reference.tag or "<none>") if reference else "<none>",
-                    summary.config_digest if args.no_trunc else short_id(summary.config_digest),
+                    summary.config_digest if args.no_trunc else short_digest(summary.config_digest),
                     summary.created if as_json else human_age(summary.created),
                     summary.size if as_json else human_size(summary.size),
                 ]
@@ -196,7 +193,7 @@ def run_history(args: argparse.Namespace) -> int:
                 ]
             )
         if lines:
-            lines[-1][0] = image_id if args.no_trunc else short_id(image_id)
+            lines[-1][0] = image_id if args.no_trunc else short_digest(image_id)
         render_table(columns, list(reversed(lines)), stream=sys.stdout, format=args.format)
     return 0
 
