@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
 
 from builder.errors import ContextError
+from builder.lazyclasses import dataclass
 
 #: Go's ``filepath.ErrBadPattern`` wording, which users of docker already know.
 BAD_PATTERN = "syntax error in pattern"

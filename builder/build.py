@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from builder.context import BuildContext
@@ -17,6 +17,7 @@ from builder.emulation import check_graph_runnable
 from builder.events import BuildFinished, EventSink
 from builder.graph import BuildGraph
 from builder.imagestate import ImageState, utc_timestamp
+from builder.lazyclasses import dataclass
 from builder.runner import LocalRunner, RunnerOptions
 from builder.solver import Solver
 from builder.store.store import Store, StoredLayer

@@ -14,12 +14,12 @@ import os
 import re
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from builder._pattern_syntax import Token, literal_text, to_regex, tokenize
 from builder.errors import ContextError
+from builder.lazyclasses import dataclass
 from builder.patterns import PatternMatcher, clean_path, read_ignore_file
 
 #: Same limit as Linux's ELOOP: more links than this on one path is a loop.

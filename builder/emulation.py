@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from builder.errors import BuildError, KilnError
 from builder.graph import BuildGraph, Exec, Platform
+from builder.lazyclasses import dataclass
 from builder.registry.platforms import host_platform
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")

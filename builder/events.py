@@ -8,8 +8,8 @@ threads at once (stages run concurrently), so sinks must be thread-safe.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from builder.lazyclasses import dataclass
 from builder.source import SourceSpan
 
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
+from builder.lazyclasses import dataclass
 from builder.source import SourceSpan
 
 # ---------------------------------------------------------------------------------------

@@ -9,9 +9,10 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 from builder.graph import ConfigChange, Platform
+from builder.lazyclasses import dataclass
 
 #: BuildKit writes this comment on every history entry it creates from a Dockerfile.
 HISTORY_COMMENT = "buildkit.dockerfile.v0"

@@ -19,7 +19,7 @@ import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from builder.build import image_config
 from builder.context import BuildContext
@@ -36,6 +36,7 @@ from builder.events import (
 )
 from builder.graph import BuildGraph, ImageBase, Op, Platform, ScratchBase, Stage, to_jsonable
 from builder.imagestate import ImageState, utc_timestamp
+from builder.lazyclasses import dataclass
 from builder.runner import LocalRunner, RunnerOptions
 from builder.solver import Solver, StepContext, StepOutcome, StepRunner, number_steps
 from builder.store.store import Store, StoredLayer

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from builder._pattern_syntax import (
     BAD_PATTERN,
@@ -27,6 +26,7 @@ from builder._pattern_syntax import (
     tokenize,
 )
 from builder.errors import ContextError
+from builder.lazyclasses import dataclass
 
 #: What Go's ``strings.TrimSpace`` strips (``unicode.IsSpace``). Python's ``str.strip()``
 #: would also strip U+001C..U+001F, which Go keeps.

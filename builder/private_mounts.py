@@ -14,12 +14,13 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from builder.errors import BuildError
 from builder.exec.spec import SpecMount
 from builder.graph import Exec, SecretMount, SshMount
+from builder.lazyclasses import dataclass
 from builder.secrets import SecretSource
 
 SECRETS_DIR = "/run/secrets"

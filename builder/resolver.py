@@ -8,10 +8,11 @@ unit tests give the frontend a resolver of their own.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Protocol
 
 from builder.graph import Platform
+from builder.lazyclasses import dataclass
 
 
 @dataclass(frozen=True)

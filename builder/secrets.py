@@ -9,10 +9,10 @@ hashed into a key or written to the store, which is why the graph carries only t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from builder.errors import UsageError
+from builder.lazyclasses import dataclass
 
 
 @dataclass(frozen=True)

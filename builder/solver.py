@@ -12,13 +12,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Protocol
 
 from builder.errors import BuildError, KilnError
 from builder.events import EventSink, StepCached, StepDone, StepFailed, StepStarted
 from builder.graph import BuildGraph, ConfigOp, ImageBase, Op, ScratchBase, Stage, StageBase
 from builder.imagestate import ImageState, utc_timestamp
+from builder.lazyclasses import dataclass
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from builder.lazyclasses import dataclass
 
 
 @dataclass(frozen=True)

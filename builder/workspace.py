@@ -12,10 +12,10 @@ import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from builder.exec.overlay import OverlayMount
+from builder.lazyclasses import dataclass
 from builder.leftovers import STEP_DIR_PREFIX
 
 

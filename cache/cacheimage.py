@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from builder.errors import StoreError
+from builder.lazyclasses import dataclass
 from builder.oci import mediatypes
 from cache.records import CacheRecord, KeyValueTable, input_files
 

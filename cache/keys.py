@@ -17,7 +17,6 @@ later miss can be explained field by field (:mod:`cache.explain`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import cast
 
 from builder.graph import (
@@ -38,6 +37,7 @@ from builder.graph import (
     UrlSource,
     to_jsonable,
 )
+from builder.lazyclasses import dataclass
 from cache.canonical import canonical_digest
 
 #: Bumped whenever the preimage's shape or meaning changes, so old records stop matching.

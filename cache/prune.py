@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from builder.errors import UsageError
+from builder.lazyclasses import dataclass
 from cache.records import INPUTS_NAMESPACE, CacheRecord, KeyValueTable, all_records, delete
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?", re.IGNORECASE)

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, field, replace
 from typing import Protocol
 
 from builder.errors import StoreError
+from builder.lazyclasses import dataclass
 
 CACHE_NAMESPACE = "cache"
 STEP_NAMESPACE = "cache-step"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from builder.context import BuildContext
 from builder.errors import ContextError
@@ -31,6 +31,7 @@ from builder.graph import (
     StageSource,
     UrlSource,
 )
+from builder.lazyclasses import dataclass
 from cache import records
 from cache.contenthash import ContextHasher, SourceDigest
 from cache.explain import explain_all, explain_miss

@@ -10,8 +10,9 @@ running build holds in its lease is never forgotten.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from builder.lazyclasses import dataclass
 
 if TYPE_CHECKING:
     from builder.store.store import Store

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
 from builder.errors import UsageError
+from builder.lazyclasses import dataclass
 
 if TYPE_CHECKING:
     from builder.registry.client import RegistryClient

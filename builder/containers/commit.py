@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from builder.containers.lifecycle import image_documents, upper_dir
@@ -21,6 +20,7 @@ from builder.errors import StoreError
 from builder.export.config_changes import apply_change
 from builder.imagestate import utc_timestamp
 from builder.layers import LayerDescriptor, write_layer
+from builder.lazyclasses import dataclass
 from builder.store.store import Store, StoredLayer
 
 

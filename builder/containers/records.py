@@ -8,10 +8,11 @@ the kiln process running it lets a reader tell a live run from one whose kiln di
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from typing import Literal
 
 from builder.errors import StoreError
+from builder.lazyclasses import dataclass
 from builder.processes import process_alive
 from builder.store.meta import MetaStore
 

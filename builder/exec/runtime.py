@@ -44,13 +44,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from builder.errors import RuntimeSetupError
+from builder.lazyclasses import dataclass
 
 if TYPE_CHECKING:
     import ctypes

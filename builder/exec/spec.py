@@ -14,11 +14,11 @@ so that what the step writes there never reaches the upper dir (and so the layer
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from builder.exec.users import ResolvedUser
+from builder.lazyclasses import dataclass
 
 OCI_VERSION = "1.0.2"
 

@@ -34,7 +34,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -45,6 +44,7 @@ from builder.exec.runtime import OciRuntime, find_runtime, interrupts_stop_conta
 from builder.exec.spec import NetworkMode, SpecMount, bounded_capabilities, kernel_mounts, runtime_spec
 from builder.exec.stubs import missing_mount_points, remove_mount_stubs
 from builder.exec.users import ResolvedUser, resolve_user_in_root
+from builder.lazyclasses import dataclass
 from builder.leftovers import STEP_DIR_PREFIX
 from builder.rootpath import resolve_in_root
 from builder.source import SourceSpan

@@ -20,10 +20,10 @@ from a root filesystem.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from builder.errors import KilnError
+from builder.lazyclasses import dataclass
 
 MAX_ID = 2**31 - 1
 

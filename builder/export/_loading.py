@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from builder.errors import ImageFormatError, UsageError
+from builder.lazyclasses import dataclass
 from builder.oci.model import Manifest
 from builder.oci.reference import Reference, parse_reference
 from builder.oci.validate import image_problems

@@ -11,9 +11,9 @@ bits, and ``u``/``g``/``o`` after an operator copy that class's current bits.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from builder.errors import DockerfileError
+from builder.lazyclasses import dataclass
 
 _CLASS_SHIFT = {"u": 6, "g": 3, "o": 0}
 _SETID_BIT = {"u": 0o4000, "g": 0o2000}

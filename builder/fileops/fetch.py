@@ -15,10 +15,10 @@ import posixpath
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from builder.errors import BuildError
+from builder.lazyclasses import dataclass
 
 UNNAMED = "__unnamed__"
 _CHUNK = 1 << 20

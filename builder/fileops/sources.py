@@ -20,12 +20,12 @@ import posixpath
 import re
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from builder._pattern_syntax import literal_text, to_regex, tokenize
 from builder.context import BuildContext
 from builder.errors import ContextError
+from builder.lazyclasses import dataclass
 from builder.patterns import PatternMatcher
 from builder.rootpath import resolve_in_root
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from builder.errors import BuildError
 from builder.fileops.chmod import ModeChange
 from builder.fileops.sources import PathFilter, SourceTree
+from builder.lazyclasses import dataclass
 from builder.rootpath import is_within
 
 _CAN_CHOWN = os.geteuid() == 0

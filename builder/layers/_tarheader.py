@@ -11,7 +11,9 @@ records sorted by key, as Go does.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from builder.lazyclasses import dataclass
 
 BLOCK = 512
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)

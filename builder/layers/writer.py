@@ -18,7 +18,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -32,6 +32,7 @@ from builder.layers.whiteouts import (
     is_overlay_private_xattr,
     is_overlay_whiteout,
 )
+from builder.lazyclasses import dataclass
 from builder.oci.digest import Digest, HashingWriter
 from builder.oci.mediatypes import layer_media_type
 from builder.oci.model import Descriptor

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from builder.errors import ImageFormatError
 from builder.graph import Platform
+from builder.lazyclasses import dataclass
 from builder.oci._fields import Fields, canonical_json, load_object
 from builder.oci.digest import Digest
 

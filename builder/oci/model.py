@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from builder.errors import ImageFormatError
 from builder.graph import Platform
+from builder.lazyclasses import dataclass
 from builder.oci import mediatypes
 from builder.oci._fields import Fields, canonical_json, load_object
 from builder.oci.config import ContainerConfig, HealthConfig, History, ImageConfig, RootFS

@@ -10,9 +10,9 @@ the full normalised form and shows the familiar one, as ``docker images`` does.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from builder.errors import UsageError
+from builder.lazyclasses import dataclass
 
 DEFAULT_REGISTRY = "docker.io"
 DEFAULT_TAG = "latest"

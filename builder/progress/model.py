@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import Enum
 
 from builder.events import (
@@ -24,6 +24,7 @@ from builder.events import (
     StepStarted,
     TransferProgress,
 )
+from builder.lazyclasses import dataclass
 from builder.progress._text import LineSplitter, clean_text, printable
 from builder.source import SourceSpan
 

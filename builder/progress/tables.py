@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Literal, TextIO
 
 from rich import box
@@ -19,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from builder.errors import UsageError
+from builder.lazyclasses import dataclass
 from builder.progress.select import is_interactive
 
 TableFormat = Literal["table", "json"]

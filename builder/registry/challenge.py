@@ -10,7 +10,9 @@ be any run of characters up to a space or comma, since some servers leave URLs u
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from builder.lazyclasses import dataclass
 
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _SCHEME = re.compile(rf"\s*({_TOKEN})\s*")

@@ -7,10 +7,10 @@ than 4 MiB are refused, as containerd does, so a hostile registry cannot exhaust
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from builder.errors import ImageFormatError, RegistryError
+from builder.lazyclasses import dataclass
 from builder.oci import mediatypes
 from builder.oci.digest import sha256_digest
 from builder.oci.reference import Reference

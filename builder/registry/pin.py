@@ -15,13 +15,13 @@ import os
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dockerfile_parse import DockerfileParser
 
 from builder.errors import UsageError
+from builder.lazyclasses import dataclass
 from builder.oci.reference import Reference, parse_reference
 
 Resolve = Callable[[Reference], str]

@@ -14,13 +14,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 
 import requests
 
 from builder.errors import KilnError, RegistryError
 from builder.events import EventSink, discard
+from builder.lazyclasses import dataclass
 from builder.oci import mediatypes
 from builder.oci.digest import sha256_digest
 from builder.oci.model import Index, Manifest, parse_manifest_or_index

@@ -15,11 +15,11 @@ import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
 from builder.errors import StoreError
+from builder.lazyclasses import dataclass
 from builder.processes import process_alive
 
 _CHUNK = 1 << 20

@@ -9,8 +9,9 @@ the manifest, config and layer blobs are marked, and the snapshots of its layer 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from builder.lazyclasses import dataclass
 from builder.store.meta import LEASE_BLOB, LEASE_IMAGE, LEASE_SNAPSHOT
 from builder.store.snapshots import chain_ids
 from builder.store.store import Store

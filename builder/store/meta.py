@@ -15,10 +15,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from builder.errors import StoreError
+from builder.lazyclasses import dataclass
 
 SCHEMA_VERSION = 1
 

@@ -14,12 +14,12 @@ import os
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from builder.errors import StoreError, UsageError
 from builder.graph import Platform
+from builder.lazyclasses import dataclass
 from builder.oci.config import ImageConfig
 from builder.oci.reference import Reference, is_digest, parse_reference
 from builder.store.blobs import TEMP_PREFIX, BlobStore, remove_stale_temp_entries

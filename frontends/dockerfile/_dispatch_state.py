@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from builder.errors import DockerfileError
 from builder.graph import ContextSource, CopySource, ImageSource, Op, StageSource
+from builder.lazyclasses import dataclass
 from builder.source import SourceSpan
 from frontends.dockerfile.shell import ShellLexer
 from frontends.dockerfile.stages import PROXY_ARGS, StageSpec, StageTable

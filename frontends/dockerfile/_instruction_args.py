@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from builder.errors import DockerfileError
+from builder.lazyclasses import dataclass
 from frontends.dockerfile.ast import Node
 from frontends.dockerfile.flags import BFlags
 

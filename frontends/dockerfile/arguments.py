@@ -13,9 +13,9 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from builder.errors import DockerfileError
+from builder.lazyclasses import dataclass
 from frontends.dockerfile.lines import GO_SPACE, go_trim_left_space
 
 NOT_STRING_ARRAY = "when using JSON array syntax, arrays must be comprised of strings only"

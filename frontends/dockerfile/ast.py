@@ -7,8 +7,9 @@ than the dump.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from builder.lazyclasses import dataclass
 from builder.source import SourceSpan
 
 

@@ -9,8 +9,8 @@ the ``#`` form (corpus README §4.2).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
+from builder.lazyclasses import dataclass
 from frontends.dockerfile.lines import ALLOWED_DIRECTIVES, match_directive
 
 

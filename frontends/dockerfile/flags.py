@@ -9,10 +9,11 @@ non-list flag. A bare ``--`` ends the flags.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal, NoReturn
 
 from builder.errors import DockerfileError
+from builder.lazyclasses import dataclass
 from builder.source import SourceSpan
 from frontends.dockerfile.suggest import did_you_mean
 

@@ -10,10 +10,10 @@ operator; ``<<- EOF`` is two words and therefore no heredoc (corpus README §4.1
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache
 
 from builder.errors import DockerfileError
+from builder.lazyclasses import dataclass
 from frontends.dockerfile.lines import GO_SPACE
 
 _HEREDOC_RE = re.compile(r"(\d*)<<(-?)[ \t\n\f\r]*([^<]*)\Z")

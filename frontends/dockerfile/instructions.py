@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from builder.errors import DockerfileError
+from builder.lazyclasses import dataclass
 from builder.source import SourceSpan
 from frontends.dockerfile._instruction_args import (
     handle_json_args,

@@ -7,10 +7,10 @@ name. ``--from`` must name a stage, an image or a build context literally.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from builder.errors import DockerfileError
+from builder.lazyclasses import dataclass
 from builder.source import SourceSpan
 from frontends.dockerfile._instruction_args import (
     chomp_heredoc,

@@ -6,9 +6,8 @@ Durations are read as Go's ``time.ParseDuration`` reads them; a non-zero duratio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from builder.errors import DockerfileError
+from builder.lazyclasses import dataclass
 from builder.source import SourceSpan
 from frontends.dockerfile._goformat import parse_go_duration
 from frontends.dockerfile._instruction_args import handle_json_args, parse_flags, require_at_least_one

@@ -9,10 +9,10 @@ stage must be named literally so that the stage graph is known before anything r
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 from typing import Literal
 
 from builder.errors import DockerfileError
+from builder.lazyclasses import dataclass
 from builder.source import SourceSpan
 from frontends.dockerfile._goformat import go_quote
 from frontends.dockerfile._instruction_args import handle_json_args, parse_flags

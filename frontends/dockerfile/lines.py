@@ -13,9 +13,10 @@ UTF-8 survive unchanged into the AST (and ``go_quote`` can print them as ``\\xHH
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from builder.errors import DockerfileError
+from builder.lazyclasses import dataclass
 from builder.source import SourceSpan
 
 #: Go's ``unicode.IsSpace``; Python's ``str.isspace`` also accepts U+001C..U+001F.

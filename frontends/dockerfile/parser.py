@@ -10,9 +10,10 @@ BuildKit's message and the span of the offending lines.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from builder.errors import DockerfileError
+from builder.lazyclasses import dataclass
 from builder.source import SourceSpan
 from frontends.dockerfile.arguments import ARGUMENT_RULES, extract_builder_flags, no_arguments_kept
 from frontends.dockerfile.ast import Directives, Dockerfile, Heredoc, Node

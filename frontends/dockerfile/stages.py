@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from builder.errors import DockerfileError
 from builder.graph import Platform
+from builder.lazyclasses import dataclass
 from builder.source import SourceSpan
 from frontends.dockerfile.ast import Dockerfile
 from frontends.dockerfile.instructions import (

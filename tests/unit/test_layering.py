@@ -26,6 +26,7 @@ FRONTEND_ALLOWED = (
     "builder.patterns",
     "builder.oci.model",
     "builder.errors",
+    "builder.lazyclasses",
     "builder.fileops.chmod",
 )
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import shlex
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from builder.lazyclasses import dataclass
 
 SHELLS = ("bash", "zsh")
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from builder.cli.commands.images import open_store
+from builder.lazyclasses import dataclass
 from builder.progress.units import human_size
 
 #: The build cache's records in the metadata store (see ``cache/records.py``).

@@ -12,6 +12,7 @@ from tests.conftest import REPO_ROOT
 ALLOWED_PREFIXES = (
     "cache",
     "builder.errors",
+    "builder.lazyclasses",
     "builder.graph",
     "builder.oci",
     "builder.context",
