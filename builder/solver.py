@@ -2,8 +2,14 @@
 
 Each stage runs in its own thread and waits only for the stages it reads (its base,
 ``--from`` sources, mount sources), so two independent stages overlap while a stage that
-copies from both waits for both. Within a stage the ops run in order on an
-:class:`~builder.imagestate.ImageState`, which the step runner grows one layer at a time.
+copies from both waits for both. A graph of one stage runs on the calling thread: nothing
+could overlap it, and a thread would cost its own SQLite connections. Within a stage the
+ops run in order on an :class:`~builder.imagestate.ImageState`, which the step runner grows
+one layer at a time.
+
+Threads are plain :mod:`threading` ones, not ``concurrent.futures``: that package loads
+``logging`` (~8 ms of start-up, which a fully cached build, being one process per build,
+pays every time).
 """
 
 from __future__ import annotations
@@ -11,7 +17,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from builder.errors import BuildError, KilnError
@@ -52,16 +57,41 @@ class StepContext:
     states: StageStates
 
 
-class StageStates:
-    """The final state of every stage, as futures: readers block until a stage is done."""
+class StageResult:
+    """One stage's final state or its failure, set once; readers wait until it is."""
 
     def __init__(self) -> None:
-        self._futures: dict[int, Future[ImageState]] = {}
+        self._done = threading.Event()
+        self._state: ImageState | None = None
+        self._error: BaseException | None = None
+
+    def set_result(self, state: ImageState) -> None:
+        self._state = state
+        self._done.set()
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error = error
+        self._done.set()
+
+    def result(self) -> ImageState:
+        """The state, waiting for it; raises the stage's failure instead when it failed."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._state is not None  # set_result ran
+        return self._state
+
+
+class StageStates:
+    """The final state of every stage: readers block until a stage is done."""
+
+    def __init__(self) -> None:
+        self._results: dict[int, StageResult] = {}
         self._lock = threading.Lock()
 
-    def future(self, index: int) -> Future[ImageState]:
+    def future(self, index: int) -> StageResult:
         with self._lock:
-            return self._futures.setdefault(index, Future())
+            return self._results.setdefault(index, StageResult())
 
     def get(self, index: int) -> ImageState:
         """The final state of stage ``index``, waiting for it; re-raises its failure."""
@@ -114,14 +144,27 @@ class Solver:
         numbering = number_steps(graph)
         states = StageStates()
         failure = threading.Event()
-        with ThreadPoolExecutor(max_workers=max(1, len(graph.stages)), thread_name_prefix="stage") as pool:
-            for stage in graph.stages:
-                pool.submit(self._run_stage_into, stage, numbering, states, failure)
-            try:
-                return states.get(graph.target)
-            except BaseException:
-                failure.set()
-                raise
+        if len(graph.stages) == 1:
+            self._run_stage_into(graph.stages[0], numbering, states, failure)
+            return states.get(graph.target)
+        workers = [
+            threading.Thread(
+                target=self._run_stage_into,
+                args=(stage, numbering, states, failure),
+                name=f"stage-{stage.index}",
+            )
+            for stage in graph.stages
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            return states.get(graph.target)
+        except BaseException:
+            failure.set()
+            raise
+        finally:
+            for worker in workers:
+                worker.join()
 
     def _run_stage_into(
         self, stage: Stage, numbering: StepNumbering, states: StageStates, failure: threading.Event
