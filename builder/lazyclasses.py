@@ -6,14 +6,17 @@ defined — about a millisecond per class. kiln defines some 150 of them and a f
 ``kiln build`` uses only a third, so defining them all at import cost more than the cached
 build itself (every ``kiln`` run is a fresh process; there is no daemon to keep warm).
 
-This ``dataclass`` takes the same arguments. It records them and puts small stand-ins in
-the class for the methods the stdlib would add; the first call of any of them (normally the
-first ``__init__``) hands the class to ``dataclasses.dataclass`` — bases first — and then
-re-dispatches to the real method. After that the class is an ordinary dataclass in every
-respect: ``fields``, ``replace``, ``asdict`` and ``is_dataclass`` work on its instances.
-Asking those of the *class* before any instance exists is not supported (nothing in kiln
-does). ``slots=True`` cannot be deferred (the stdlib returns a new class), so it is passed
-straight through.
+This ``dataclass`` takes the same arguments. It records them and gives the class a
+stand-in ``__new__``; the first construction of an instance (``__new__`` runs before
+``__init__`` is even looked up, and unpickling and copying call it too) hands the class to
+``dataclasses.dataclass`` — bases first — under a lock. A thread constructing the same class
+meanwhile waits in the stand-in, so no thread ever sees the class half made. The stand-in
+stays (CPython keeps a Python-level ``__new__`` slot once set, and ``object.__new__`` then
+refuses arguments), costing one dictionary lookup per instance. After that the class is
+an ordinary dataclass in every respect: ``fields``, ``replace``, ``asdict`` and
+``is_dataclass`` work on its instances. Asking those of the *class* before any instance
+exists is not supported (nothing in kiln does). A class with ``slots=True`` or its own
+``__new__`` is made at once (the stdlib returns a new class for slots).
 
 Type checkers see the stdlib decorator itself, so they check these classes exactly as
 dataclasses.
@@ -29,24 +32,7 @@ __all__ = ["dataclass", "materialize"]
 
 #: Classes decorated but not yet made, with the options they were decorated with.
 _pending: dict[type, dict[str, Any]] = {}
-#: The stand-ins put into each pending class, by name, so they can be taken out again.
-_stand_ins: dict[type, tuple[str, ...]] = {}
 _lock = threading.RLock()
-
-#: Methods the stdlib may add. A stand-in goes in for each one the class does not define
-#: itself; ``dataclasses.dataclass`` then sees the class dict exactly as written.
-_MADE_METHODS = (
-    "__init__",
-    "__repr__",
-    "__eq__",
-    "__hash__",
-    "__setattr__",
-    "__delattr__",
-    "__lt__",
-    "__le__",
-    "__gt__",
-    "__ge__",
-)
 
 
 def materialize(cls: type) -> None:
@@ -58,32 +44,27 @@ def materialize(cls: type) -> None:
             options = _pending.get(base)
             if options is None:
                 continue
-            for name in _stand_ins.pop(base, ()):
-                delattr(base, name)
             dataclasses.dataclass(base, **options)
-            # Only now: a thread that finds the class no longer pending may use it at once.
+            # Only now: a thread that finds the class made may construct it at once.
             del _pending[base]
 
 
-def _stand_in(owner: type, name: str) -> Any:
-    def stand_in(self: Any, *args: Any, **kwargs: Any) -> Any:
-        materialize(owner)
-        return getattr(type(self), name)(self, *args, **kwargs)
-
-    stand_in.__name__ = stand_in.__qualname__ = name
-    return stand_in
-
-
 def _defer(cls: type, options: dict[str, Any]) -> type:
-    if options.get("slots"):
+    if options.get("slots") or "__new__" in cls.__dict__:
         made: type = dataclasses.dataclass(cls, **options)
         return made
-    names = tuple(name for name in _MADE_METHODS if name not in cls.__dict__)
-    for name in names:
-        setattr(cls, name, _stand_in(cls, name))
+
+    def make_instance(klass: type, *args: Any, **kwargs: Any) -> Any:
+        if cls in _pending:
+            materialize(cls)
+        following = super(cls, klass).__new__  # type: ignore[arg-type]
+        if following is object.__new__:
+            return object.__new__(klass)
+        return following(klass, *args, **kwargs)
+
     with _lock:
+        cls.__new__ = staticmethod(make_instance)  # type: ignore[assignment]
         _pending[cls] = options
-        _stand_ins[cls] = names
     return cls
 
 

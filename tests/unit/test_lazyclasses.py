@@ -76,14 +76,14 @@ def test_order_and_post_init() -> None:
     assert Mutable() == Mutable()
 
 
-def test_an_unpickled_instance_of_an_unmade_class_still_compares() -> None:
+def test_an_instance_made_without_init_makes_the_class() -> None:
     @dataclass(frozen=True)
     class Shipped:
         value: int
 
-    blank = object.__new__(Shipped)
+    blank = Shipped.__new__(Shipped)  # what unpickling and copy do
+    assert Shipped not in lazyclasses._pending
     object.__setattr__(blank, "value", 3)
-    assert Shipped in lazyclasses._pending
     assert blank == Shipped(3)
     assert pickle.loads(pickle.dumps(Point(4))) == Point(4)
 
@@ -106,3 +106,15 @@ def test_threads_making_one_class_at_once() -> None:
     for thread in threads:
         thread.join()
     assert made == [Shared(1)] * 8
+
+
+def test_exceptions_and_plain_subclasses() -> None:
+    @dataclass(frozen=True)
+    class FailureError(Exception):
+        code: int
+
+    class Named(Point):
+        pass
+
+    assert FailureError(3).code == 3 and str(FailureError(3)) == "3"  # as BaseException gives it
+    assert Named(1, 2).y == 2
