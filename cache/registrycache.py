@@ -32,7 +32,7 @@ from cache.cacheimage import (
     parse_cache_config,
 )
 from cache.records import CacheRecord, save
-from cache.transfer import CacheMode, TransferStore
+from cache.transfer import CacheMode, RecordExporter, TransferStore
 
 _CHUNK = 1 << 20
 #: A cache manifest lists one descriptor per layer; 16 MiB is far beyond any real one.
@@ -66,12 +66,15 @@ def export_registry(
     mode: CacheMode = "max",
     *,
     final_chain_ids: Collection[str] = (),
+    exported: RecordExporter | None = None,
 ) -> str:
-    """Push ``records`` and their layers as the cache image ``ref``; return its digest."""
+    """Push ``records`` (each as ``exported`` gives it) and their layers as the cache image
+    ``ref``; return its digest."""
     if mode not in ("min", "max"):
         raise StoreError(f"unknown cache export mode {mode!r}: expected min or max")
     remote = _Remote(client, _cache_reference(ref), push=True)
-    chosen = [record for record in records if mode == "max" or record.chain_id in final_chain_ids]
+    selected = [record for record in records if mode == "max" or record.chain_id in final_chain_ids]
+    chosen = selected if exported is None else [exported(record) for record in selected]
     documents = cache_documents(chosen, inputs_of_records(store.meta, chosen))
     for blob in dict.fromkeys(record.blob_digest for record in chosen):
         remote.push_blob(blob, store.blobs.size(blob), partial(store.blobs.open, blob))

@@ -10,6 +10,9 @@ first use, by ``SnapshotStore.ensure``. The registry kind reuses this shape.
 
 ``mode="max"`` exports every record given (intermediate stages too); ``mode="min"`` only
 those whose layer is in the final image (``final_chain_ids``), as BuildKit's modes do.
+An ``exported`` function may swap each record for the one that leaves (the command line
+passes one that names an uncompressed layer's compressed variant), so an importing store
+holds that layer compressed, as it would a pulled one.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import io
 import json
 import os
 import secrets
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
@@ -43,6 +46,8 @@ _REF_ANNOTATION = "org.opencontainers.image.ref.name"
 _CHUNK = 1 << 20
 
 CacheMode = Literal["min", "max"]
+#: A record as it leaves the store (naming the blob that is sent); see the module docstring.
+RecordExporter = Callable[[CacheRecord], CacheRecord]
 
 
 class _BlobInfoLike(Protocol):
@@ -76,12 +81,14 @@ def export_local(
     mode: CacheMode = "max",
     *,
     final_chain_ids: Collection[str] = (),
+    exported: RecordExporter | None = None,
 ) -> list[CacheRecord]:
-    """Write ``records`` (and their layer blobs) to the layout at ``dest``; return what the
-    directory now holds."""
+    """Write ``records`` (each as ``exported`` gives it) and their layer blobs to the layout
+    at ``dest``; return what the directory now holds."""
     if mode not in ("min", "max"):
         raise StoreError(f"unknown cache export mode {mode!r}: expected min or max")
-    chosen = [record for record in records if mode == "max" or record.chain_id in final_chain_ids]
+    selected = [record for record in records if mode == "max" or record.chain_id in final_chain_ids]
+    chosen = selected if exported is None else [exported(record) for record in selected]
     existing, existing_inputs = _read_cache(dest) if (dest / "index.json").exists() else ([], {})
     merged = {record.key: record for record in existing}
     for record in chosen:

@@ -3,13 +3,14 @@ records between the store and a directory or a registry around one build.
 
 Imports happen before the build (so its steps can hit what another machine built); the
 export after it, of the records the build used or made (``mode=max``, the default) or only
-of the final image's layers (``mode=min``).
+of the final image's layers (``mode=min``). Layers the store keeps uncompressed leave
+compressed, as the spec's ``compression=`` says, else as the build's ``--compression``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
@@ -17,11 +18,13 @@ from builder.errors import UsageError
 from builder.lazyclasses import dataclass
 
 if TYPE_CHECKING:
+    from builder.layers.compression import Compression
     from builder.registry.client import RegistryClient
     from builder.store.store import Store
     from cache.records import CacheRecord
 
 CacheKind = Literal["local", "registry"]
+_COMPRESSIONS: tuple[Compression, ...] = ("gzip", "zstd", "none")
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,8 @@ class CacheSpec:
     kind: CacheKind
     location: str
     mode: Literal["min", "max"] = "max"
+    #: ``compression=`` of ``--cache-to``; None leaves it to the build's ``--compression``.
+    compression: Compression | None = None
 
 
 def parse_cache_spec(text: str, flag: str) -> CacheSpec:
@@ -63,10 +68,19 @@ def parse_cache_spec(text: str, flag: str) -> CacheSpec:
             raise UsageError(f"{flag} {text!r}: type=registry needs ref=REGISTRY/REPOSITORY:TAG")
     else:
         raise UsageError(f"{flag} {text!r}: type must be local or registry")
-    fields.pop("compression", None)  # layers travel as the store holds them
+    compression = _compression(fields.pop("compression", None), flag, text)
     if fields:
         raise UsageError(f"{flag} {text!r}: unknown field {next(iter(fields))!r}")
-    return CacheSpec(kind, location, "min" if mode == "min" else "max")
+    return CacheSpec(kind, location, "min" if mode == "min" else "max", compression)
+
+
+def _compression(value: str | None, flag: str, text: str) -> Compression | None:
+    if value is None:
+        return None
+    for known in _COMPRESSIONS:
+        if value == known:
+            return known
+    raise UsageError(f"{flag} {text!r}: compression must be gzip, zstd or none, not {value!r}")
 
 
 def import_caches(store: Store, specs: Sequence[CacheSpec], insecure: Sequence[str]) -> int:
@@ -96,19 +110,53 @@ def export_caches(
     used: Sequence[CacheRecord],
     final_chain_ids: Collection[str],
     insecure: Sequence[str],
+    *,
+    compression: Compression = "gzip",
 ) -> None:
     """Write the records of one build to every ``--cache-to`` destination."""
     unique = list({record.key: record for record in used}.values())
     for spec in specs:
+        leaving = _record_exporter(store, spec.compression or compression)
         if spec.kind == "local":
             from cache.transfer import export_local
 
-            export_local(store, unique, Path(spec.location), spec.mode, final_chain_ids=final_chain_ids)
+            export_local(
+                store,
+                unique,
+                Path(spec.location),
+                spec.mode,
+                final_chain_ids=final_chain_ids,
+                exported=leaving,
+            )
         else:
             from cache.registrycache import export_registry
 
             client = _client(spec.location, insecure)
-            export_registry(store, client, spec.location, unique, spec.mode, final_chain_ids=final_chain_ids)
+            export_registry(
+                store,
+                client,
+                spec.location,
+                unique,
+                spec.mode,
+                final_chain_ids=final_chain_ids,
+                exported=leaving,
+            )
+
+
+def _record_exporter(store: Store, compression: Compression) -> Callable[[CacheRecord], CacheRecord]:
+    """A record as it leaves the store: an uncompressed layer swapped for its variant in
+    ``compression`` (made the first time it is asked for); a compressed one as it is."""
+    from dataclasses import replace
+
+    from builder.store.store import StoredLayer
+    from builder.store.variants import outgoing_layer
+
+    def exported(record: CacheRecord) -> CacheRecord:
+        stored = StoredLayer(record.blob_digest, record.diff_id, record.size, record.media_type)
+        layer = outgoing_layer(store, stored, compression)
+        return replace(record, blob_digest=layer.digest, size=layer.size, media_type=layer.media_type)
+
+    return exported
 
 
 def _client(ref: str, insecure: Sequence[str]) -> RegistryClient:

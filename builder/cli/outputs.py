@@ -4,6 +4,10 @@
 ``kiln save`` does), ``type=local,dest=DIR`` the flattened filesystem, ``type=tar,dest=FILE``
 that filesystem as one tar. Files are written beside their destination and renamed, so a
 failed export leaves no half file.
+
+``compression=gzip|zstd|none`` (else the build's ``--compression``) is how the layers the
+store keeps uncompressed leave in an OCI archive or a push; a docker archive holds plain
+tars, as ``docker save`` writes them.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from builder.errors import UsageError
 from builder.lazyclasses import dataclass
 
 if TYPE_CHECKING:
+    from builder.layers.compression import Compression
     from builder.store.store import Store
 
 OUTPUT_TYPES = ("oci", "docker", "local", "tar", "registry")
+_COMPRESSIONS: tuple[Compression, ...] = ("gzip", "zstd", "none")
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,8 @@ class OutputSpec:
     type: str
     dest: Path
     name: str = ""
+    #: ``compression=``; None leaves it to the build's ``--compression``.
+    compression: Compression | None = None
 
 
 def parse_output(text: str) -> OutputSpec:
@@ -48,24 +56,41 @@ def parse_output(text: str) -> OutputSpec:
     kind = fields.get("type", "local")
     if kind not in OUTPUT_TYPES:
         raise UsageError(f"--output {text!r}: unknown type {kind!r} (one of {', '.join(OUTPUT_TYPES)})")
+    compression = _compression(fields.get("compression"), text)
     if kind == "registry":
         if not fields.get("name"):
             raise UsageError(f"--output {text!r}: type=registry needs name=REGISTRY/REPOSITORY[:TAG]")
-        return OutputSpec(kind, Path(), fields["name"])
+        return OutputSpec(kind, Path(), fields["name"], compression)
     if not fields.get("dest"):
         raise UsageError(f"--output {text!r}: dest= is required")
-    return OutputSpec(kind, Path(fields["dest"]), fields.get("name", ""))
+    return OutputSpec(kind, Path(fields["dest"]), fields.get("name", ""), compression)
+
+
+def _compression(value: str | None, text: str) -> Compression | None:
+    if value is None:
+        return None
+    for known in _COMPRESSIONS:
+        if value == known:
+            return known
+    raise UsageError(f"--output {text!r}: compression must be gzip, zstd or none, not {value!r}")
 
 
 def write_output(
-    store: Store, manifest_digest: str, output: OutputSpec, *, insecure: Sequence[str] = ()
+    store: Store,
+    manifest_digest: str,
+    output: OutputSpec,
+    *,
+    insecure: Sequence[str] = (),
+    compression: Compression = "gzip",
 ) -> None:
     """Write the image ``manifest_digest`` as ``output`` asks (``type=registry`` pushes it
-    to ``name``, with plain http allowed for the ``insecure`` registries)."""
+    to ``name``, with plain http allowed for the ``insecure`` registries); layers leave
+    compressed as the output's own ``compression=`` says, else as ``compression``."""
+    leaving = output.compression or compression
     if output.type == "registry":
         from builder.registry import push_image
 
-        push_image(store, output.name, source=manifest_digest, insecure=insecure)
+        push_image(store, output.name, source=manifest_digest, insecure=insecure, compression=leaving)
         return
     # The exporters load only when an output is written: most builds (and every cached
     # rebuild without -o) never need them, and they cost ~20 ms of imports at start-up.
@@ -85,9 +110,11 @@ def write_output(
             from builder.export.docker_archive import write_docker_archive
             from builder.export.oci_archive import write_oci_archive
 
-            writer = write_oci_archive if output.type == "oci" else write_docker_archive
             with temp_path.open("wb") as out:
-                writer(store, names or [manifest_digest], out)
+                if output.type == "oci":
+                    write_oci_archive(store, names or [manifest_digest], out, compression=leaving)
+                else:
+                    write_docker_archive(store, names or [manifest_digest], out)
         os.replace(temp_path, output.dest)
     finally:
         temp_path.unlink(missing_ok=True)

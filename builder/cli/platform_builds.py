@@ -79,14 +79,16 @@ def build_for_platforms(
     if after_build is not None:
         after_build(_final_chain_ids(store, result))
     for output in outputs:
-        write_output(store, result.index_digest, output, insecure=args.insecure_registry)
+        write_output(
+            store, result.index_digest, output, insecure=args.insecure_registry, compression=args.compression
+        )
     if args.push:
         if not args.tag:
             raise UsageError("--push needs a name: add -t REGISTRY/REPOSITORY[:TAG]")
         from builder.registry import push_image
 
         for tag in args.tag:
-            push_image(store, tag, sink=sink, insecure=args.insecure_registry)
+            push_image(store, tag, sink=sink, insecure=args.insecure_registry, compression=args.compression)
     if args.iidfile:
         Path(args.iidfile).write_text(result.index_digest, encoding="utf-8")
     if args.quiet:

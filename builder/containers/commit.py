@@ -74,7 +74,8 @@ def commit_container(store: Store, record: ContainerRecord, name: str | None, op
         described: list[LayerDescriptor] = []
 
         def fill(out: BinaryIO) -> None:
-            described.append(write_layer(upper, out))
+            # Stored uncompressed, like a built layer: compressed only where it leaves the store.
+            described.append(write_layer(upper, out, compression="none"))
 
         with store.writing():
             info = store.blobs.put_from_writer(fill)

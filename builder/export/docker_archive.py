@@ -73,8 +73,11 @@ def write_docker_archive(store: Store, names: Sequence[str], out: BinaryIO) -> N
             for file_name, config_digest in config_files.items():
                 add_file(archive, file_name, store.blobs.path(config_digest))
             for layer_path, (blob_digest, diff_id) in layer_blobs.items():
-                uncompressed = _uncompressed_layer(store, blob_digest, diff_id, scratch)
                 add_directory(archive, layer_path.split("/")[0] + "/")
+                if blob_digest == diff_id:  # stored uncompressed (a built layer): it is the tar
+                    add_file(archive, layer_path, store.blobs.path(blob_digest))
+                    continue
+                uncompressed = _uncompressed_layer(store, blob_digest, diff_id, scratch)
                 add_file(archive, layer_path, uncompressed)
                 uncompressed.unlink()
             add_bytes(archive, "manifest.json", json.dumps(manifest_entries).encode())

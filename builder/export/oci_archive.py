@@ -4,7 +4,9 @@ Written as ``docker save --format oci`` and BuildKit's OCI exporter write them: 
 one entry of ``index.json`` annotated with ``io.containerd.image.name`` (the full name) and
 ``org.opencontainers.image.ref.name`` (the tag), which is what ``skopeo``'s
 ``oci-archive:FILE:TAG`` and ``umoci --image DIR:TAG`` look up. Blobs shared by several
-images are written once. Reading accepts any OCI layout: nested indexes are followed to the
+images are written once. Layers the store keeps uncompressed (built ones) leave compressed,
+gzip unless asked otherwise, so the archive's manifests may name other layer blobs than the
+store's (the image ids stay). Reading accepts any OCI layout: nested indexes are followed to the
 manifest for this machine's platform, and every blob is checked against its digest.
 """
 
@@ -15,7 +17,7 @@ import platform
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from builder.errors import ImageFormatError, StoreError
 from builder.export._loading import (
@@ -26,25 +28,33 @@ from builder.export._loading import (
     verify_file,
 )
 from builder.export._tarwrite import add_bytes, add_directory, add_file
+from builder.export.outgoing import OutgoingImages
 from builder.oci import mediatypes
 from builder.store.blobs import digest_hex
 from builder.store.store import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, Store
+
+if TYPE_CHECKING:
+    from builder.layers.compression import Compression
 
 _MAX_INDEX_DEPTH = 4
 _GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
 
 
-def write_oci_archive(store: Store, names: Sequence[str], out: BinaryIO) -> None:
-    """Write the images ``names`` refer to (names, ids or digests) as one OCI archive."""
+def write_oci_archive(
+    store: Store, names: Sequence[str], out: BinaryIO, *, compression: Compression = "gzip"
+) -> None:
+    """Write the images ``names`` refer to (names, ids or digests) as one OCI archive, their
+    uncompressed layers compressed with ``compression`` (see :mod:`builder.export.outgoing`)."""
+    outgoing = OutgoingImages(store, compression)
     entries: list[dict[str, Any]] = []
     blob_digests: list[str] = []
     for name in names:
-        manifest_digest = store.resolve(name)
-        manifest = store.manifest(manifest_digest)
+        manifest_digest = outgoing.digest(store.resolve(name))
+        manifest = outgoing.json(manifest_digest)
         entry: dict[str, Any] = {
             "mediaType": str(manifest.get("mediaType", mediatypes.OCI_MANIFEST)),
             "digest": manifest_digest,
-            "size": store.blobs.size(manifest_digest),
+            "size": outgoing.size(manifest_digest),
         }
         reference = reference_or_none(name)
         if reference is not None and reference.tag is not None:
@@ -55,8 +65,9 @@ def write_oci_archive(store: Store, names: Sequence[str], out: BinaryIO) -> None
         entries.append(entry)
         needed = [manifest_digest]
         # A multi-platform image: the index, then each platform's manifest, config, layers.
-        children = store.index_entries(manifest_digest)
-        for image in [manifest] if children is None else [store.manifest(c["digest"]) for c in children]:
+        is_index = manifest.get("mediaType") in mediatypes.INDEX_TYPES or "manifests" in manifest
+        children = manifest.get("manifests", []) if is_index else None
+        for image in [manifest] if children is None else [outgoing.json(c["digest"]) for c in children]:
             needed += [image["config"]["digest"]] + [layer["digest"] for layer in image.get("layers", [])]
         needed += [str(child["digest"]) for child in children or []]
         blob_digests += [digest for digest in needed if digest not in blob_digests]
@@ -67,7 +78,12 @@ def write_oci_archive(store: Store, names: Sequence[str], out: BinaryIO) -> None
         add_directory(archive, "blobs/")
         add_directory(archive, "blobs/sha256/")
         for digest in blob_digests:
-            add_file(archive, f"blobs/sha256/{digest_hex(digest)}", store.blobs.path(digest))
+            member = f"blobs/sha256/{digest_hex(digest)}"
+            rewritten = outgoing.documents.get(digest)
+            if rewritten is not None:
+                add_bytes(archive, member, rewritten)
+            else:
+                add_file(archive, member, store.blobs.path(digest))
 
 
 def read_oci_layout(staging: Path) -> list[PendingImage]:

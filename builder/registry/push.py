@@ -6,7 +6,8 @@ registry that a stored image came from (``POST …/uploads/?mount=<digest>&from=
 201 when the registry mounted it); else upload it, in one ``PUT`` when it is at most
 ``chunk_size`` bytes, otherwise as ``PATCH`` chunks with ``Content-Range`` and a closing
 ``PUT ?digest=``. The manifest goes last (child manifests before their index), so the
-registry never holds a manifest whose blobs it lacks.
+registry never holds a manifest whose blobs it lacks. Layers the store keeps uncompressed
+leave compressed (:mod:`builder.export.outgoing`): the pushed manifest names those blobs.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import TYPE_CHECKING
 
 import requests
 
 from builder.errors import KilnError, RegistryError
 from builder.events import EventSink, discard
+from builder.export.outgoing import OutgoingImages
 from builder.lazyclasses import dataclass
 from builder.oci import mediatypes
 from builder.oci.digest import sha256_digest
@@ -34,6 +37,9 @@ from builder.registry.client import (
     push_scope,
 )
 from builder.store import Store
+
+if TYPE_CHECKING:
+    from builder.layers.compression import Compression
 
 DEFAULT_CHUNK_SIZE = 32 << 20
 PARALLEL_UPLOADS = 4
@@ -55,15 +61,20 @@ def push_image(
     insecure: Sequence[str] = (),
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     client: RegistryClient | None = None,
+    compression: Compression = "gzip",
 ) -> str:
     """Push the stored image ``source`` (default: ``ref`` itself) to ``ref``; return the
-    digest of the manifest (or index) the registry now holds under that tag."""
+    digest of the manifest (or index) the registry now holds under that tag.
+
+    Layers the store keeps uncompressed go out compressed with ``compression``, so that
+    digest differs from the stored one for a built image; the image id does not."""
     reference = parse_reference(ref)
     local_digest = store.resolve(source if source is not None else ref)
     own_client = client is None
     active = client if client is not None else RegistryClient(reference.registry, insecure=insecure)
     try:
-        pusher = _Pusher(store, active, reference, sink, chunk_size)
+        outgoing = OutgoingImages(store, compression)
+        pusher = _Pusher(store, active, reference, sink, chunk_size, outgoing=outgoing)
         return pusher.push_document(local_digest, tagged=True)
     finally:
         if own_client:
@@ -74,7 +85,14 @@ class _Pusher:
     """One push: the destination, where blobs could be mounted from, and the sink."""
 
     def __init__(
-        self, store: Store, client: RegistryClient, reference: Reference, sink: EventSink, chunk_size: int
+        self,
+        store: Store,
+        client: RegistryClient,
+        reference: Reference,
+        sink: EventSink,
+        chunk_size: int,
+        *,
+        outgoing: OutgoingImages,
     ) -> None:
         if chunk_size <= 0:
             raise RegistryError(f"chunk size must be positive, not {chunk_size}")
@@ -84,18 +102,32 @@ class _Pusher:
         self.repository = reference.repository
         self.sink = sink
         self.chunk_size = chunk_size
+        self.outgoing = outgoing
         self.mount_sources = _mount_sources(store, reference)
 
-    def push_document(self, digest: str, *, tagged: bool) -> str:
-        content = self.store.blobs.read_bytes(digest)
+    def push_document(self, stored_digest: str, *, tagged: bool) -> str:
+        """Push a stored manifest or index, in its outgoing form, and the blobs it names."""
+        digest = self.outgoing.digest(stored_digest)
+        content = self.outgoing.read_bytes(digest)
         document = parse_manifest_or_index(content)
         if isinstance(document, Index):
             for entry in document.manifests:
-                self.push_document(entry.digest, tagged=False)
+                self._push_child(entry.digest)
         else:
             self._push_blobs(document)
         target = self._manifest_target(digest) if tagged else digest
         return self._put_manifest(content, _media_type(document), target)
+
+    def _push_child(self, digest: str) -> None:
+        """A platform manifest of an index, already in its outgoing form."""
+        content = self.outgoing.read_bytes(digest)
+        document = parse_manifest_or_index(content)
+        if isinstance(document, Index):
+            for entry in document.manifests:
+                self._push_child(entry.digest)
+        else:
+            self._push_blobs(document)
+        self._put_manifest(content, _media_type(document), digest)
 
     # blobs -------------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 Mark and sweep under the exclusive gc lock, so no import, load or build (which hold it
 shared while they write and record) runs at the same time. Roots are the refs, the leases,
 and any extra blob digests a caller names (the build cache's records). From each live image
-the manifest, config and layer blobs are marked, and the snapshots of its layer chain.
+the manifest, config and layer blobs are marked, and the snapshots of its layer chain; then
+the compressed variants of every marked uncompressed layer (:mod:`builder.store.variants`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from builder.lazyclasses import dataclass
 from builder.store.meta import LEASE_BLOB, LEASE_IMAGE, LEASE_SNAPSHOT
 from builder.store.snapshots import chain_ids
 from builder.store.store import Store
+from builder.store.variants import forget_variants, live_variant_blobs
 
 
 @dataclass
@@ -48,11 +50,14 @@ def prune(store: Store, *, extra_blob_roots: Iterable[str] = (), dry_run: bool =
             blobs, snapshots = _image_closure(store, digest)
             live_blobs |= blobs
             live_snapshots |= snapshots
+        live_blobs |= live_variant_blobs(store, live_blobs)  # a variant lives as its layer does
         for digest in sorted(set(store.blobs.digests()) - live_blobs):
             report.blobs.append(digest)
             report.bytes_freed += store.blobs.size(digest)
             if not dry_run:
                 store.blobs.delete(digest)
+        if not dry_run:
+            forget_variants(store, live_blobs)
         known_snapshots = {record.chain_id for record in store.meta.snapshots()}
         for chain_id in sorted((known_snapshots | set(store.snapshots.directories())) - live_snapshots):
             report.snapshots.append(chain_id)

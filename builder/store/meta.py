@@ -1,4 +1,5 @@
-"""The store's metadata in SQLite (WAL): refs, images, snapshots, leases and a key/value table.
+"""The store's metadata in SQLite (WAL): refs, images, snapshots, leases and a key/value table
+(and ``layer_variants``, which :mod:`builder.store.variants` reads and writes).
 
 SQLite in WAL mode lets readers run beside one writer, and every change here is one short
 transaction started with ``BEGIN IMMEDIATE`` so two processes never interleave a
@@ -63,6 +64,14 @@ CREATE TABLE IF NOT EXISTS kv (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (namespace, key)
+);
+CREATE TABLE IF NOT EXISTS layer_variants (
+    diff_id TEXT NOT NULL,
+    compression TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    media_type TEXT NOT NULL,
+    PRIMARY KEY (diff_id, compression)
 );
 """
 

@@ -25,6 +25,7 @@ import pytest
 from builder.emulation import emulation_problem, setup_binfmt
 from builder.graph import Platform
 from builder.layers.compression import open_decompressed
+from builder.oci.mediatypes import OCI_LAYER_GZIP
 from builder.store.store import MEDIA_TYPE_INDEX, Store
 from tests.conftest import IN_CI, require_root
 from tests.fixtures.busybox import busybox_tar  # noqa: F401  (a fixture)
@@ -201,6 +202,7 @@ def test_cross_compilation_builds_the_build_stage_once(two_platform_store: Path,
         top_layers = {
             text: store.manifest(digest)["layers"][-1]["digest"] for text, digest in manifests.items()
         }
+        image_ids = {store.manifest(digest)["config"]["digest"] for digest in manifests.values()}
     # The uuid differs on every run of the build stage: one value means it ran once.
     assert stamps["linux/amd64"] is not None and len(stamps["linux/amd64"]) == 37
     assert stamps["linux/amd64"] == stamps["linux/arm64"]
@@ -209,7 +211,7 @@ def test_cross_compilation_builds_the_build_stage_once(two_platform_store: Path,
         "linux/amd64": 62,
         "linux/arm64": 183,
     }
-    _check_oci_archive(oci_archive, set(manifests.values()))
+    _check_oci_archive(oci_archive, image_ids)
     with tarfile.open(docker_archive) as archive:
         member = archive.extractfile("manifest.json")
         assert member is not None
@@ -218,9 +220,10 @@ def test_cross_compilation_builds_the_build_stage_once(two_platform_store: Path,
     assert sorted(entry["RepoTags"] for entry in entries) == [[], ["cross:latest"]]
 
 
-def _check_oci_archive(archive_path: Path, manifest_digests: set[str]) -> None:
-    """The archive's index.json names one index, which lists both platform manifests, and
-    every blob they need is in the archive."""
+def _check_oci_archive(archive_path: Path, image_ids: set[str]) -> None:
+    """The archive's index.json names one index, which lists both platform manifests (of the
+    images ``image_ids``, their built layers gzipped on the way out), and every blob they
+    need is in the archive."""
     with tarfile.open(archive_path) as archive:
         names = set(archive.getnames())
         member = archive.extractfile("index.json")
@@ -230,14 +233,17 @@ def _check_oci_archive(archive_path: Path, manifest_digests: set[str]) -> None:
         index_file = archive.extractfile(f"blobs/sha256/{top['manifests'][0]['digest'][7:]}")
         assert index_file is not None
         index = json.loads(index_file.read())
-        assert {entry["digest"] for entry in index["manifests"]} == manifest_digests
         assert {entry["platform"]["architecture"] for entry in index["manifests"]} == {"amd64", "arm64"}
-        for digest in manifest_digests:
-            manifest_file = archive.extractfile(f"blobs/sha256/{digest[7:]}")
+        configs: set[str] = set()
+        for entry in index["manifests"]:
+            manifest_file = archive.extractfile(f"blobs/sha256/{entry['digest'][7:]}")
             assert manifest_file is not None
             manifest = json.loads(manifest_file.read())
+            configs.add(manifest["config"]["digest"])
+            assert {layer["mediaType"] for layer in manifest["layers"]} == {OCI_LAYER_GZIP}
             for blob in [manifest["config"], *manifest["layers"]]:
                 assert f"blobs/sha256/{blob['digest'][7:]}" in names
+        assert configs == image_ids
 
 
 def test_two_platform_build_with_a_run_in_each(
@@ -311,9 +317,12 @@ def test_push_sends_the_index_and_pull_picks_a_platform(
     assert status == 0
     with Store.open(two_platform_store) as store:
         local = _platform_manifests(store, ref)
+        built_arm64 = store.manifest(local["linux/arm64"])["config"]["digest"]
     with Store.open(tmp_path / "pulled") as fresh:
         pulled = pull_image(fresh, ref, platform=ARM64)
-        assert pulled == local["linux/arm64"]
+        # The same image (config), its built layers gzipped on the way out.
+        assert fresh.manifest(pulled)["config"]["digest"] == built_arm64
+        assert fresh.manifest(pulled)["layers"][-1]["mediaType"] == OCI_LAYER_GZIP
         assert fresh.get_image(pulled)[1]["architecture"] == "arm64"
         binary = _file_in_layers(fresh, pulled, "bin/busybox")
     assert binary is not None and _elf_machine(binary) == ELF_MACHINE["arm64"]

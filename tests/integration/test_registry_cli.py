@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from builder.cli.main import main
+from builder.oci.mediatypes import OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD
 from builder.registry import push_image
 from builder.store import Store
 from tests.fixtures.registry_images import add_file_layer, import_busybox
@@ -91,7 +92,8 @@ def test_build_outputs_to_a_registry_and_pushes_its_tags(
     registry: RunningRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``kiln build -o type=registry,name=REF`` and ``--push -t REF`` leave the built image in
-    the registry under those names, with the digest kiln stored."""
+    the registry under those names: the image kiln stored (its config), the built layer
+    gzipped on the way out (``-o ...,compression=zstd`` makes it zstd)."""
     from tests.conftest import require_root
 
     require_root("kiln build runs a container")
@@ -104,17 +106,20 @@ def test_build_outputs_to_a_registry_and_pushes_its_tags(
     output_ref = f"{registry.host}/kiln/output:1"
     pushed_ref = f"{registry.host}/kiln/pushed:1"
     argv = ["--root", str(root), "build", "-q", "-t", pushed_ref, "--push"]
-    argv += ["-o", f"type=registry,name={output_ref}", str(context)]
+    argv += ["-o", f"type=registry,name={output_ref},compression=zstd", str(context)]
     assert main(argv) == 0
     capsys.readouterr()
     with Store.open(root) as store:
-        built = store.resolve(pushed_ref)
-    for ref in (output_ref, pushed_ref):
+        built = store.manifest(store.resolve(pushed_ref))
+    assert built["layers"][-1]["mediaType"] == OCI_LAYER  # the store keeps it uncompressed
+    for ref, media_type in ((output_ref, OCI_LAYER_ZSTD), (pushed_ref, OCI_LAYER_GZIP)):
         pulled_root = tmp_path / ref.rsplit("/", 1)[-1].replace(":", "-")
         assert main(["--root", str(pulled_root), "pull", ref]) == 0
         capsys.readouterr()
         with Store.open(pulled_root) as pulled:
-            assert pulled.resolve(ref) == built
+            manifest = pulled.manifest(pulled.resolve(ref))
+            assert manifest["config"] == built["config"]
+            assert [layer["mediaType"] for layer in manifest["layers"]] == [OCI_LAYER_GZIP, media_type]
 
 
 def test_a_registry_output_needs_a_name() -> None:

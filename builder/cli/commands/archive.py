@@ -21,12 +21,12 @@ if TYPE_CHECKING:
     from builder.store import Store
 
 
-def _write(store: Store, images: list[str], archive_format: str, out: BinaryIO) -> None:
+def _write(store: Store, images: list[str], args: argparse.Namespace, out: BinaryIO) -> None:
     from builder.export.docker_archive import write_docker_archive
     from builder.export.oci_archive import write_oci_archive
 
-    if archive_format == "oci":
-        write_oci_archive(store, images, out)
+    if args.format == "oci":
+        write_oci_archive(store, images, out, compression=args.compression)
     else:
         write_docker_archive(store, images, out)
 
@@ -39,7 +39,7 @@ def run_save(args: argparse.Namespace) -> int:
         if args.output is None:
             if sys.stdout.isatty():
                 raise UsageError("refusing to write an archive to a terminal: use -o FILE or redirect")
-            _write(store, args.images, args.format, sys.stdout.buffer)
+            _write(store, args.images, args, sys.stdout.buffer)
             sys.stdout.buffer.flush()
             return 0
         import secrets  # loads OpenSSL's hashes: only when an archive is written
@@ -48,7 +48,7 @@ def run_save(args: argparse.Namespace) -> int:
         temp_path = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
         try:
             with temp_path.open("wb") as out:
-                _write(store, args.images, args.format, out)
+                _write(store, args.images, args, out)
             os.replace(temp_path, target)
         finally:
             temp_path.unlink(missing_ok=True)
@@ -81,6 +81,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("-o", "--output", default=None, help="the archive file (default: standard output)")
     parser.add_argument("--format", choices=("docker", "oci"), default="docker", help="archive format")
+    parser.add_argument(
+        "--compression",
+        default="gzip",
+        choices=("gzip", "zstd", "none"),
+        help="--format oci: how layers the store keeps uncompressed (built ones) are written",
+    )
     parser.set_defaults(handler=run_save)
 
     parser = subparsers.add_parser("load", help="load images from an archive (docker or OCI, detected)")

@@ -147,7 +147,8 @@ def run_build_command(args: argparse.Namespace) -> int:
         }
         epoch_text = build_args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH")
         options = RunnerOptions(
-            compression=args.compression,
+            # The store keeps layers uncompressed; --compression applies where they leave it.
+            compression="none",
             source_date_epoch=int(epoch_text) if epoch_text else None,
             runtime=find_runtime(args.runtime) if args.runtime else None,
             named_contexts=named_contexts,
@@ -181,7 +182,14 @@ def run_build_command(args: argparse.Namespace) -> int:
                     from builder.cli.cachespec import print_explanations
 
                     print_explanations(collected.explained, sys.stderr)
-                export_caches(store, cache_to, collected.records, final_chains, args.insecure_registry)
+                export_caches(
+                    store,
+                    cache_to,
+                    collected.records,
+                    final_chains,
+                    args.insecure_registry,
+                    compression=args.compression,
+                )
 
             return build_for_platforms(
                 store,
@@ -202,16 +210,31 @@ def run_build_command(args: argparse.Namespace) -> int:
 
             print_explanations(collected.explained, sys.stderr)
         final_chains = {layer.chain_id for layer in result.state.layers}
-        export_caches(store, cache_to, collected.records, final_chains, args.insecure_registry)
+        export_caches(
+            store,
+            cache_to,
+            collected.records,
+            final_chains,
+            args.insecure_registry,
+            compression=args.compression,
+        )
         for output in outputs:
-            write_output(store, result.manifest_digest, output, insecure=args.insecure_registry)
+            write_output(
+                store,
+                result.manifest_digest,
+                output,
+                insecure=args.insecure_registry,
+                compression=args.compression,
+            )
         if args.push:
             if not args.tag:
                 raise UsageError("--push needs a name: add -t REGISTRY/REPOSITORY[:TAG]")
             from builder.registry import push_image
 
             for tag in args.tag:
-                push_image(store, tag, sink=sink, insecure=args.insecure_registry)
+                push_image(
+                    store, tag, sink=sink, insecure=args.insecure_registry, compression=args.compression
+                )
     if collector is not None:
         collector.write(Path(args.metadata_file), {"manifest_digest": result.manifest_digest})
     if args.iidfile:
@@ -302,6 +325,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--runtime", default="", help="OCI runtime to run steps with (crun or runc)")
     parser.add_argument(
-        "--compression", default="gzip", choices=("gzip", "zstd", "none"), help="layer compression"
+        "--compression",
+        default="gzip",
+        choices=("gzip", "zstd", "none"),
+        help="how layers are compressed where they leave the store: OCI archives, pushes, "
+        "cache exports (the store itself keeps built layers uncompressed)",
     )
     parser.set_defaults(handler=run_build_command)

@@ -42,6 +42,7 @@ def run_push(args: argparse.Namespace) -> int:
             source=args.source,
             sink=PlainRenderer(sys.stderr),
             insecure=args.insecure,
+            compression=args.compression,
         )
     print(digest)
     return 0
@@ -138,6 +139,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("push", help="push an image from the store to a registry")
     parser.add_argument("reference", metavar="NAME[:TAG]")
     parser.add_argument("--source", default=None, help="push this stored image instead of NAME itself")
+    parser.add_argument(
+        "--compression",
+        default="gzip",
+        choices=("gzip", "zstd", "none"),
+        help="how layers the store keeps uncompressed (built ones) are sent",
+    )
     _insecure_option(parser)
     parser.set_defaults(handler=run_push)
 

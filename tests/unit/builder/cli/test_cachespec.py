@@ -18,7 +18,12 @@ from builder.errors import UsageError
         ("--cache-from", "type=local,src=/tmp/c", CacheSpec("local", "/tmp/c", "max")),
         ("--cache-to", "type=registry,ref=reg:5000/app:cache", CacheSpec("registry", "reg:5000/app:cache")),
         ("--cache-from", "reg:5000/app:cache", CacheSpec("registry", "reg:5000/app:cache")),
-        ("--cache-to", "type=local,dest=/c,compression=zstd", CacheSpec("local", "/c", "max")),
+        ("--cache-to", "type=local,dest=/c,compression=zstd", CacheSpec("local", "/c", "max", "zstd")),
+        (
+            "--cache-to",
+            "type=registry,ref=r/a:c,compression=none",
+            CacheSpec("registry", "r/a:c", compression="none"),
+        ),
     ],
 )
 def test_cache_specs_parse(flag: str, text: str, expected: CacheSpec) -> None:
@@ -43,6 +48,12 @@ def test_cache_specs_parse(flag: str, text: str, expected: CacheSpec) -> None:
         ),
         ("--cache-to", "type=local,dest=/c,x=1", "--cache-to 'type=local,dest=/c,x=1': unknown field 'x'"),
         ("--cache-to", "type=local,dest", "--cache-to 'type=local,dest': expected KEY=VALUE fields"),
+        (
+            "--cache-to",
+            "type=local,dest=/c,compression=xz",
+            "--cache-to 'type=local,dest=/c,compression=xz': compression must be gzip, zstd or none, "
+            "not 'xz'",
+        ),
     ],
 )
 def test_bad_cache_specs_are_usage_errors(flag: str, text: str, message: str) -> None:
