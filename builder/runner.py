@@ -9,7 +9,9 @@ snapshot, so a build never unpacks a layer it has just written.
 Before running a filesystem op the runner asks the layer cache (:mod:`cache.steps`): a hit
 grows the state from the record and runs nothing. Snapshots are unpacked lazily, only when
 a step that misses (or a ``COPY --from``) needs the files, so a fully cached rebuild does no
-container work, writes no layer and unpacks nothing.
+container work, writes no layer and unpacks nothing. A ``COPY`` that misses only because
+some context files changed links the others from the step's previous layer
+(:mod:`builder.fileops.donor`) instead of copying them again.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from builder.store.store import Lease, Store
 if TYPE_CHECKING:
     from builder.exec.runtime import OciRuntime
     from builder.exec.spec import SpecMount
+    from builder.fileops.donor import DonorLayer
     from builder.layers import Compression, LayerDescriptor
     from builder.secrets import SecretSource
     from builder.workspace import StepWorkspace
@@ -189,7 +192,7 @@ class LocalRunner:
                 self._options.on_record(probe.record)
             return StepOutcome(self._reuse(op, state, probe.record), cached=True)
         self._ensure_snapshots(state.layers)
-        built = self._run_fresh(op, state, where)
+        built = self._run_fresh(op, state, where, probe)
         layer = built.layers[-1]
         record = self._build_cache().save(
             probe,
@@ -288,7 +291,7 @@ class LocalRunner:
             self._store.snapshots.ensure(layer.chain_id, parent, layer.diff_id, layer.digest)
             parent = layer.chain_id
 
-    def _run_fresh(self, op: Op, state: ImageState, where: StepContext) -> ImageState:
+    def _run_fresh(self, op: Op, state: ImageState, where: StepContext, probe: Probe) -> ImageState:
         from builder.fileops.mkdir import make_workdir
         from builder.workspace import step_workspace
 
@@ -296,7 +299,7 @@ class LocalRunner:
             if isinstance(op, Exec):
                 self._run_exec(op, state, workspace, where)
             elif isinstance(op, CopyOp):
-                self._run_copy(op, state, workspace, where)
+                self._run_copy(op, state, workspace, where, self._donor(op, state, probe, workspace))
             elif isinstance(op, MkdirOp):
                 with self._mounted(state, workspace) as rootfs:
                     make_workdir(op, dest_root=rootfs)
@@ -347,7 +350,14 @@ class LocalRunner:
         with spec_mounts(op, self._store.root, self._source_dir, where) as mounts:
             yield mounts
 
-    def _run_copy(self, op: CopyOp, state: ImageState, workspace: StepWorkspace, where: StepContext) -> None:
+    def _run_copy(
+        self,
+        op: CopyOp,
+        state: ImageState,
+        workspace: StepWorkspace,
+        where: StepContext,
+        donor: DonorLayer | None = None,
+    ) -> None:
         from builder.fileops.copy import copy_into
 
         chown = self._resolve_chown(op, state) if op.chown else None
@@ -355,7 +365,42 @@ class LocalRunner:
         base = ImageState(platform=state.platform) if op.link else state
         with self._mounted(base, workspace) as rootfs, self._source_dir(op.source, where) as source:
             context = self._context_for(op.source) if isinstance(op.source, ContextSource) else None
-            copy_into(op, dest_root=rootfs, source_root=source, context=context, chown=chown)
+            copy_into(op, dest_root=rootfs, source_root=source, context=context, chown=chown, donor=donor)
+        if donor is not None:
+            donor.link_claimed()
+
+    def _donor(
+        self, op: CopyOp, state: ImageState, probe: Probe, workspace: StepWorkspace
+    ) -> DonorLayer | None:
+        """The previous layer of this COPY step when it differs from this run only in some
+        context files: those that did not change are linked from its snapshot."""
+        from builder.fileops.donor import DonorLayer
+
+        previous, old_files = probe.previous, probe.previous_files
+        if previous is None or not old_files or not isinstance(op.source, ContextSource) or op.parents:
+            return None
+        new_preimage = probe.key.preimage
+        if any(
+            previous.preimage.get(name) != value for name, value in new_preimage.items() if name != "inputs"
+        ):
+            return None
+        parent_chain_id = "" if _rebases(op) else state.layers[-1].chain_id if state.layers else ""
+        if previous.parent_chain_id != parent_chain_id or not self._store.snapshots.has(previous.chain_id):
+            return None
+        unchanged = [
+            name
+            for input_name, files in probe.inputs.files().items()
+            for name, digest in files.items()
+            if old_files.get(input_name, {}).get(name) == digest
+        ]
+        if not unchanged:
+            return None
+        return DonorLayer(
+            self._store.snapshots.path(previous.chain_id),
+            unchanged,
+            dest_root=workspace.merged,
+            upper=workspace.upper,
+        )
 
     def _resolve_chown(self, op: CopyOp, state: ImageState) -> tuple[int, int]:
         """``--chown`` names resolve in the destination image (also for ``--link``)."""

@@ -128,6 +128,10 @@ class Probe:
     inputs: InputDigests
     #: Every difference from the previous record of the step (``kiln build --explain``).
     details: tuple[str, ...] = ()
+    #: On a miss, the record last saved for this step and the per-file digests of its
+    #: inputs: a COPY takes the files that did not change from its layer.
+    previous: CacheRecord | None = None
+    previous_files: Mapping[str, Mapping[str, str]] | None = None
 
     @property
     def hit(self) -> bool:
@@ -179,7 +183,9 @@ class BuildCache:
         details = explain_all(
             key.preimage, previous_preimage, files=files, previous_files=previous_files, no_cache=disabled
         )
-        return Probe(key, step, None, reason, inputs, tuple(details))
+        if disabled:  # --no-cache: nothing of an earlier build is reused, not even files
+            previous, previous_files = None, None
+        return Probe(key, step, None, reason, inputs, tuple(details), previous, previous_files)
 
     def save(
         self,

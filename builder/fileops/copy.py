@@ -35,6 +35,7 @@ from builder.context import BuildContext
 from builder.errors import BuildError, KilnError
 from builder.fileops.archive import extract_archive, is_archive
 from builder.fileops.chmod import ModeChange, parse_chmod
+from builder.fileops.donor import DonorLayer
 from builder.fileops.fetch import fetch_url
 from builder.fileops.git import checkout, resolve_commit
 from builder.fileops.sources import (
@@ -68,6 +69,7 @@ def copy_into(
     source_root: Path | None,
     context: BuildContext | None = None,
     chown: tuple[int, int] | None = None,
+    donor: DonorLayer | None = None,
 ) -> None:
     """Apply ``op`` to the filesystem at ``dest_root``.
 
@@ -75,10 +77,13 @@ def copy_into(
     stage or image named by ``--from`` (ignored for URL and heredoc sources). ``context``
     gives the ``.dockerignore`` rules of a context source. ``chown`` is ``op.chown``
     resolved against the destination (:func:`builder.fileops.owner.resolve_owner`).
-    Failures raise :class:`BuildError` naming the step.
+    ``donor`` is the previous layer of the same step, from which files of a context copy
+    that did not change are claimed instead of copied (:mod:`builder.fileops.donor`; the
+    caller links them once ``dest_root`` is unmounted). Failures raise
+    :class:`BuildError` naming the step.
     """
     try:
-        _copy(op, dest_root, source_root, context, chown)
+        _copy(op, dest_root, source_root, context, chown, donor=donor)
     except BuildError as err:
         if err.span is None:
             raise BuildError(err.message, op.location) from err
@@ -106,6 +111,8 @@ def _copy(
     source_root: Path | None,
     context: BuildContext | None,
     chown: tuple[int, int] | None,
+    *,
+    donor: DonorLayer | None,
 ) -> None:
     mode_change = parse_chmod(op.chmod) if op.chmod else None
     rules = _rules(op, chown, mode_change)
@@ -130,9 +137,11 @@ def _copy(
     tree = SourceTree(source_root)
     if isinstance(source, ContextSource) and context is not None:
         tree = context_tree(context)
+    else:
+        donor = None  # only a context selection names its files as the donor's record does
     if isinstance(source, (StageSource, ImageSource)):
         rules.source_owner = None
-    _copy_paths(op, dest_root, tree, op.paths, rules, unpack=op.unpack)
+    _copy_paths(op, dest_root, tree, op.paths, rules, unpack=op.unpack, donor=donor)
 
 
 def _rules(op: CopyOp, chown: tuple[int, int] | None, mode_change: ModeChange | None) -> CopyRules:
@@ -176,6 +185,7 @@ def _copy_paths(
     rules: CopyRules,
     *,
     unpack: bool,
+    donor: DonorLayer | None = None,
 ) -> None:
     dest, names_dir = _dest(op)
     for path in paths:
@@ -190,7 +200,7 @@ def _copy_paths(
             base = _wildcard_base(relative)
             matches = [match for match in matches if not rules.exclude(posixpath.relpath(match, base))]
         for match in matches:
-            _copy_one(dest_root, tree, match, dest, rules, names_dir=names_dir, unpack=unpack)
+            _copy_one(dest_root, tree, match, dest, rules, names_dir=names_dir, unpack=unpack, donor=donor)
 
 
 def _wildcard_base(relative: str) -> str:
@@ -209,12 +219,13 @@ def _copy_one(
     *,
     names_dir: bool,
     unpack: bool,
+    donor: DonorLayer | None = None,
 ) -> None:
     source = tree.resolve(source_path)
     info = tree.lstat(source) if source != tree.root else os.lstat(source)
     if info is None:
         raise BuildError(f'"/{source_path}" not found')
-    writer = TreeWriter(dest_root, tree, rules)
+    writer = TreeWriter(dest_root, tree, rules, donor=donor, item_name=source_path or ".")
     if unpack and is_archive(source):
         target_dir = resolve_in_root(dest_root, dest)
         writer.make_dirs(target_dir)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from builder.errors import BuildError
 from builder.fileops.chmod import ModeChange
+from builder.fileops.donor import DonorLayer
 from builder.fileops.sources import PathFilter, SourceTree
 from builder.lazyclasses import dataclass
 from builder.rootpath import is_within
@@ -60,6 +61,11 @@ class TreeWriter:
     dest_root: Path
     tree: SourceTree
     rules: CopyRules
+    #: The previous layer of this COPY step, whose unchanged files are linked, not copied.
+    donor: DonorLayer | None = None
+    #: The copied item's name as the context digest names it ("." for the context root),
+    #: which with the path below the item names a file in the donor's selection.
+    item_name: str = "."
     _links: dict[tuple[int, int], Path] = field(default_factory=dict)
 
     def make_dirs(self, directory: Path) -> None:
@@ -88,12 +94,16 @@ class TreeWriter:
             if not (stat.S_ISDIR(info.st_mode) and self.rules.exclude_keep_dir(rel)):
                 return
         mode = info.st_mode
+        if self.donor is not None:
+            self.donor.release(target)
         if stat.S_ISDIR(mode):
             created = self._copy_dir(source, rel, target, info)
             if created or nested:
                 self.apply_metadata(source, target, info)
             return
         self._clear_for_file(target)
+        if stat.S_ISREG(mode) and self.donor is not None and self._claim(source, rel, target, info):
+            return
         if stat.S_ISREG(mode):
             self._copy_file(source, target, info)
         elif stat.S_ISLNK(mode):
@@ -124,6 +134,27 @@ class TreeWriter:
                 self.copy(child, child_rel, target / name, child_info, nested=True)
         return created
 
+    def _claim(self, source: Path, rel: str, target: Path, info: os.stat_result) -> bool:
+        """Leave ``target`` to be linked from the donor layer when it holds the same file."""
+        if self.donor is None:
+            return False
+        item = self.item_name
+        name = (rel or item) if item in ("", ".") else (f"{item}/{rel}" if rel else item)
+        mode = stat.S_IMODE(info.st_mode)
+        if self.rules.mode_change is not None:
+            mode = self.rules.mode_change.apply(mode, is_dir=False)
+        owner = self._owner(info) if _CAN_CHOWN else None
+        return self.donor.claim(
+            name, source, target, info, mode=mode, owner=owner, copy_file=self._copy_with_metadata
+        )
+
+    def _copy_with_metadata(self, source: Path, target: Path, info: os.stat_result) -> None:
+        self._copy_file(source, target, info)
+        self.apply_metadata(source, target, info)
+
+    def _owner(self, info: os.stat_result) -> tuple[int, int]:
+        return self.rules.chown or self.rules.source_owner or (info.st_uid, info.st_gid)
+
     def _clear_for_file(self, target: Path) -> None:
         try:
             existing = os.lstat(target)
@@ -149,7 +180,7 @@ class TreeWriter:
     def apply_metadata(self, source: Path, target: Path, info: os.stat_result) -> None:
         """Owner, mode (or ``--chmod``), xattrs and times of ``source`` onto ``target``."""
         is_link = stat.S_ISLNK(info.st_mode)
-        owner = self.rules.chown or self.rules.source_owner or (info.st_uid, info.st_gid)
+        owner = self._owner(info)
         if _CAN_CHOWN:
             os.lchown(target, *owner)
         if not is_link:

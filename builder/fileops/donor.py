@@ -1,0 +1,174 @@
+"""Re-running a COPY after a few context files changed, without copying the rest again.
+
+When a ``COPY`` misses the cache only because some of the files it reads changed, the last
+layer built for the same step (same Dockerfile position, same op, same layers below) already
+holds every other file exactly as this copy would write it. Snapshots never change once
+made (overlay copies a lower file up before writing it), so such a file can be *hard-linked*
+from that snapshot into this step's upper dir instead of being copied again: a one-file
+change to ``COPY . /app`` over 300 MB then copies one file, not 300 MB.
+
+A file is taken from the donor only when all of these hold, else it is copied as usual:
+
+* its entry digest in this build's selection equals the one recorded for the donor's
+  (path, type, mode, size and content digest are in it);
+* the donor's file at the same destination is a regular file with the size, mode, owner
+  and modification time this copy would give it, and neither it nor the source has
+  extended attributes;
+* the source is not hard-linked (the copier keeps hard links between copied files), no
+  other file of this copy took the same donor inode (two separate files must not become
+  one), and the destination's directory already exists in the upper dir (so the link
+  needs no directory the overlay did not make).
+
+The copier writes through the overlay mount, and a hard link cannot cross from the store's
+filesystem into an overlay, so claimed files are linked straight into the upper dir after
+the overlay is unmounted (:meth:`DonorLayer.link_claimed`). Linking touches the directories'
+times, which are put back. A donor file that vanished meanwhile (a concurrent prune) is
+copied from the source instead.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Collection
+from pathlib import Path
+
+from builder.lazyclasses import dataclass
+
+#: Copies a source file to a path and gives it the copier's metadata (the fallback).
+CopyFile = Callable[[Path, Path, os.stat_result], None]
+
+
+@dataclass(frozen=True)
+class _Claim:
+    donor: str
+    inode: tuple[int, int]
+    source: Path
+    info: os.stat_result
+    copy_file: CopyFile
+
+
+class DonorLayer:
+    """The snapshot of the previous layer of one COPY step, and the files claimed from it.
+
+    ``unchanged`` holds the selection names (as the context digest names them) whose
+    entries are the same in the donor's selection and in this one. ``dest_root`` is where
+    the copier writes (the overlay mount); ``upper`` is that overlay's upper dir.
+    """
+
+    def __init__(self, root: Path, unchanged: Collection[str], *, dest_root: Path, upper: Path) -> None:
+        # Resolved once, so the per-directory symlink check compares like with like.
+        self.root = os.path.realpath(root)
+        self.unchanged = frozenset(unchanged)
+        self.dest_root = str(dest_root)
+        self._dest_prefix = self.dest_root.rstrip("/") + "/"
+        self.upper = str(upper)
+        self._claims: dict[str, _Claim] = {}
+        self._inodes: set[tuple[int, int]] = set()
+        self._directories: dict[str, bool] = {}
+
+    @property
+    def claimed(self) -> int:
+        """How many files will be linked rather than copied."""
+        return len(self._claims)
+
+    def claim(
+        self,
+        name: str,
+        source: Path,
+        target: Path,
+        info: os.stat_result,
+        *,
+        mode: int,
+        owner: tuple[int, int] | None,
+        copy_file: CopyFile,
+    ) -> bool:
+        """Take ``target`` from the donor if it holds the same file (see the module doc).
+
+        ``name`` is the source's name in the selection, ``mode`` the permission bits the
+        copy gives it and ``owner`` its owner (``None`` when the copier cannot chown).
+        ``copy_file`` writes it the usual way if the link fails later.
+        """
+        if name not in self.unchanged or info.st_nlink != 1:
+            return False
+        relative = self._relative(target)
+        if relative is None or not self._directory_ready(os.path.dirname(relative)):
+            return False
+        donor = os.path.join(self.root, relative)
+        try:
+            found = os.lstat(donor)
+        except OSError:
+            return False
+        inode = (found.st_dev, found.st_ino)
+        if (
+            not stat.S_ISREG(found.st_mode)
+            or found.st_size != info.st_size
+            or found.st_mtime_ns != info.st_mtime_ns
+            or stat.S_IMODE(found.st_mode) != mode
+            or (owner is not None and (found.st_uid, found.st_gid) != owner)
+            or inode in self._inodes
+            or _has_xattrs(donor)
+            or _has_xattrs(str(source))
+        ):
+            return False
+        self.release(target)
+        self._inodes.add(inode)
+        self._claims[relative] = _Claim(donor, inode, source, info, copy_file)
+        return True
+
+    def release(self, target: Path) -> None:
+        """Forget a claim on ``target``: the copier is writing something else there."""
+        if self._claims:
+            claim = self._claims.pop(self._relative(target) or "", None)
+            if claim is not None:
+                self._inodes.discard(claim.inode)
+
+    def link_claimed(self) -> None:
+        """Link every claimed file into the upper dir (call once the overlay is unmounted),
+        keeping the times of the directories they land in."""
+        parents = {os.path.dirname(relative) for relative in self._claims}
+        times = {}
+        for parent in parents:
+            found = os.lstat(os.path.join(self.upper, parent))
+            times[parent] = (found.st_atime_ns, found.st_mtime_ns)
+        for relative, claim in self._claims.items():
+            target = os.path.join(self.upper, relative)
+            if os.path.lexists(target):
+                os.unlink(target)  # the whiteout left where a lower file was cleared
+            try:
+                os.link(claim.donor, target, follow_symlinks=False)
+            except OSError:
+                claim.copy_file(claim.source, Path(target), claim.info)
+        for parent, (atime_ns, mtime_ns) in times.items():
+            os.utime(os.path.join(self.upper, parent), ns=(atime_ns, mtime_ns), follow_symlinks=False)
+        self._claims.clear()
+
+    def _relative(self, target: Path) -> str | None:
+        """``target`` below the copy's root (the copier resolved it there), else ``None``."""
+        text = str(target)
+        if not text.startswith(self._dest_prefix) or "/../" in text or text.endswith("/.."):
+            return None
+        return text[len(self._dest_prefix) :]
+
+    def _directory_ready(self, relative: str) -> bool:
+        """Whether a directory exists as a real directory both in the upper dir and in the
+        donor, with no symlink on the way in the donor (memoized per directory)."""
+        known = self._directories.get(relative)
+        if known is None:
+            upper = os.path.join(self.upper, relative)
+            donor = os.path.join(self.root, relative)
+            known = (
+                os.path.isdir(upper)
+                and not os.path.islink(upper)
+                and os.path.realpath(donor) == os.path.normpath(donor)
+                and os.path.isdir(donor)
+            )
+            self._directories[relative] = known
+        return known
+
+
+def _has_xattrs(path: str) -> bool:
+    try:
+        return bool(os.listxattr(path, follow_symlinks=False))
+    except OSError:
+        return True

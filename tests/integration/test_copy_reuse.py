@@ -1,0 +1,89 @@
+"""A COPY re-run after some context files changed links the others from its previous layer,
+and the layer it makes is exactly the one a fresh copy makes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from builder.store.snapshots import chain_ids
+from builder.store.store import Store
+from tests.fixtures.cache_builds import BASE, busybox_tar, kiln_build, ran, store_root
+
+__all__ = ["busybox_tar", "store_root"]  # fixtures used here
+
+DOCKERFILE = f"FROM {BASE}\nCOPY app /app\nRUN cat /app/a.txt > /seen\n"
+FILES = {"a.txt": "alpha\n", "b.txt": "bravo\n", "sub/c.txt": "charlie\n", "sub/d.txt": "delta\n"}
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Path:
+    root = tmp_path / "ctx"
+    for relative, text in FILES.items():
+        path = root / "app" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def _copy_layer(store_root: Path, tag: str) -> tuple[str, Path]:
+    """The diff id of the image's COPY layer and its snapshot directory."""
+    with Store.open(store_root) as store:
+        _manifest, config = store.get_image(store.resolve(tag))
+        diff_ids = config["rootfs"]["diff_ids"]
+        chain = chain_ids(diff_ids)[-2]
+        return diff_ids[-2], store.snapshots.path(chain)
+
+
+def _inode(path: Path) -> int:
+    return os.lstat(path).st_ino
+
+
+def test_unchanged_files_are_linked_and_the_layer_matches_a_fresh_copy(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, tmp_path: Path
+) -> None:
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
+    _first_diff, first = _copy_layer(store_root, "reuse:1")
+    (context / "app/a.txt").write_text("alpha, edited\n")
+    results = kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:2")
+    assert ran(results) == ["COPY app /app", "RUN cat /app/a.txt > /seen"]
+    diff_id, second = _copy_layer(store_root, "reuse:2")
+    assert (second / "app/a.txt").read_text() == "alpha, edited\n"
+    assert _inode(second / "app/a.txt") != _inode(first / "app/a.txt")
+    for unchanged in ("b.txt", "sub/c.txt", "sub/d.txt"):
+        assert _inode(second / "app" / unchanged) == _inode(first / "app" / unchanged)
+    # The same context copied with nothing to reuse (--no-cache) gives the same layer.
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "--no-cache", "-t", "reuse:fresh")
+    assert _copy_layer(store_root, "reuse:fresh")[0] == diff_id
+
+
+def test_a_changed_file_of_the_same_size_and_time_is_copied_not_linked(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path
+) -> None:
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
+    edited = context / "app/sub/c.txt"
+    before = os.lstat(edited)
+    edited.write_text("CHARLIE\n")
+    os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns))
+    results = kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:2")
+    assert ran(results) == ["COPY app /app", "RUN cat /app/a.txt > /seen"]
+    _diff, second = _copy_layer(store_root, "reuse:2")
+    assert (second / "app/sub/c.txt").read_text() == "CHARLIE\n"
+    assert (second / "app/sub/d.txt").read_text() == "delta\n"
+
+
+def test_a_removed_file_is_gone_and_a_changed_mode_is_copied(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path
+) -> None:
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
+    _diff, first = _copy_layer(store_root, "reuse:1")
+    (context / "app/b.txt").unlink()
+    os.chmod(context / "app/sub/d.txt", 0o600)
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:2")
+    _diff, second = _copy_layer(store_root, "reuse:2")
+    assert not (second / "app/b.txt").exists()
+    assert os.lstat(second / "app/sub/d.txt").st_mode & 0o777 == 0o600
+    assert _inode(second / "app/sub/d.txt") != _inode(first / "app/sub/d.txt")
+    assert _inode(second / "app/sub/c.txt") == _inode(first / "app/sub/c.txt")
