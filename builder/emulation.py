@@ -13,7 +13,6 @@ same lines ``systemd-binfmt`` writes), by ``kiln setup-binfmt``.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -195,6 +194,8 @@ def qemu_conf_files(conf_dirs: Iterable[Path] = BINFMT_CONF_DIRS) -> dict[str, P
 def _ensure_mounted(binfmt_dir: Path) -> None:
     if (binfmt_dir / "register").exists():
         return
+    import subprocess  # here: every build checks its graph, only setup-binfmt mounts
+
     completed = subprocess.run(
         ["mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt_dir)],
         capture_output=True,

@@ -8,10 +8,13 @@ over a compatible one.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from builder.errors import UsageError
 from builder.graph import Platform
-from builder.oci.model import Descriptor, Index
+
+if TYPE_CHECKING:  # only annotations: a build asks for the host platform without parsing OCI JSON
+    from builder.oci.model import Descriptor, Index
 
 _MACHINE_ARCH = {
     "x86_64": "amd64",

@@ -241,13 +241,14 @@ class Store:
     def resolve_for(self, ref: str, platform: Platform | None = None) -> str:
         """Like :meth:`resolve`, but an index resolves to its manifest for ``platform``
         (this machine's platform when None, else the index's first manifest)."""
-        from builder.oci.model import Index, parse_manifest_or_index
-        from builder.registry.platforms import host_platform, select_manifest
-
         digest = self.resolve(ref)
         record = self.meta.image(digest)
         if record is None or record.media_type != MEDIA_TYPE_INDEX:
             return digest
+        # Only an index needs the OCI model parsed (a single image, the usual FROM, does not).
+        from builder.oci.model import Index, parse_manifest_or_index
+        from builder.registry.platforms import host_platform, select_manifest
+
         index = parse_manifest_or_index(self.blobs.read_bytes(digest))
         if not isinstance(index, Index):
             raise StoreError(f"{digest} is recorded as an image index but is not one")
