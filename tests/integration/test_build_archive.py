@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from builder.oci.mediatypes import OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD
+from builder.store import Store
+from builder.store.variants import variants
 from tests.conftest import REPO_ROOT, require_root
 from tests.fixtures.busybox import busybox_tar  # noqa: F401  (a fixture)
 from tests.fixtures.kiln_cli import import_busybox, kiln
@@ -73,3 +76,46 @@ def test_umoci_unpacks_the_layout(hello_archive: Path, tmp_path: Path) -> None:
     assert (rootfs / "etc" / "built-on").read_text() == f"built on {platform.machine()}\n"
     assert (rootfs / "bin" / "busybox").is_file()
     assert not (rootfs / "etc" / "hosts").exists()
+
+
+def test_the_store_keeps_built_layers_uncompressed_and_the_archive_gzips_them(hello_archive: Path) -> None:
+    store_root = hello_archive.parent / "store"
+    with Store.open(store_root) as store:
+        manifest, config = store.get_image("hello")
+    built = manifest["layers"][1:]  # above busybox: COPY, RUN
+    assert [layer["mediaType"] for layer in built] == [OCI_LAYER, OCI_LAYER]
+    assert [layer["digest"] for layer in built] == config["rootfs"]["diff_ids"][1:]
+    with tarfile.open(hello_archive) as archive:
+        index = json.loads(_member(archive, "index.json"))
+        archived = json.loads(_member(archive, f"blobs/sha256/{index['manifests'][0]['digest'][7:]}"))
+    assert archived["config"] == manifest["config"]  # the same image id
+    assert {layer["mediaType"] for layer in archived["layers"]} == {OCI_LAYER_GZIP}
+
+
+def test_a_zstd_archive_is_read_by_skopeo_and_umoci(hello_archive: Path, tmp_path: Path) -> None:
+    skopeo, umoci = _tool("skopeo"), _tool("umoci")
+    store_root = hello_archive.parent / "store"
+    archive_path = tmp_path / "hello.zstd.tar"
+    command = ["save", "--format", "oci", "--compression", "zstd", "-o", str(archive_path), "hello"]
+    assert kiln(store_root, *command) == 0
+    with Store.open(store_root) as store:
+        made = sorted(variant.compression for variant in variants(store))
+    assert made == ["gzip", "gzip", "zstd", "zstd"]  # the -o archive made the gzip ones
+    inspect = [skopeo, "inspect", "--raw", f"oci-archive:{archive_path}"]
+    raw = subprocess.run(inspect, capture_output=True, text=True, check=True)
+    layer_types = [layer["mediaType"] for layer in json.loads(raw.stdout)["layers"]]
+    assert layer_types == [OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_LAYER_ZSTD]
+    # umoci 0.4 reads no zstd: skopeo decompresses every layer (checking it) into a gzip
+    # layout, and umoci unpacks that.
+    layout, bundle = tmp_path / "layout", tmp_path / "bundle"
+    convert = [skopeo, "copy", "--dest-compress", "--dest-compress-format", "gzip"]
+    subprocess.run([*convert, f"oci-archive:{archive_path}", f"oci:{layout}:latest"], check=True)
+    subprocess.run([umoci, "unpack", "--image", f"{layout}:latest", str(bundle)], check=True)
+    script = bundle / "rootfs" / "usr" / "local" / "bin" / "hello"
+    assert script.read_bytes() == (HELLO / "hello.sh").read_bytes()
+
+
+def _member(archive: tarfile.TarFile, name: str) -> bytes:
+    extracted = archive.extractfile(name)
+    assert extracted is not None
+    return extracted.read()

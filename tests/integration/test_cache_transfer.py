@@ -4,6 +4,7 @@ and unpacking nothing."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,14 @@ CHANGED_STEPS = [
 ]
 
 
+def _cache_layer_types(cache_dir: Path) -> set[str]:
+    """The media types of the layers the local cache at ``cache_dir`` lists."""
+    index = json.loads((cache_dir / "index.json").read_text())
+    manifest_digest = index["manifests"][0]["digest"].removeprefix("sha256:")
+    manifest = json.loads((cache_dir / "blobs" / "sha256" / manifest_digest).read_text())
+    return {layer["mediaType"] for layer in manifest["layers"]}
+
+
 def test_a_second_store_reuses_the_layers_of_a_local_cache(
     monkeypatch: pytest.MonkeyPatch, store_root: Path, context_dir: Path, busybox_tar: bytes, tmp_path: Path
 ) -> None:
@@ -43,6 +52,8 @@ def test_a_second_store_reuses_the_layers_of_a_local_cache(
         monkeypatch, store_root, context_dir, MULTI_STAGE, "--cache-to", f"type=local,dest={cache_dir}"
     )
     assert len(ran(first)) == 6
+    # The store keeps the built layers uncompressed; the cache holds them gzipped (the default).
+    assert _cache_layer_types(cache_dir) == {"application/vnd.oci.image.layer.v1.tar+gzip"}
     second = tmp_path / "second"
     import_base(second, busybox_tar)
     flags = ("--cache-from", f"type=local,src={cache_dir}")
@@ -69,8 +80,9 @@ def test_mode_min_exports_only_the_final_image_layers(
         context_dir,
         MULTI_STAGE,
         "--cache-to",
-        f"type=local,dest={cache_dir},mode=min",
+        f"type=local,dest={cache_dir},mode=min,compression=zstd",
     )
+    assert _cache_layer_types(cache_dir) == {"application/vnd.oci.image.layer.v1.tar+zstd"}
     second = tmp_path / "second"
     import_base(second, busybox_tar)
     results = kiln_build(

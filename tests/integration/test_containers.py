@@ -93,6 +93,9 @@ def test_round_trip_run_ps_rmi_refusal_commit_rm(store_root: Path, capfd: pytest
         manifest, config = store.get_image("kept:v1")
         assert manifest["config"]["digest"] == image_id
         last_layer = store.blobs.read_bytes(manifest["layers"][-1]["digest"])
+        # Stored uncompressed, as a built layer is: the blob is the tar (digest == diff id).
+        assert manifest["layers"][-1]["mediaType"] == "application/vnd.oci.image.layer.v1.tar"
+        assert manifest["layers"][-1]["digest"] == config["rootfs"]["diff_ids"][-1]
     assert config["author"] == "A U Thor"
     assert config["config"] == {
         "Cmd": ["sh", "-c", script],
