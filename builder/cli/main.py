@@ -12,7 +12,11 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from builder.errors import KilnError, UsageError
+from builder.cli.lazy_stdlib import defer_standard_modules
+
+defer_standard_modules()  # before anything below imports dataclasses
+
+from builder.errors import KilnError, UsageError  # noqa: E402
 
 #: Command modules, in the order ``kiln --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (

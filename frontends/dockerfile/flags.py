@@ -22,6 +22,8 @@ FlagType = Literal["string", "bool", "strings"]
 
 @dataclass
 class _Flag:
+    """One declared flag: its kind, its default, and the value the node gave it."""
+
     name: str
     kind: FlagType
     default: str | bool

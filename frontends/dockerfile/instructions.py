@@ -87,6 +87,8 @@ class FromInstruction:
 
 @dataclass(frozen=True)
 class CmdInstruction:
+    """``CMD``: the default command; ``prepend_shell`` when written in shell form."""
+
     span: SourceSpan
     command: tuple[str, ...]
     prepend_shell: bool
@@ -94,6 +96,8 @@ class CmdInstruction:
 
 @dataclass(frozen=True)
 class EntrypointInstruction:
+    """``ENTRYPOINT``: the executable; ``prepend_shell`` when written in shell form."""
+
     span: SourceSpan
     command: tuple[str, ...]
     prepend_shell: bool
@@ -101,54 +105,72 @@ class EntrypointInstruction:
 
 @dataclass(frozen=True)
 class ShellInstruction:
+    """``SHELL``: the shell that later shell-form instructions run under."""
+
     span: SourceSpan
     shell: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class EnvInstruction:
+    """``ENV``: the variables it sets, in order."""
+
     span: SourceSpan
     env: tuple[KeyValue, ...]
 
 
 @dataclass(frozen=True)
 class LabelInstruction:
+    """``LABEL``: the labels it sets, in order."""
+
     span: SourceSpan
     labels: tuple[KeyValue, ...]
 
 
 @dataclass(frozen=True)
 class MaintainerInstruction:
+    """``MAINTAINER`` (deprecated): recorded in the history only."""
+
     span: SourceSpan
     maintainer: str
 
 
 @dataclass(frozen=True)
 class ExposeInstruction:
+    """``EXPOSE``: the ports as written (expanded when dispatched)."""
+
     span: SourceSpan
     ports: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class VolumeInstruction:
+    """``VOLUME``: the mount points it declares."""
+
     span: SourceSpan
     volumes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class UserInstruction:
+    """``USER``: the user (and group) later steps run as."""
+
     span: SourceSpan
     user: str
 
 
 @dataclass(frozen=True)
 class WorkdirInstruction:
+    """``WORKDIR``: the working directory, as written."""
+
     span: SourceSpan
     path: str
 
 
 @dataclass(frozen=True)
 class ArgInstruction:
+    """``ARG``: the build arguments it declares, with their defaults."""
+
     span: SourceSpan
     args: tuple[ArgSpec, ...]
 
@@ -163,6 +185,8 @@ class OnbuildInstruction:
 
 @dataclass(frozen=True)
 class StopsignalInstruction:
+    """``STOPSIGNAL``: the signal that stops a container of the image."""
+
     span: SourceSpan
     signal: str
 

@@ -1,5 +1,7 @@
 """``kiln --version`` and ``kiln build --help`` stay fast: the CLI's parser is built without
-the network, terminal, grammar or compression libraries, and without the build engine.
+the network, terminal, grammar or compression libraries, and without the build engine. A
+fully cached ``kiln build`` loads none of what only running a step, or something it does
+not do, needs.
 
 Each check runs a fresh interpreter, since this test process has long imported everything.
 """
@@ -9,11 +11,40 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
-from tests.conftest import REPO_ROOT
+import pytest
+
+from tests.conftest import REPO_ROOT, require_root
+from tests.fixtures.busybox import busybox_tar  # noqa: F401  (a fixture)
+from tests.fixtures.kiln_cli import import_busybox, kiln
 
 HEAVY_MODULES = ("requests", "rich", "lark", "zstandard", "isal")
 ENGINE_MODULES = ("builder.build", "builder.runner", "builder.exec.step", "builder.registry.client")
+#: What a fully cached build has no use for: running a step, OCI JSON models, a thread pool
+#: (with ``logging``), the real ``inspect`` (with ``ast`` and ``dis``) that ``dataclasses``
+#: imports only to document classes without a docstring.
+CACHED_BUILD_UNUSED = (
+    "builder.exec.step",
+    "builder.fileops.copy",
+    "builder.layers",
+    "builder.oci.model",
+    "concurrent.futures",
+    "logging",
+    "ast",
+    "dis",
+)
+CACHED_DOCKERFILE = """FROM busybox
+RUN echo built > /built
+COPY file.txt /files/
+ENV STEP=value
+WORKDIR /work
+LABEL step=yes
+USER 0:0
+EXPOSE 8080
+CMD ["sh"]
+ENTRYPOINT ["/bin/sh", "-c"]
+"""
 
 
 def _modules_after(code: str) -> set[str]:
@@ -65,3 +96,44 @@ def test_a_build_from_stored_base_images_loads_no_http_or_terminal_stack() -> No
     )
     loaded = _modules_after(code)
     assert sorted(loaded.intersection(("requests", "rich", "urllib3"))) == []
+
+
+def _cached_build_modules(store_root: Path, context: Path, progress: str) -> tuple[set[str], str]:
+    """The modules a ``kiln build`` loaded (and the type of ``sys.modules['inspect']``),
+    run in a new interpreter through the CLI's ``main`` as the ``kiln`` script runs it."""
+    argv = ["--root", str(store_root), "build", "--progress", progress, "-t", "cached", str(context)]
+    code = (
+        "import json, sys\n"
+        "from builder.cli.main import main\n"
+        f"status = main({argv!r})\n"
+        "print(json.dumps([status, sorted(sys.modules), type(sys.modules['inspect']).__name__]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    status, loaded, inspect_type = json.loads(result.stdout.splitlines()[-1])
+    assert status == 0, result.stderr
+    assert "CACHED" in result.stderr or progress == "quiet", result.stderr
+    return set(loaded), inspect_type
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("progress", ["quiet", "plain"])
+def test_a_fully_cached_build_loads_nothing_it_does_not_use(
+    tmp_path: Path,
+    busybox_tar: Path,  # noqa: F811  (the fixture)
+    progress: str,
+) -> None:
+    require_root()
+    store_root = tmp_path / "store"
+    import_busybox(store_root, busybox_tar)
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(CACHED_DOCKERFILE, encoding="utf-8")
+    (context / "file.txt").write_text("content\n", encoding="utf-8")
+    assert kiln(store_root, "build", "--progress", "quiet", "-t", "cached", str(context)) == 0
+
+    loaded, inspect_type = _cached_build_modules(store_root, context, progress)
+
+    assert sorted(loaded.intersection(CACHED_BUILD_UNUSED + HEAVY_MODULES)) == []
+    assert inspect_type == "DeferredModule"
