@@ -45,6 +45,7 @@ from builder.lazyclasses import dataclass
 from builder.leftovers import remove_dead_workspaces
 from builder.resolver import ImageResolver
 from builder.solver import StepContext, StepOutcome
+from builder.store.blobs import BlobInfo
 from builder.store.snapshots import chain_ids
 from builder.store.store import Lease, Store
 
@@ -465,17 +466,18 @@ class LocalRunner:
         with self._store.writing():
             described: list[LayerDescriptor] = []
 
-            def fill(out: BinaryIO) -> None:
-                described.append(
-                    write_layer(
-                        workspace.upper,
-                        out,
-                        compression=options.compression,
-                        source_date_epoch=options.source_date_epoch,
-                    )
+            def fill(out: BinaryIO) -> BlobInfo:
+                layer = write_layer(
+                    workspace.upper,
+                    out,
+                    compression=options.compression,
+                    source_date_epoch=options.source_date_epoch,
                 )
+                described.append(layer)
+                return BlobInfo(str(layer.digest), layer.size)
 
-            info = self._store.blobs.put_from_writer(fill)
+            # The layer writer hashes the blob as it writes it: the store need not again.
+            info = self._store.blobs.put_self_hashed(fill)
             diff_id = described[0].diff_id
             media_type = described[0].media_type
             parent = state.layers[-1].chain_id if state.layers else ""

@@ -84,7 +84,9 @@ class TreeWriter:
         if not stat.S_ISDIR(info.st_mode):
             raise BuildError(f"cannot create directory {self._shown(directory)}: not a directory")
 
-    def copy(self, source: Path, rel: str, target: Path, info: os.stat_result, *, nested: bool) -> None:
+    def copy(
+        self, source: Path, rel: str, target: Path, info: os.stat_result, *, nested: bool, fresh: bool = False
+    ) -> None:
         """Copy ``source`` (met as ``rel`` below the copied item) to ``target``.
 
         ``nested`` is false only for the item a COPY names: an existing directory there
@@ -94,14 +96,15 @@ class TreeWriter:
             if not (stat.S_ISDIR(info.st_mode) and self.rules.exclude_keep_dir(rel)):
                 return
         mode = info.st_mode
-        if self.donor is not None:
+        if self.donor is not None and not fresh:
             self.donor.release(target)
         if stat.S_ISDIR(mode):
-            created = self._copy_dir(source, rel, target, info)
+            created = self._copy_dir(source, rel, target, info, fresh=fresh)
             if created or nested:
                 self.apply_metadata(source, target, info)
             return
-        self._clear_for_file(target)
+        if not fresh:
+            self._clear_for_file(target)
         if stat.S_ISREG(mode) and self.donor is not None and self._claim(source, rel, target, info):
             return
         if stat.S_ISREG(mode):
@@ -116,9 +119,13 @@ class TreeWriter:
             raise BuildError(f"cannot copy {self._shown(source, self.tree.root)}: unsupported file type")
         self.apply_metadata(source, target, info)
 
-    def _copy_dir(self, source: Path, rel: str, target: Path, info: os.stat_result) -> bool:
+    def _copy_dir(self, source: Path, rel: str, target: Path, info: os.stat_result, *, fresh: bool) -> bool:
+        """Copy a directory's entries; ``fresh`` says ``target`` is known to be absent (its
+        parent was made by this copy), which spares a lookup per entry below it."""
         created = False
         try:
+            if fresh:
+                raise FileNotFoundError
             existing = os.lstat(target)
         except FileNotFoundError:
             os.mkdir(target, 0o700)  # its real mode is set once its children are written
@@ -131,7 +138,7 @@ class TreeWriter:
             child_info = self.tree.lstat(child)
             if child_info is not None:
                 child_rel = f"{rel}/{name}" if rel else name
-                self.copy(child, child_rel, target / name, child_info, nested=True)
+                self.copy(child, child_rel, target / name, child_info, nested=True, fresh=created)
         return created
 
     def _claim(self, source: Path, rel: str, target: Path, info: os.stat_result) -> bool:
