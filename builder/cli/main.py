@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from builder.cli.lazy_stdlib import defer_standard_modules
 
@@ -51,8 +53,40 @@ COMMAND_OWNERS: dict[str, str] = {
 VERSION = "0.1.0"
 
 
+def terminal_columns() -> int:
+    """The width help text wraps to, as ``shutil.get_terminal_size`` gives it: ``$COLUMNS``,
+    else the terminal on stdout, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, told its width: left to itself it imports ``shutil`` (and with
+    it ``bz2``, ``lzma`` and ``zlib``) for the terminal size, once per ``add_argument``, and
+    ``kiln build`` never prints help."""
+
+    def __init__(
+        self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None
+    ) -> None:
+        if width is None:
+            width = terminal_columns() - 2  # as argparse computes it
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so usage errors share one exit path."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")

@@ -13,10 +13,6 @@ tars, as ``docker save`` writes them.
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -94,6 +90,8 @@ def write_output(
         return
     # The exporters load only when an output is written: most builds (and every cached
     # rebuild without -o) never need them, and they cost ~20 ms of imports at start-up.
+    import secrets
+
     from builder.export.directory import export_directory
 
     if output.type == "local":
@@ -121,6 +119,10 @@ def write_output(
 
 
 def _write_rootfs_tar(store: Store, manifest_digest: str, target: Path) -> None:
+    import shutil
+    import subprocess
+    import tempfile
+
     from builder.export.directory import export_directory
 
     scratch = Path(tempfile.mkdtemp(prefix="kiln-export-"))

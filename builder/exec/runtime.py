@@ -37,9 +37,7 @@ scratch dirs removed. A container left in the runtime's state dir is always forc
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +52,7 @@ from builder.lazyclasses import dataclass
 
 if TYPE_CHECKING:
     import ctypes
+    import subprocess
 
 KNOWN_RUNTIMES = ("crun", "runc")
 DEFAULT_STATE_ROOTS = {"crun": Path("/run/crun"), "runc": Path("/run/runc")}
@@ -127,6 +126,8 @@ def unified_hiding_launcher() -> tuple[str, ...]:
     ``unshare``, ``sh`` and ``umount`` are installed: :meth:`OciRuntime.popen` then falls
     back to :func:`_hide_unified_cgroup` in the child.
     """
+    import shutil
+
     script = f'umount -l {UNIFIED_IN_HYBRID} && exec "$0" "$@"'
     busybox = shutil.which("busybox")
     if busybox is not None:
@@ -172,6 +173,8 @@ class OciRuntime:
 
         No ``preexec_fn`` when avoidable, so Python can vfork (see the module docstring).
         """
+        import subprocess
+
         launcher = unified_hiding_launcher() if self.hide_unified_cgroup else ()
         in_child = _hide_unified_cgroup if self.hide_unified_cgroup and not launcher else None
         if in_child is not None:
@@ -198,6 +201,8 @@ def find_runtime(choice: str = "", *, state_root: Path | None = None) -> OciRunt
 
     Raises :class:`RuntimeSetupError` when none is installed.
     """
+    import shutil  # here, not at import: every kiln command imports this module
+
     candidates = [choice] if choice else list(KNOWN_RUNTIMES)
     for candidate in candidates:
         path = shutil.which(candidate)
@@ -223,6 +228,8 @@ def find_runtime(choice: str = "", *, state_root: Path | None = None) -> OciRunt
 
 def _quiet(runtime: OciRuntime, *args: str) -> None:
     """Run a runtime housekeeping command, ignoring its failure (the container may be gone)."""
+    import subprocess
+
     with suppress(OSError, subprocess.SubprocessError):
         process = runtime.popen(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -238,6 +245,8 @@ def _stop(runtime: OciRuntime, container_id: str, process: subprocess.Popen[byte
     The kill is repeated until the runtime exits: an interrupt can come before the runtime
     has created the container, when there is nothing to kill yet.
     """
+    import subprocess
+
     deadline = time.monotonic() + KILL_WAIT_SECONDS
     while process.poll() is None and time.monotonic() < deadline:
         # The container's pid 1 is its pid namespace's init: killing it kills the rest.
@@ -307,6 +316,8 @@ def run_container(
     share kiln's pipe, so their order is kept; runc copies each through a pipe of its own,
     so lines written to both close together may arrive swapped (as under BuildKit with runc).
     """
+    import subprocess
+
     chosen = runtime or find_runtime()
     try:
         process = chosen.popen(

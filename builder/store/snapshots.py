@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -59,7 +57,7 @@ class SnapshotStore:
         if self.has(chain_id):
             self.meta.touch_snapshot(chain_id)
             return target
-        temp_dir = self.directory / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+        temp_dir = self.directory / f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}"
         temp_dir.mkdir(mode=0o755)
         try:
             with self.blobs.open(blob_digest) as stream:
@@ -71,9 +69,9 @@ class SnapshotStore:
                 if not target.is_dir():
                     raise
                 # Another process finished the same snapshot first: keep theirs.
-                shutil.rmtree(temp_dir, ignore_errors=True)
+                _remove_tree(temp_dir)
         except BaseException:
-            shutil.rmtree(temp_dir, ignore_errors=True)
+            _remove_tree(temp_dir)
             raise
         else:
             self.meta.add_snapshot(chain_id, parent, diff_id, size)
@@ -92,7 +90,7 @@ class SnapshotStore:
         """
         target = self.path(chain_id)
         if self.has(chain_id):
-            shutil.rmtree(directory, ignore_errors=True)
+            _remove_tree(directory)
             self.meta.touch_snapshot(chain_id)
             return target
         if size is None:
@@ -102,7 +100,7 @@ class SnapshotStore:
         except OSError:
             if not target.is_dir():
                 raise
-            shutil.rmtree(directory, ignore_errors=True)
+            _remove_tree(directory)
         self.meta.add_snapshot(chain_id, parent, diff_id, size)
         return target
 
@@ -111,9 +109,9 @@ class SnapshotStore:
         without a directory, which :meth:`has` treats as absent)."""
         path = self.path(chain_id)
         if path.exists():
-            trash = self.directory / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+            trash = self.directory / f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}"
             os.rename(path, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            _remove_tree(trash)
         self.meta.delete_snapshot(chain_id)
 
     def directories(self) -> list[str]:
@@ -134,3 +132,11 @@ def _tree_size(root: Path) -> int:
             except OSError as err:
                 raise StoreError(f"cannot measure snapshot file {name}: {err}") from err
     return total
+
+
+def _remove_tree(directory: Path) -> None:
+    """``shutil.rmtree`` ignoring errors, with ``shutil`` loaded only when a tree is removed:
+    a cached build removes none, and ``shutil`` brings ``bz2``, ``lzma`` and ``zlib``."""
+    import shutil
+
+    shutil.rmtree(directory, ignore_errors=True)

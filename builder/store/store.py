@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -439,7 +438,7 @@ class Store:
         return json.dumps(document, separators=(",", ":")).encode()
 
     def _write_atomically(self, path: Path, payload: bytes) -> None:
-        temp_path = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}")
+        temp_path = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}")
         with temp_path.open("xb") as out:
             out.write(payload)
             out.flush()

@@ -34,7 +34,7 @@ def installed(*names: str) -> dict[str, str]:
 @pytest.fixture
 def host(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """Choose what the fake host has: set ``which``, ``layout`` and ``controllers``."""
-    monkeypatch.setattr("builder.exec.runtime.shutil.which", lambda name: installed("crun", "runc").get(name))
+    monkeypatch.setattr("shutil.which", lambda name: installed("crun", "runc").get(name))
     monkeypatch.setattr(runtime, "cgroup_layout", lambda: "v2")
     monkeypatch.setattr(runtime, "_hybrid_has_v2_controllers", lambda: True)
     return monkeypatch
@@ -72,12 +72,12 @@ def test_runc_gets_no_flags_on_any_layout(host: pytest.MonkeyPatch) -> None:
 
 
 def test_runc_when_crun_is_missing(host: pytest.MonkeyPatch) -> None:
-    host.setattr("builder.exec.runtime.shutil.which", lambda name: installed("runc").get(name))
+    host.setattr("shutil.which", lambda name: installed("runc").get(name))
     assert find_runtime().name == "runc"
 
 
 def test_no_runtime_is_a_setup_error(host: pytest.MonkeyPatch) -> None:
-    host.setattr("builder.exec.runtime.shutil.which", lambda name: None)
+    host.setattr("shutil.which", lambda name: None)
     with pytest.raises(RuntimeSetupError, match="no OCI runtime found: install crun or runc"):
         find_runtime()
     with pytest.raises(RuntimeSetupError, match="install 'youki'"):

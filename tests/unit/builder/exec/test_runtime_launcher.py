@@ -30,7 +30,7 @@ def fresh_launcher() -> Iterator[None]:
 
 def host_with(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
     paths = {name: f"/usr/bin/{name}" for name in names}
-    monkeypatch.setattr("builder.exec.runtime.shutil.which", paths.get)
+    monkeypatch.setattr("shutil.which", paths.get)
 
 
 def test_busybox_is_the_launcher_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,7 +78,7 @@ class RecordedPopen:
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], Any]]:
     RecordedPopen.calls = []
-    monkeypatch.setattr("builder.exec.runtime.subprocess.Popen", RecordedPopen)
+    monkeypatch.setattr("subprocess.Popen", RecordedPopen)
     return RecordedPopen.calls
 
 
