@@ -1,15 +1,22 @@
-"""A persistent stat cache: a file's content digest, remembered against its ``lstat``.
+"""A persistent stat cache: what a directory held at its last walk, remembered against ``lstat``.
 
 Hashing a large context on every build would make a fully cached rebuild as slow as reading
-every byte; like BuildKit's ``contenthash`` and git's index, a file whose device, inode,
-size, mtime and ctime are unchanged is taken to hold the content hashed last time.
+every byte; like BuildKit's ``contenthash`` and git's index, a file whose mode, device,
+inode, size, mtime and ctime are unchanged is taken to hold the content hashed last time.
 
-The entries of one directory tree (a build context, say) are kept together as one
-``marshal``-encoded row of a SQLite table (WAL, so concurrent builds read while one writes):
-a build loads a 20,000-file context's entries in one read and writes them back in one, only
-when something was hashed. Two builds of one context writing at once lose nothing but
-cached digests (the last write wins), which costs a re-read later, never a wrong digest.
-A row that cannot be decoded (another Python's ``marshal``) is treated as empty.
+One SQLite row per directory of a tree (a build context, say) holds a
+:class:`DirRecord`: the directory's names, each one's :data:`StatKey`, each regular file's
+digest, and the lines the walk hashed for them last time. A rebuild that finds a whole
+directory unchanged feeds those lines to its hash as they are, without one Python object
+per file beyond its ``lstat``. A build loads a tree's rows in one query (decoding each
+only when its directory is walked) and writes back only the rows that changed, in one
+transaction. Rows are ``marshal``-encoded; one that cannot be decoded (another Python's
+``marshal``) is treated as absent. SQLite runs in WAL mode, so concurrent builds read while
+one writes; two builds of one context writing at once lose nothing but cached digests (the
+last write wins), which costs a re-read later, never a wrong digest.
+
+Deleted files are forgotten: a directory's row is rebuilt from its current listing whenever
+it changes, and a walk of a whole tree drops the rows of the directories it did not meet.
 
 Racy entries are never stored: a file whose mtime is within :data:`RACY_WINDOW_NS` of the
 moment it was hashed could change again without its mtime moving (coarse timestamps on
@@ -20,11 +27,13 @@ that restores the old mtime (``touch -r``, ``utime``) still shows as a change.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import marshal
 import os
 import sqlite3
 import sys
-import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from builder.errors import StoreError
@@ -32,51 +41,202 @@ from builder.errors import StoreError
 #: Files modified this recently before hashing are not remembered (2 s, FAT's granularity).
 RACY_WINDOW_NS = 2_000_000_000
 
-#: What must be unchanged for a remembered digest to still hold:
-#: ``(device, inode, size, mtime_ns, ctime_ns)``. A plain tuple, since a context has tens of
-#: thousands of them and each is built and compared once per build.
-StatKey = tuple[int, int, int, int, int]
+#: What must be unchanged for a remembered entry to still hold:
+#: ``(mode, device, inode, size, mtime_ns, ctime_ns)``. A plain tuple, since a context has
+#: tens of thousands of them, built in one list comprehension per directory.
+StatKey = tuple[int, int, int, int, int, int]
 
-_FORMAT = f"marshal-{marshal.version}-py{sys.version_info[0]}.{sys.version_info[1]}"
+#: Index of the mtime in a :data:`StatKey`.
+MTIME = 4
+
+#: The filters a walk applies and whether owners count: ``.dockerignore``'s patterns as
+#: ``(text, re-includes)``, the ``--exclude`` patterns, ``keep_owners``.
+FilterId = tuple[tuple[tuple[str, bool], ...], tuple[str, ...], bool]
+
+#: What a directory's hashed lines depend on besides its entries' stat keys: the name the
+#: directory is shown under, its path below the copied entry when ``--exclude`` applies,
+#: and the :data:`FilterId`. Compared as a whole.
+RenderSignature = tuple[str, str | None, FilterId]
+
+#: ``marshal`` version for packed keys and digests (see :func:`pack_keys`).
+_PACKING = 2
+_FORMAT = f"dir-marshal-{marshal.version}-py{sys.version_info[0]}.{sys.version_info[1]}"
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS trees (root TEXT PRIMARY KEY, format TEXT NOT NULL, entries BLOB NOT NULL)"
+    "CREATE TABLE IF NOT EXISTS tree_dirs (root TEXT NOT NULL, dir TEXT NOT NULL, format TEXT NOT NULL,"
+    " record BLOB NOT NULL, PRIMARY KEY (root, dir)) WITHOUT ROWID"
 )
+
+#: The one-row-per-tree table this format replaced, dropped when found.
+_OLD_TABLE_QUERY = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trees'"
 
 
 def stat_key(info: os.stat_result) -> StatKey:
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    return (info.st_mode, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def stat_keys(infos: Iterable[os.stat_result]) -> list[StatKey]:
+    """:func:`stat_key` of each entry of a directory, in one comprehension (the hot path)."""
+    return [(s.st_mode, s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns) for s in infos]
+
+
+class Rendered:
+    """The lines one walk hashed for a directory's entries, reusable while nothing changed.
+
+    ``segments[i]`` ends with the line of subdirectory ``subdirs[i]``, whose own entries
+    come next; the last segment holds the lines after the last subdirectory.
+    """
+
+    __slots__ = ("segments", "signature", "subdirs")
+
+    def __init__(self, signature: RenderSignature, segments: list[bytes], subdirs: list[str]) -> None:
+        self.signature = signature
+        self.segments = segments
+        self.subdirs = subdirs
+
+
+class DirRecord:
+    """One directory as last walked: its names in walk order, their stat keys, the sha256
+    hex of each regular file whose digest may be trusted (``None`` otherwise), and the lines
+    hashed for them when those may be replayed (see :class:`Rendered`).
+
+    The names are kept joined by ``/`` (which no name holds) and the keys and digests
+    packed, so that loading a record makes a handful of objects rather than a few per file:
+    the fast path only compares them whole (:func:`join_names`, :func:`pack_keys`), and the
+    lists are unpacked only for a directory that changed.
+    """
+
+    def __init__(
+        self, listing: str, packed_keys: bytes, packed_digests: bytes, rendered: Rendered | None
+    ) -> None:
+        self.listing = listing
+        self.packed_keys = packed_keys
+        self.packed_digests = packed_digests
+        self.rendered = rendered
+
+    @classmethod
+    def of(
+        cls, names: list[str], keys: list[StatKey], digests: list[str | None], rendered: Rendered | None
+    ) -> DirRecord:
+        return cls(join_names(names), pack_keys(keys), marshal.dumps(digests, _PACKING), rendered)
+
+    @functools.cached_property
+    def names(self) -> list[str]:
+        return self.listing.split("/") if self.listing else []
+
+    @functools.cached_property
+    def keys(self) -> list[StatKey]:
+        keys: list[StatKey] = marshal.loads(self.packed_keys)
+        return keys
+
+    @functools.cached_property
+    def digests(self) -> list[str | None]:
+        digests: list[str | None] = marshal.loads(self.packed_digests)
+        return digests
+
+    def known_digests(self) -> dict[str, tuple[StatKey, str]]:
+        """``name → (stat key, sha256)`` for the files whose digest was remembered."""
+        return {
+            name: (key, digest)
+            for name, key, digest in zip(self.names, self.keys, self.digests, strict=True)
+            if digest is not None
+        }
+
+    def same_as(self, other: DirRecord) -> bool:
+        """Whether writing ``other`` in place of this record would change nothing."""
+        if (self.listing, self.packed_keys, self.packed_digests) != (
+            other.listing,
+            other.packed_keys,
+            other.packed_digests,
+        ):
+            return False
+        mine, theirs = self.rendered, other.rendered
+        if mine is None or theirs is None:
+            return mine is theirs
+        return (mine.signature, mine.segments, mine.subdirs) == (
+            theirs.signature,
+            theirs.segments,
+            theirs.subdirs,
+        )
+
+    def encoded(self) -> bytes:
+        rendered = self.rendered
+        render = None if rendered is None else (rendered.signature, rendered.segments, rendered.subdirs)
+        return marshal.dumps((self.listing, self.packed_keys, self.packed_digests, render))
+
+    @classmethod
+    def decode(cls, blob: bytes) -> DirRecord | None:
+        """The record in ``blob``; ``None`` for anything this Python did not write."""
+        try:
+            listing, packed_keys, packed_digests, render = marshal.loads(blob)
+            rendered = None if render is None else Rendered(*render)
+        except (ValueError, EOFError, TypeError):
+            return None
+        if not (
+            isinstance(listing, str) and isinstance(packed_keys, bytes) and isinstance(packed_digests, bytes)
+        ):
+            return None
+        return cls(listing, packed_keys, packed_digests, rendered)
+
+
+def join_names(names: list[str]) -> str:
+    """A directory's names as one string, compared whole (no name holds a ``/``)."""
+    return "/".join(names)
+
+
+def pack_keys(keys: list[StatKey]) -> bytes:
+    """Stat keys as bytes that are equal exactly when the keys are: ``marshal`` version 2
+    writes no back-references, so its output depends on the values alone."""
+    return marshal.dumps(keys, _PACKING)
 
 
 class TreeDigests:
-    """The remembered digests of one tree, by path relative to its root."""
+    """The remembered directories of one tree, by path relative to its root (``""``)."""
 
-    def __init__(self, entries: dict[str, tuple[StatKey, str]], racy_window_ns: int) -> None:
-        #: ``relative path → (stat key, sha256 hex)``; read directly by hot loops.
-        self.entries = entries
-        self._racy_window_ns = racy_window_ns
-        self.changed = False
+    def __init__(self, rows: dict[str, bytes], racy_window_ns: int) -> None:
+        self.racy_window_ns = racy_window_ns
+        self._rows = rows
+        self._records: dict[str, DirRecord | None] = {}
+        self._visited: set[str] = set()
+        #: Directories whose record changed, and directories to forget, until the next flush.
+        self.dirty: set[str] = set()
+        self.forgotten: set[str] = set()
 
-    def get(self, relative: str, key: StatKey) -> str | None:
-        """The remembered digest of ``relative`` if its stat still matches ``key``."""
-        known = self.entries.get(relative)
-        if known is None or known[0] != key:
-            return None
-        return known[1]
+    def directory(self, relative: str) -> DirRecord | None:
+        """The record of directory ``relative`` (decoded on first use), marking it visited."""
+        self._visited.add(relative)
+        try:
+            return self._records[relative]
+        except KeyError:
+            blob = self._rows.get(relative)
+            record = None if blob is None else DirRecord.decode(blob)
+            self._records[relative] = record
+            return record
 
-    def remember(self, relative: str, key: StatKey, sha256: str, *, hashed_at_ns: int | None = None) -> None:
-        """Keep a digest for the next flush, unless the file is racily new."""
-        now = time.time_ns() if hashed_at_ns is None else hashed_at_ns
-        if now - key[3] < self._racy_window_ns:
-            return
-        self.entries[relative] = (key, sha256)
-        self.changed = True
+    def store(self, relative: str, record: DirRecord) -> None:
+        self._records[relative] = record
+        self.dirty.add(relative)
+        self.forgotten.discard(relative)
 
-    def encoded(self) -> bytes:
-        return marshal.dumps(self.entries)
+    def forget_unvisited(self) -> None:
+        """After a walk of the whole tree: drop the directories it did not meet (deleted,
+        or left out by the ignore rules)."""
+        for relative in (self._rows.keys() | self._records.keys()) - self._visited:
+            self._rows.pop(relative, None)
+            self._records.pop(relative, None)
+            self.dirty.discard(relative)
+            self.forgotten.add(relative)
+
+    def record(self, relative: str) -> DirRecord | None:
+        """The current record of ``relative`` without marking it visited (for writing)."""
+        return self._records.get(relative)
+
+    def directories(self) -> list[str]:
+        """The directories with a row or a record, for tests and diagnostics."""
+        return sorted(self._rows.keys() | {key for key, value in self._records.items() if value is not None})
 
 
 class StatCache:
-    """Remembered digests per tree root, loaded on first use and written on :meth:`flush`."""
+    """Remembered directories per tree root, loaded on first use and written on :meth:`flush`."""
 
     def __init__(self, path: Path, *, racy_window_ns: int = RACY_WINDOW_NS) -> None:
         self.path = path
@@ -88,6 +248,8 @@ class StatCache:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(_SCHEMA)
+            if self._db.execute(_OLD_TABLE_QUERY).fetchone() is not None:
+                self._db.execute("DROP TABLE trees")
         except sqlite3.Error as err:
             raise StoreError(f"cannot open the stat cache {path}: {err}") from err
 
@@ -95,7 +257,7 @@ class StatCache:
         self._db.close()
 
     def tree(self, root: Path) -> TreeDigests:
-        """The digests remembered for the tree at ``root`` (read once per cache)."""
+        """The directories remembered for the tree at ``root`` (read once per cache)."""
         key = str(root)
         found = self._trees.get(key)
         if found is None:
@@ -103,28 +265,46 @@ class StatCache:
             self._trees[key] = found
         return found
 
-    def _read(self, root: str) -> dict[str, tuple[StatKey, str]]:
+    def _read(self, root: str) -> dict[str, bytes]:
         try:
-            row = self._db.execute("SELECT format, entries FROM trees WHERE root = ?", (root,)).fetchone()
+            rows = self._db.execute(
+                "SELECT dir, record FROM tree_dirs WHERE root = ? AND format = ?", (root, _FORMAT)
+            ).fetchall()
         except sqlite3.Error as err:
             raise StoreError(f"cannot read the stat cache {self.path}: {err}") from err
-        if row is None or row[0] != _FORMAT:
-            return {}
-        try:
-            entries = marshal.loads(row[1])
-        except (ValueError, EOFError, TypeError):
-            return {}
-        return entries if isinstance(entries, dict) else {}
+        return dict(rows)
 
     def flush(self) -> None:
-        """Write the trees that gained digests (nothing at all when none did)."""
+        """Write the directories that changed and delete the forgotten ones, one transaction
+        per tree (nothing at all when nothing changed)."""
         for root, tree in self._trees.items():
-            if not tree.changed:
+            if not tree.dirty and not tree.forgotten:
                 continue
+            rows = []
+            for relative in sorted(tree.dirty):
+                record = tree.record(relative)
+                if record is not None:
+                    rows.append((root, relative, _FORMAT, record.encoded()))
             try:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO trees VALUES (?, ?, ?)", (root, _FORMAT, tree.encoded())
-                )
+                with _transaction(self._db):
+                    self._db.executemany("INSERT OR REPLACE INTO tree_dirs VALUES (?, ?, ?, ?)", rows)
+                    self._db.executemany(
+                        "DELETE FROM tree_dirs WHERE root = ? AND dir = ?",
+                        [(root, relative) for relative in sorted(tree.forgotten)],
+                    )
             except sqlite3.Error as err:
                 raise StoreError(f"cannot write the stat cache {self.path}: {err}") from err
-            tree.changed = False
+            tree.dirty.clear()
+            tree.forgotten.clear()
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

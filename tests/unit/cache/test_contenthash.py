@@ -3,11 +3,13 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from builder.context import BuildContext
 from cache.contenthash import ContextHasher, SourceDigest
+from cache.treewalk import TreeWalk
 
 OLD = 1_600_000_000  # an mtime well outside the racy window
 
@@ -163,7 +165,7 @@ def test_unreadable_stat_cache_row_is_treated_as_empty(tmp_path: Path, context_r
     with ContextHasher(cache_path) as first:
         expected = digest(first, context_root, "app").digest
     with sqlite3.connect(cache_path) as db:
-        db.execute("UPDATE trees SET entries = ?", (b"\x00garbage",))
+        db.execute("UPDATE tree_dirs SET record = ?", (b"\x00garbage",))
     with ContextHasher(cache_path) as second:
         assert digest(second, context_root, "app").digest == expected
         assert second.files_read == 3
@@ -186,3 +188,95 @@ def test_whole_context_paths_are_named_from_the_root(hasher: ContextHasher, cont
         "app/notes.md",
         "app/util.py",
     ]
+
+
+@pytest.fixture
+def plain_root(tmp_path: Path) -> Path:
+    """A context nothing is ignored in, so every directory's lines may be replayed."""
+    root = tmp_path / "plain"
+    write(root, "lib/a.py", "a = 1\n")
+    write(root, "lib/b.md", "b\n")
+    write(root, "lib/sub/c.txt", "c\n")
+    return root
+
+
+@pytest.fixture
+def renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The directories whose lines were made afresh rather than replayed."""
+    made: list[str] = []
+    original = TreeWalk._render
+
+    def counting(self: TreeWalk, *args: Any, **kwargs: Any) -> Any:
+        made.append(kwargs["tree_rel"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(TreeWalk, "_render", counting)
+    return made
+
+
+def test_an_unchanged_directory_is_replayed_and_a_changed_one_is_not(
+    tmp_path: Path, plain_root: Path, renders: list[str]
+) -> None:
+    cache_path = tmp_path / "store" / "contenthash.db"
+    with ContextHasher(cache_path) as first:
+        expected = digest(first, plain_root, ".")
+    assert renders == ["", "lib", "lib/sub"]
+    renders.clear()
+    with ContextHasher(cache_path) as second:
+        again = digest(second, plain_root, ".")
+        assert (again.digest, dict(again.files)) == (expected.digest, dict(expected.files))
+        assert (renders, second.files_read) == ([], 0)
+        write(plain_root, "lib/sub/c.txt", "C\n")  # same size, same mtime: only the ctime moves
+        changed = digest(second, plain_root, ".")
+        assert (renders, second.files_read) == (["lib/sub"], 1)
+        assert [name for name in changed.files if changed.files[name] != expected.files[name]] == [
+            "lib/sub/c.txt"
+        ]
+        (plain_root / "lib/a.py").chmod(0o600)
+        assert digest(second, plain_root, ".").digest != changed.digest
+        assert renders == ["lib/sub", "lib"]
+
+
+def test_remembered_lines_are_not_replayed_under_another_name_or_filter(
+    tmp_path: Path, plain_root: Path
+) -> None:
+    os.symlink("lib", plain_root / "entry")
+    cache_path = tmp_path / "store" / "contenthash.db"
+    runs = []
+    for _ in range(2):  # the second run may replay what the first remembered
+        with ContextHasher(cache_path) as hasher:
+            runs.append(
+                [
+                    list(digest(hasher, plain_root, "entry").files),
+                    list(digest(hasher, plain_root, "lib", exclude=["*.md"]).files),
+                    list(digest(hasher, plain_root, "lib").files),
+                    list(digest(hasher, plain_root, "entry").files),
+                ]
+            )
+    assert runs[0] == runs[1]
+    assert runs[1] == [
+        ["entry", "entry/a.py", "entry/b.md", "entry/sub", "entry/sub/c.txt"],
+        ["lib", "lib/a.py", "lib/sub", "lib/sub/c.txt"],
+        ["lib", "lib/a.py", "lib/b.md", "lib/sub", "lib/sub/c.txt"],
+        ["entry", "entry/a.py", "entry/b.md", "entry/sub", "entry/sub/c.txt"],
+    ]
+
+
+def test_a_changed_ignore_file_is_seen_by_a_remembered_directory(
+    hasher: ContextHasher, context_root: Path
+) -> None:
+    assert "app/notes.md" in digest(hasher, context_root, ".").files
+    write(context_root, ".dockerignore", "app/build\n**/*.md\n")
+    assert "app/notes.md" not in digest(hasher, context_root, ".").files
+
+
+def test_a_file_named_on_its_own_is_remembered(tmp_path: Path, context_root: Path) -> None:
+    cache_path = tmp_path / "store" / "contenthash.db"
+    with ContextHasher(cache_path) as first:
+        expected = digest(first, context_root, "app/main.py").digest
+        assert first.files_read == 1
+    with ContextHasher(cache_path) as second:
+        assert digest(second, context_root, "app/main.py").digest == expected
+        assert second.files_read == 0
+        digest(second, context_root, "app")
+        assert second.files_read == 2  # util.py and notes.md; main.py was remembered
