@@ -133,12 +133,9 @@ class TreeWriter:
         else:
             if not stat.S_ISDIR(existing.st_mode):
                 raise BuildError(f"cannot copy to non-directory: {self._shown(target)}")
-        for name in self.tree.listdir(source):
-            child = source / name
-            child_info = self.tree.lstat(child)
-            if child_info is not None:
-                child_rel = f"{rel}/{name}" if rel else name
-                self.copy(child, child_rel, target / name, child_info, nested=True, fresh=created)
+        for name, child_info in self.tree.entries(source):
+            child_rel = f"{rel}/{name}" if rel else name
+            self.copy(source / name, child_rel, target / name, child_info, nested=True, fresh=created)
         return created
 
     def _claim(self, source: Path, rel: str, target: Path, info: os.stat_result) -> bool:

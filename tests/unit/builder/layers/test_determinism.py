@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from builder.layers import _tarheader as tarheader
 from builder.layers import write_layer
 from builder.layers._parallel_gzip import BLOCK_SIZE, ParallelGzipWriter
 from builder.layers.compression import Compression
@@ -83,3 +84,37 @@ def test_parallel_gzip_output_does_not_depend_on_worker_count() -> None:
     assert outputs[0] == outputs[1] == outputs[2]
     assert gzip.decompress(outputs[0]) == content
     assert outputs[0][:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        tarheader.TarEntry(
+            name=b"etc/hosts", type_flag=tarheader.REGULAR, mode=0o644, size=17, mtime=1700000000
+        ),
+        tarheader.TarEntry(name=b"usr/", type_flag=tarheader.DIRECTORY, mode=0o4755, uid=1000, gid=100),
+        tarheader.TarEntry(name=b"bin/sh", type_flag=tarheader.SYMLINK, mode=0o777, linkname=b"busybox"),
+        tarheader.TarEntry(name=b"dev/null", type_flag=tarheader.CHAR_DEVICE, devmajor=1, devminor=3),
+        tarheader.TarEntry(name=b"a" * 100, type_flag=tarheader.HARDLINK, linkname=b"b" * 100),
+        tarheader.TarEntry(name=b"big", type_flag=tarheader.REGULAR, size=8**11 - 1, mtime=8**11 - 1),
+    ],
+)
+def test_the_plain_header_fast_path_writes_the_general_path_s_bytes(entry: tarheader.TarEntry) -> None:
+    fast = tarheader._plain_ustar_block(entry)
+    assert fast is not None
+    assert fast == tarheader._ustar_block(entry, entry.name, entry.linkname, {})
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        tarheader.TarEntry(name=b"n" * 101, type_flag=tarheader.REGULAR),
+        tarheader.TarEntry(name="caf\u00e9".encode(), type_flag=tarheader.REGULAR),
+        tarheader.TarEntry(name=b"x", type_flag=tarheader.REGULAR, uid=8**7),
+        tarheader.TarEntry(name=b"x", type_flag=tarheader.REGULAR, size=8**11),
+        tarheader.TarEntry(name=b"x", type_flag=tarheader.REGULAR, xattrs={"user.a": b"1"}),
+    ],
+)
+def test_entries_that_need_pax_leave_the_fast_path(entry: tarheader.TarEntry) -> None:
+    assert tarheader._plain_ustar_block(entry) is None
+    assert tarheader.encode_header(entry).startswith(b"PaxHeaders.0/")
