@@ -33,8 +33,11 @@ from builder.patterns import PatternMatcher
 from cache.statcache import RACY_WINDOW_NS, StatCache, TreeDigests
 from cache.treewalk import TreeWalk, never
 
-#: Entry digests kept per file for explanations are shortened to this many hex digits.
-SHORT_DIGEST_LENGTH = 16
+#: Entry digests kept per file are shortened to this many hex digits. They name the file
+#: that changed, and a re-run COPY links every file whose digest is unchanged from its
+#: previous layer (:mod:`builder.fileops.donor`), so they must not collide even when
+#: someone tries: 128 bits.
+SHORT_DIGEST_LENGTH = 32
 
 #: What :meth:`TreeWalk.mark` records for a source that selects nothing.
 _MARKS = frozenset({b"missing", b"no match", b"outside"})
