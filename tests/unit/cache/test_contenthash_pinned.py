@@ -87,7 +87,9 @@ def test_digests_are_pinned(
 def test_entry_digests_of_the_whole_context_are_pinned(tmp_path: Path, fixed_root: Path) -> None:
     with ContextHasher(tmp_path / "store" / "contenthash.db") as hasher:
         selection = hasher.digest_sources(BuildContext.open(fixed_root), ["."])
-    assert dict(selection.files) == {
+    assert all(len(digest) == 32 for digest in selection.files.values())
+    # The first 16 hex digits, pinned when entry digests were that long.
+    assert {name: digest[:16] for name, digest in selection.files.items()} == {
         ".": "54c0f5f4939e7165",
         ".dockerignore": "0cf856a020156479",
         "README": "6c013e6bd8526d78",
