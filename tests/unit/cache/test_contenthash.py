@@ -237,6 +237,36 @@ def test_an_unchanged_directory_is_replayed_and_a_changed_one_is_not(
         assert renders == ["lib/sub", "lib"]
 
 
+def test_ignored_files_do_not_stop_a_directory_being_replayed(
+    hasher: ContextHasher, plain_root: Path, renders: list[str]
+) -> None:
+    write(plain_root, ".dockerignore", "**/*.log\n")
+    write(plain_root, "lib/sub/debug.log", "1\n")
+    expected = digest(hasher, plain_root, ".").digest
+    renders.clear()
+    assert digest(hasher, plain_root, ".").digest == expected
+    assert renders == []
+    write(plain_root, "lib/sub/debug.log", "2\n")
+    assert digest(hasher, plain_root, ".").digest == expected
+    assert renders == ["lib/sub"]
+
+
+def test_an_excluded_directory_is_kept_when_something_deep_below_it_comes_back(
+    hasher: ContextHasher, plain_root: Path
+) -> None:
+    write(plain_root, ".dockerignore", "logs\n!logs/a/b/keep.log\n")
+    write(plain_root, "logs/a/b/other.log", "other\n")
+    assert "logs" not in digest(hasher, plain_root, ".").files
+    assert "logs" not in digest(hasher, plain_root, ".").files
+    write(plain_root, "logs/a/b/keep.log", "keep\n")  # no mtime above logs/a/b moves
+    assert [name for name in digest(hasher, plain_root, ".").files if name.startswith("logs")] == [
+        "logs",
+        "logs/a",
+        "logs/a/b",
+        "logs/a/b/keep.log",
+    ]
+
+
 def test_remembered_lines_are_not_replayed_under_another_name_or_filter(
     tmp_path: Path, plain_root: Path
 ) -> None:
