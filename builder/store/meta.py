@@ -20,6 +20,7 @@ from pathlib import Path
 
 from builder.errors import StoreError
 from builder.lazyclasses import dataclass
+from builder.store.build_leases import BuildLeases
 
 SCHEMA_VERSION = 1
 
@@ -154,6 +155,9 @@ class MetaStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        #: Builds' leases, beside this database and never fsynced (:mod:`.build_leases`);
+        #: :meth:`leased` and :meth:`delete_expired_leases` cover both.
+        self.build_leases = BuildLeases(path.with_name("leases.db"))
         try:
             with self.transaction():
                 for statement in _SCHEMA.split(";"):
@@ -189,6 +193,7 @@ class MetaStore:
                 connection.close()
             self._connections.clear()
         self._local = threading.local()
+        self.build_leases.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -312,20 +317,21 @@ class MetaStore:
             db.execute("DELETE FROM leases WHERE id = ?", (lease_id,))
 
     def leased(self, kind: str) -> set[str]:
-        """Keys of ``kind`` held by a lease that has not expired."""
+        """Keys of ``kind`` held by a lease that has not expired, here or a build's."""
         rows = self.connection.execute(
             "SELECT r.key FROM lease_resources r JOIN leases l ON l.id = r.lease_id "
             "WHERE r.kind = ? AND (l.expires IS NULL OR l.expires > ?)",
             (kind, time.time()),
         ).fetchall()
-        return {row[0] for row in rows}
+        return {row[0] for row in rows} | self.build_leases.leased(kind)
 
     def delete_expired_leases(self) -> int:
         with self.transaction() as db:
             cursor = db.execute(
                 "DELETE FROM leases WHERE expires IS NOT NULL AND expires <= ?", (time.time(),)
             )
-            return cursor.rowcount
+            removed: int = cursor.rowcount
+        return removed + self.build_leases.delete_expired()
 
     # key/value ---------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,9 @@ MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
 _SHORT_ID_MIN = 4
+#: An image's ``last_used`` is rewritten only when older than this (as a cache record's is),
+#: so storing an image that is already stored, as a fully cached rebuild does, writes nothing.
+IMAGE_LAST_USED_GRANULARITY = 3600.0
 
 JsonObject = dict[str, Any]
 
@@ -136,13 +140,12 @@ class Store:
     @contextmanager
     def lease(self, expires_in: float = 24 * 3600.0) -> Iterator[Lease]:
         """Keep what is added to the lease safe from prune until the block ends."""
-        import time
-
-        lease_id = self.meta.create_lease(time.time() + expires_in)
+        table = self.meta.build_leases
+        lease_id = table.create(time.time() + expires_in)
         try:
-            yield Lease(self.meta, lease_id)
+            yield Lease(self.meta, lease_id, table=table)
         finally:
-            self.meta.delete_lease(lease_id)
+            table.delete(lease_id)
 
     # images ------------------------------------------------------------------------------
 
@@ -193,9 +196,10 @@ class Store:
                 if not self.blobs.has(digest):
                     raise StoreError(f"blob {digest} named by the manifest is not in the store")
             info = self.blobs.put_bytes(manifest_bytes)
-            total = len(manifest_bytes) + sum(self.blobs.size(digest) for digest in needed)
-            media_type = str(manifest.get("mediaType", MEDIA_TYPE_MANIFEST))
-            self.meta.add_image(info.digest, media_type, config_digest, total)
+            if self._needs_image_record(info.digest):
+                total = len(manifest_bytes) + sum(self.blobs.size(digest) for digest in needed)
+                media_type = str(manifest.get("mediaType", MEDIA_TYPE_MANIFEST))
+                self.meta.add_image(info.digest, media_type, config_digest, total)
             if name is not None:
                 self._set_ref(parse_reference(name), info.digest)
         return info.digest
@@ -413,7 +417,19 @@ class Store:
             index = {"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": entries}
             self._write_atomically(self.root / "index.json", json.dumps(index, indent=2).encode())
 
+    def _needs_image_record(self, digest: str) -> bool:
+        """Whether the image needs its record written: it has none, or one last used more
+        than :data:`IMAGE_LAST_USED_GRANULARITY` ago."""
+        record = self.meta.image(digest)
+        return record is None or time.time() - record.last_used >= IMAGE_LAST_USED_GRANULARITY
+
     def _set_ref(self, reference: Reference, digest: str) -> None:
+        """Point the name at ``digest`` and rewrite ``index.json``; nothing when it already
+        does (a rebuild that gave the same image writes nothing, so fsyncs nothing)."""
+        current = self.meta.ref(str(reference))
+        unchanged = (digest, "", "")  # what set_ref records
+        if current is not None and (current.digest, current.platform, current.index_digest) == unchanged:
+            return
         self.meta.set_ref(str(reference), digest)
         self.write_index()
 
