@@ -362,6 +362,8 @@ def to_jsonable(value: object) -> object:
 
     Used by ``kiln debug graph`` and by the cache's canonical encoder.
     """
+    if value is None or type(value) in (str, int, bool, float):
+        return value  # most leaves: skip the dataclass and ``Mapping`` (an ABC) checks
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out: dict[str, object] = {"kind": type(value).__name__}
         for item in dataclasses.fields(value):

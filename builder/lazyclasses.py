@@ -18,6 +18,9 @@ an ordinary dataclass in every respect: ``fields``, ``replace``, ``asdict`` and
 exists is not supported (nothing in kiln does). A class with ``slots=True`` or its own
 ``__new__`` is made at once (the stdlib returns a new class for slots).
 
+Making the class compiles only its ``__init__``: the other methods the stdlib adds are
+compiled on their first call (:mod:`builder.lazymethods`).
+
 Type checkers see the stdlib decorator itself, so they check these classes exactly as
 dataclasses.
 """
@@ -27,6 +30,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 from typing import TYPE_CHECKING, Any
+
+from builder.lazymethods import methods_on_first_call
 
 __all__ = ["dataclass", "materialize"]
 
@@ -44,7 +49,8 @@ def materialize(cls: type) -> None:
             options = _pending.get(base)
             if options is None:
                 continue
-            dataclasses.dataclass(base, **options)
+            with methods_on_first_call():  # all but __init__ compiled when first called
+                dataclasses.dataclass(base, **options)
             # Only now: a thread that finds the class made may construct it at once.
             del _pending[base]
 
