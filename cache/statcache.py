@@ -58,6 +58,9 @@ FilterId = tuple[tuple[tuple[str, bool], ...], tuple[str, ...], bool]
 #: and the :data:`FilterId`. Compared as a whole.
 RenderSignature = tuple[str, str | None, FilterId]
 
+#: How many renderings of one directory are kept (a Dockerfile may copy it several ways).
+MAX_RENDERS = 4
+
 #: ``marshal`` version for packed keys and digests (see :func:`pack_keys`).
 _PACKING = 2
 _FORMAT = f"dir-marshal-{marshal.version}-py{sys.version_info[0]}.{sys.version_info[1]}"
@@ -106,18 +109,23 @@ class DirRecord:
     """
 
     def __init__(
-        self, listing: str, packed_keys: bytes, packed_digests: bytes, rendered: Rendered | None
+        self, listing: str, packed_keys: bytes, packed_digests: bytes, renders: list[Rendered]
     ) -> None:
         self.listing = listing
         self.packed_keys = packed_keys
         self.packed_digests = packed_digests
-        self.rendered = rendered
+        #: Lines that may be replayed, one per signature the directory was walked under
+        #: with these keys (most recent first, at most :data:`MAX_RENDERS`).
+        self.renders = renders
 
     @classmethod
     def of(
-        cls, names: list[str], keys: list[StatKey], digests: list[str | None], rendered: Rendered | None
+        cls, names: list[str], keys: list[StatKey], digests: list[str | None], renders: list[Rendered]
     ) -> DirRecord:
-        return cls(join_names(names), pack_keys(keys), marshal.dumps(digests, _PACKING), rendered)
+        return cls(join_names(names), pack_keys(keys), marshal.dumps(digests, _PACKING), renders)
+
+    def rendered_for(self, signature: RenderSignature) -> Rendered | None:
+        return next((rendered for rendered in self.renders if rendered.signature == signature), None)
 
     @functools.cached_property
     def names(self) -> list[str]:
@@ -149,33 +157,31 @@ class DirRecord:
             other.packed_digests,
         ):
             return False
-        mine, theirs = self.rendered, other.rendered
-        if mine is None or theirs is None:
-            return mine is theirs
-        return (mine.signature, mine.segments, mine.subdirs) == (
-            theirs.signature,
-            theirs.segments,
-            theirs.subdirs,
-        )
+        return [_unpacked(rendered) for rendered in self.renders] == [
+            _unpacked(rendered) for rendered in other.renders
+        ]
 
     def encoded(self) -> bytes:
-        rendered = self.rendered
-        render = None if rendered is None else (rendered.signature, rendered.segments, rendered.subdirs)
-        return marshal.dumps((self.listing, self.packed_keys, self.packed_digests, render))
+        renders = [_unpacked(rendered) for rendered in self.renders]
+        return marshal.dumps((self.listing, self.packed_keys, self.packed_digests, renders))
 
     @classmethod
     def decode(cls, blob: bytes) -> DirRecord | None:
         """The record in ``blob``; ``None`` for anything this Python did not write."""
         try:
-            listing, packed_keys, packed_digests, render = marshal.loads(blob)
-            rendered = None if render is None else Rendered(*render)
+            listing, packed_keys, packed_digests, unpacked = marshal.loads(blob)
+            renders = [Rendered(*rendered) for rendered in unpacked]
         except (ValueError, EOFError, TypeError):
             return None
         if not (
             isinstance(listing, str) and isinstance(packed_keys, bytes) and isinstance(packed_digests, bytes)
         ):
             return None
-        return cls(listing, packed_keys, packed_digests, rendered)
+        return cls(listing, packed_keys, packed_digests, renders)
+
+
+def _unpacked(rendered: Rendered) -> tuple[RenderSignature, list[bytes], list[str]]:
+    return rendered.signature, rendered.segments, rendered.subdirs
 
 
 def join_names(names: list[str]) -> str:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from builder.errors import ContextError
 from cache.statcache import (
+    MAX_RENDERS,
     MTIME,
     DirRecord,
     FilterId,
@@ -39,7 +40,7 @@ from cache.statcache import (
 )
 
 _CHUNK = 1 << 20
-_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 #: ``rel path -> bool``, as :class:`builder.fileops.sources.SourceTree` takes them.
@@ -136,12 +137,11 @@ class TreeWalk:
             names = _sorted_names(fd)
             infos, complete = _lstat_all(fd, names)
             signature: RenderSignature = (name, rel if self.exclude is not never else None, self.filter_id)
-            rendered = record.rendered if record is not None else None
+            rendered = record.rendered_for(signature) if record is not None else None
             if (
                 record is None
                 or rendered is None
                 or not complete
-                or rendered.signature != signature
                 or record.listing != join_names(names)
                 or record.packed_keys != pack_keys(stat_keys(infos))  # type: ignore[arg-type]  # complete
             ):
@@ -244,7 +244,14 @@ class TreeWalk:
                 lines.clear()
         segments.append("".join(lines).encode("utf-8", "surrogatepass"))
         rendered = Rendered(signature, segments, subdirs)
-        updated = DirRecord.of(seen_names, seen_keys, seen_digests, rendered if replayable else None)
+        updated = DirRecord.of(seen_names, seen_keys, seen_digests, [rendered] if replayable else [])
+        if record is not None and (record.listing, record.packed_keys) == (
+            updated.listing,
+            updated.packed_keys,
+        ):
+            # Nothing changed but the signature: the other renderings still hold.
+            others = [kept for kept in record.renders if kept.signature != signature]
+            updated.renders = (updated.renders + others)[:MAX_RENDERS]
         if record is None or not record.same_as(updated):
             self.digests.store(tree_rel, updated)
         return rendered
@@ -280,7 +287,7 @@ class TreeWalk:
                 names.append(file_name)
                 keys.append(key)
                 digests.append(sha256)
-            self.digests.store(parent, DirRecord.of(names, keys, digests, None))
+            self.digests.store(parent, DirRecord.of(names, keys, digests, []))
         return sha256
 
 
