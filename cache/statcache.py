@@ -64,8 +64,9 @@ MAX_RENDERS = 4
 #: ``marshal`` version for packed keys and digests (see :func:`pack_keys`).
 _PACKING = 2
 _FORMAT = f"dir-marshal-{marshal.version}-py{sys.version_info[0]}.{sys.version_info[1]}"
+#: Roots and directories are kept as their bytes (``os.fsencode``): a name need not be UTF-8.
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS tree_dirs (root TEXT NOT NULL, dir TEXT NOT NULL, format TEXT NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS tree_dirs (root BLOB NOT NULL, dir BLOB NOT NULL, format TEXT NOT NULL,"
     " record BLOB NOT NULL, PRIMARY KEY (root, dir)) WITHOUT ROWID"
 )
 
@@ -274,11 +275,12 @@ class StatCache:
     def _read(self, root: str) -> dict[str, bytes]:
         try:
             rows = self._db.execute(
-                "SELECT dir, record FROM tree_dirs WHERE root = ? AND format = ?", (root, _FORMAT)
+                "SELECT dir, record FROM tree_dirs WHERE root = ? AND format = ?",
+                (os.fsencode(root), _FORMAT),
             ).fetchall()
         except sqlite3.Error as err:
             raise StoreError(f"cannot read the stat cache {self.path}: {err}") from err
-        return dict(rows)
+        return {os.fsdecode(relative): record for relative, record in rows}
 
     def flush(self) -> None:
         """Write the directories that changed and delete the forgotten ones, one transaction
@@ -290,13 +292,13 @@ class StatCache:
             for relative in sorted(tree.dirty):
                 record = tree.record(relative)
                 if record is not None:
-                    rows.append((root, relative, _FORMAT, record.encoded()))
+                    rows.append((os.fsencode(root), os.fsencode(relative), _FORMAT, record.encoded()))
             try:
                 with _transaction(self._db):
                     self._db.executemany("INSERT OR REPLACE INTO tree_dirs VALUES (?, ?, ?, ?)", rows)
                     self._db.executemany(
                         "DELETE FROM tree_dirs WHERE root = ? AND dir = ?",
-                        [(root, relative) for relative in sorted(tree.forgotten)],
+                        [(os.fsencode(root), os.fsencode(relative)) for relative in sorted(tree.forgotten)],
                     )
             except sqlite3.Error as err:
                 raise StoreError(f"cannot write the stat cache {self.path}: {err}") from err

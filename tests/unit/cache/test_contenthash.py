@@ -312,3 +312,21 @@ def test_a_file_named_on_its_own_is_remembered(tmp_path: Path, context_root: Pat
         assert second.files_read == 0
         digest(second, context_root, "app")
         assert second.files_read == 2  # util.py and notes.md; main.py was remembered
+
+
+def test_names_that_are_not_utf8_are_remembered(tmp_path: Path, plain_root: Path) -> None:
+    odd_dir = os.path.join(os.fsencode(plain_root), b"odd\xff")
+    os.mkdir(odd_dir)
+    with open(os.path.join(odd_dir, b"f\xfe.txt"), "wb") as out:
+        out.write(b"odd\n")
+    os.utime(os.path.join(odd_dir, b"f\xfe.txt"), (OLD, OLD))
+    cache_path = tmp_path / "store" / "contenthash.db"
+    with ContextHasher(cache_path) as first:
+        expected = digest(first, plain_root, ".")
+    with ContextHasher(cache_path) as second:
+        assert digest(second, plain_root, ".").digest == expected.digest
+        assert second.files_read == 0
+    assert [name for name in expected.files if name.startswith("odd")] == [
+        "odd\udcff",
+        "odd\udcff/f\udcfe.txt",
+    ]

@@ -62,7 +62,7 @@ def writes(cache_path: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(cache_path) as db:
         rows = db.execute("SELECT dir, action FROM writes ORDER BY rowid").fetchall()
         db.execute("DELETE FROM writes")
-    return [(directory, action) for directory, action in rows]
+    return [(os.fsdecode(directory), action) for directory, action in rows]
 
 
 def remembered(cache_path: Path, root: Path) -> dict[str, list[str]]:
