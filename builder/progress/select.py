@@ -13,8 +13,6 @@ from typing import Literal, Protocol, TextIO, get_args
 
 from builder.errors import UsageError
 from builder.events import Event
-from builder.progress.jsonlines import JsonLinesRenderer
-from builder.progress.plain import PlainRenderer
 
 ProgressMode = Literal["auto", "tty", "plain", "json", "quiet"]
 PROGRESS_MODES: tuple[str, ...] = get_args(ProgressMode)
@@ -81,11 +79,16 @@ def make_renderer(
         raise UsageError(f"unknown progress mode {mode!r}: expected one of {', '.join(PROGRESS_MODES)}")
     if mode == "auto":
         mode = "tty" if is_interactive(stream, environ) else "plain"
+    # Each renderer loads only when chosen: every build pays its imports at start-up.
     if mode == "quiet":
         return QuietRenderer()
     if mode == "plain":
+        from builder.progress.plain import PlainRenderer
+
         return PlainRenderer(stream)
     if mode == "json":
+        from builder.progress.jsonlines import JsonLinesRenderer
+
         return JsonLinesRenderer(stream, clock)
     # rich loads only for the live view: plain, JSON and quiet builds never need it.
     from rich.console import Console

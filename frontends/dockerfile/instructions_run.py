@@ -8,7 +8,6 @@ stage must be named literally so that the stage graph is known before anything r
 
 from __future__ import annotations
 
-import csv
 from typing import Literal
 
 from builder.errors import DockerfileError
@@ -105,6 +104,8 @@ def parse_run(node: Node) -> RunInstruction:
 
 def _csv_fields(value: str) -> list[str]:
     """Comma-separated fields where a double-quoted field may hold commas (Go's csv reader)."""
+    import csv  # only a RUN with --mount or --device parses any
+
     rows = list(csv.reader([value]))
     return [field for field in rows[0] if field] if rows else []
 

@@ -23,7 +23,9 @@ HEAVY_MODULES = ("requests", "rich", "lark", "zstandard", "isal")
 ENGINE_MODULES = ("builder.build", "builder.runner", "builder.exec.step", "builder.registry.client")
 #: What a fully cached build has no use for: running a step, OCI JSON models, a thread pool
 #: (with ``logging``), the real ``inspect`` (with ``ast`` and ``dis``) that ``dataclasses``
-#: imports only to document classes without a docstring.
+#: imports only to document classes without a docstring, processes, tree removal and
+#: temporary files (``shutil`` brings the compression modules), random names, the JSON
+#: progress renderer, the csv reader of ``RUN --mount`` options.
 CACHED_BUILD_UNUSED = (
     "builder.exec.step",
     "builder.fileops.copy",
@@ -33,6 +35,15 @@ CACHED_BUILD_UNUSED = (
     "logging",
     "ast",
     "dis",
+    "subprocess",
+    "shutil",
+    "tempfile",
+    "bz2",
+    "lzma",
+    "secrets",
+    "random",
+    "builder.progress.jsonlines",
+    "csv",
 )
 CACHED_DOCKERFILE = """FROM busybox
 RUN echo built > /built
