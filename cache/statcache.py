@@ -20,9 +20,10 @@ it changes, and a walk of a whole tree drops the rows of the directories it did 
 
 Racy entries are never stored: a file whose mtime is within :data:`RACY_WINDOW_NS` of the
 moment it was hashed could change again without its mtime moving (coarse timestamps on
-some filesystems), so it is read again next time, as git does for "racily clean" entries.
-The ctime is part of the key but not of this check: nothing can set it back, so a rewrite
-that restores the old mtime (``touch -r``, ``utime``) still shows as a change.
+some filesystems), so it is read again next time, as git does for "racily clean" entries;
+nor are the lines of a directory holding a racily new entry of any kind. The ctime is part
+of the key but not of this check: nothing can set it back, so a rewrite that restores the
+old mtime (``touch -r``, ``utime``) still shows as a change.
 """
 
 from __future__ import annotations
