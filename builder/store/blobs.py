@@ -47,12 +47,15 @@ class BlobStore:
     def __init__(self, root: Path) -> None:
         self.directory = root / "blobs" / "sha256"
         self.directory.mkdir(parents=True, exist_ok=True)
+        #: A blob was renamed into place without the directory being synced since.
+        self._unsynced = False
 
     def path(self, digest: str) -> Path:
         return self.directory / digest_hex(digest)
 
     def has(self, digest: str) -> bool:
-        return self.path(digest).is_file()
+        # A string path: a cached build asks this of every layer and record it reuses.
+        return os.path.isfile(os.path.join(self.directory, digest_hex(digest)))
 
     def open(self, digest: str) -> BinaryIO:
         """Open a stored blob for reading; raise :class:`StoreError` when it is absent."""
@@ -65,13 +68,22 @@ class BlobStore:
         with self.open(digest) as stream:
             return stream.read()
 
-    def put_bytes(self, payload: bytes, *, expected_digest: str | None = None) -> BlobInfo:
+    def put_bytes(
+        self, payload: bytes, *, expected_digest: str | None = None, sync_directory: bool = True
+    ) -> BlobInfo:
+        """Store ``payload``. With ``sync_directory=False`` the directory entry is made durable
+        by the next write that syncs it (an image's config by its manifest, written next to
+        it): one directory ``fsync`` for the two."""
         digest = "sha256:" + hashlib.sha256(payload).hexdigest()
         if expected_digest is not None and expected_digest != digest:
             raise StoreError(f"content does not match its digest: expected {expected_digest}, got {digest}")
         if self.has(digest):
+            if sync_directory and self._unsynced:
+                self._sync_directory()
             return BlobInfo(digest, len(payload))
-        return self._write(lambda out: out.write(payload), expected_digest=digest)
+        return self._write(
+            lambda out: out.write(payload), expected_digest=digest, sync_directory=sync_directory
+        )
 
     def put_stream(
         self, stream: BinaryIO, *, expected_digest: str | None = None, expected_size: int | None = None
@@ -133,6 +145,7 @@ class BlobStore:
         expected_digest: str | None,
         expected_size: int | None = None,
         hashed: bool = False,
+        sync_directory: bool = True,
     ) -> BlobInfo:
         temp_path = self.directory / f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}"
         try:
@@ -158,8 +171,15 @@ class BlobStore:
         except BaseException:
             temp_path.unlink(missing_ok=True)
             raise
-        _fsync_directory(self.directory)
+        if sync_directory:
+            self._sync_directory()
+        else:
+            self._unsynced = True
         return BlobInfo(digest, hashing.size)
+
+    def _sync_directory(self) -> None:
+        self._unsynced = False  # before: a rename after the fsync starts sets it again
+        _fsync_directory(self.directory)
 
 
 class _HashingWriter:
@@ -177,12 +197,16 @@ class _HashingWriter:
 
 
 def remove_stale_temp_entries(directory: Path) -> list[Path]:
-    """Delete ``.tmp-<pid>-…`` entries of ``directory`` whose pid is no longer alive."""
+    """Delete ``.tmp-<pid>-…`` entries of ``directory`` whose pid is no longer alive.
+
+    Every store opening runs this over the blob directory, so names are read as strings
+    (``os.listdir``): a ``Path`` for each of thousands of blobs cost more than the rest."""
     removed: list[Path] = []
-    for entry in directory.iterdir():
-        if not entry.name.startswith(TEMP_PREFIX):
+    for name in os.listdir(directory):
+        if not name.startswith(TEMP_PREFIX):
             continue
-        pid_text = entry.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+        entry = directory / name
+        pid_text = name[len(TEMP_PREFIX) :].split("-", 1)[0]
         if pid_text.isdigit() and process_alive(int(pid_text)):
             continue
         if entry.is_dir() and not entry.is_symlink():

@@ -168,7 +168,8 @@ class Store:
             if not self.blobs.has(layer.digest):
                 raise StoreError(f"layer blob {layer.digest} is not in the store")
         with self.writing():
-            config_info = self.blobs.put_bytes(config_bytes)
+            # The manifest's write, next, syncs the directory for both.
+            config_info = self.blobs.put_bytes(config_bytes, sync_directory=False)
             manifest: JsonObject = {
                 "schemaVersion": 2,
                 "mediaType": MEDIA_TYPE_MANIFEST,
@@ -266,9 +267,8 @@ class Store:
     def resolve(self, ref: str) -> str:
         """The manifest digest of a name, an image id (config digest), a manifest digest, or a
         unique prefix of an image id; raise :class:`StoreError` when nothing matches."""
-        images = self.meta.images()
         if is_digest(ref):
-            for image in images:
+            for image in self.meta.images():
                 if ref in (image.digest, image.config_digest):
                     return image.digest
         try:
@@ -283,6 +283,7 @@ class Store:
                 return reference.digest
         prefix = ref.removeprefix("sha256:").lower()
         if len(prefix) >= _SHORT_ID_MIN and all(ch in "0123456789abcdef" for ch in prefix):
+            images = self.meta.images()  # only now: a name is found without reading every image
             found = {image.digest for image in images if image.config_digest[7:].startswith(prefix)}
             if len(found) == 1:
                 return found.pop()
