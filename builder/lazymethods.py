@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from builder.methodcache import cached_exec
+
 __all__ = ["methods_on_first_call"]
 
 #: The stdlib's compiler of one generated method, when this Python has one.
@@ -54,12 +56,15 @@ def _on_first_call(name: str, args: Any, body: Any, **options: Any) -> Any:
 @contextmanager
 def methods_on_first_call() -> Iterator[None]:
     """Within the block, classes that ``dataclasses.dataclass`` makes get their methods other
-    than ``__init__`` compiled on first call. The caller serialises blocks (one lock)."""
-    if _stdlib_create_fn is None:
-        yield
-        return
-    dataclasses._create_fn = _on_first_call  # type: ignore[attr-defined]
+    than ``__init__`` compiled on first call, and what is compiled comes from (and goes to)
+    :mod:`builder.methodcache`. The caller serialises blocks (one lock)."""
+    # A module global shadows the builtin for dataclasses' own ``exec(text, ...)`` calls.
+    dataclasses.exec = cached_exec  # type: ignore[attr-defined]
+    if _stdlib_create_fn is not None:
+        dataclasses._create_fn = _on_first_call  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        dataclasses._create_fn = _stdlib_create_fn  # type: ignore[attr-defined]
+        if _stdlib_create_fn is not None:
+            dataclasses._create_fn = _stdlib_create_fn  # type: ignore[attr-defined]
+        del dataclasses.exec  # type: ignore[attr-defined]
