@@ -8,6 +8,7 @@ parsed arguments and returning an exit status.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
@@ -132,8 +133,20 @@ def _named_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+#: The cyclic garbage collector's first-generation threshold for a ``kiln`` process (the
+#: default is 700 allocations). Start-up allocates some 100 modules, and classes and objects
+#: that live to the end; at 700 the collector ran ~40 times scanning them, ~4 ms of a fully
+#: cached build. Later generations keep their default ratios.
+GC_THRESHOLD = 20_000
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one kiln command; return its exit status (0 ok, 1 failed, 2 usage)."""
+    """Run one kiln command; return its exit status (0 ok, 1 failed, 2 usage).
+
+    Called without ``argv`` (the ``kiln`` command itself) it also tunes the collector for a
+    short-lived process (:data:`GC_THRESHOLD`); a caller passing ``argv`` keeps its own."""
+    if argv is None:
+        gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
     parser = build_parser(_named_command(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)

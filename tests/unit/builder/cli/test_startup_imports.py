@@ -148,3 +148,24 @@ def test_a_fully_cached_build_loads_nothing_it_does_not_use(
 
     assert sorted(loaded.intersection(CACHED_BUILD_UNUSED + HEAVY_MODULES)) == []
     assert inspect_type == "DeferredModule"
+
+
+def test_the_kiln_command_raises_the_collectors_first_threshold_and_a_caller_keeps_its_own() -> None:
+    code = (
+        "import contextlib, gc, io, json, sys\n"
+        "from builder.cli.main import GC_THRESHOLD, main\n"
+        "default = gc.get_threshold()\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['--version'])\n"
+        "kept = gc.get_threshold()\n"
+        "sys.argv = ['kiln', '--version']\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main()\n"
+        "print(json.dumps([default, kept, gc.get_threshold(), GC_THRESHOLD]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    default, kept, tuned, threshold = json.loads(result.stdout)
+    assert kept == default
+    assert tuned == [threshold, *default[1:]]
