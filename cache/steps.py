@@ -34,7 +34,6 @@ from builder.graph import (
 from builder.lazyclasses import dataclass
 from cache import records
 from cache.contenthash import ContextHasher, SourceDigest
-from cache.explain import explain_all, explain_miss
 from cache.keys import CacheKey, InputNeed, op_key, required_inputs
 from cache.records import CacheRecord, RecordStore
 
@@ -175,6 +174,8 @@ class BuildCache:
                     return Probe(key, step, None, OTHER_PARENT_LAYERS, inputs)
             previous = records.previous_for_step(meta, step)
             previous_files = records.input_files(meta, previous.preimage) if previous else None
+        from cache.explain import explain_all, explain_miss  # only a miss is explained
+
         previous_preimage = previous.preimage if previous else None
         files = inputs.files() if previous_files else None
         reason = explain_miss(
