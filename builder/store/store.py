@@ -268,6 +268,8 @@ class Store:
         """The manifest digest of a name, an image id (config digest), a manifest digest, or a
         unique prefix of an image id; raise :class:`StoreError` when nothing matches."""
         if is_digest(ref):
+            if self.meta.image(ref) is not None:  # a manifest digest: one indexed lookup
+                return ref
             for image in self.meta.images():
                 if ref in (image.digest, image.config_digest):
                     return image.digest
