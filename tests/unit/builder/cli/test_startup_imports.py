@@ -150,22 +150,23 @@ def test_a_fully_cached_build_loads_nothing_it_does_not_use(
     assert inspect_type == "DeferredModule"
 
 
-def test_the_kiln_command_raises_the_collectors_first_threshold_and_a_caller_keeps_its_own() -> None:
+def test_the_kiln_command_tunes_the_collector_and_a_caller_keeps_its_own() -> None:
     code = (
         "import contextlib, gc, io, json, sys\n"
         "from builder.cli.main import GC_THRESHOLD, main\n"
         "default = gc.get_threshold()\n"
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "    main(['--version'])\n"
-        "kept = gc.get_threshold()\n"
+        "kept = gc.get_threshold(), gc.get_freeze_count()\n"
         "sys.argv = ['kiln', '--version']\n"
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "    main()\n"
-        "print(json.dumps([default, kept, gc.get_threshold(), GC_THRESHOLD]))"
+        "print(json.dumps([default, kept, gc.get_threshold(), gc.get_freeze_count(), GC_THRESHOLD]))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
-    default, kept, tuned, threshold = json.loads(result.stdout)
-    assert kept == default
+    default, kept, tuned, frozen, threshold = json.loads(result.stdout)
+    assert kept == [default, 0]
     assert tuned == [threshold, *default[1:]]
+    assert frozen > 1000  # the command's objects, left for exit to free
