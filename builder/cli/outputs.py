@@ -78,16 +78,18 @@ def write_output(
     *,
     insecure: Sequence[str] = (),
     compression: Compression = "gzip",
-) -> None:
+) -> str | None:
     """Write the image ``manifest_digest`` as ``output`` asks (``type=registry`` pushes it
     to ``name``, with plain http allowed for the ``insecure`` registries); layers leave
-    compressed as the output's own ``compression=`` says, else as ``compression``."""
+    compressed as the output's own ``compression=`` says, else as ``compression``.
+
+    Returns the digest the registry holds for a push (it differs from ``manifest_digest``
+    when layers were compressed on the way), ``None`` for the other outputs."""
     leaving = output.compression or compression
     if output.type == "registry":
         from builder.registry import push_image
 
-        push_image(store, output.name, source=manifest_digest, insecure=insecure, compression=leaving)
-        return
+        return push_image(store, output.name, source=manifest_digest, insecure=insecure, compression=leaving)
     # The exporters load only when an output is written: most builds (and every cached
     # rebuild without -o) never need them, and they cost ~20 ms of imports at start-up.
     import secrets
@@ -96,7 +98,7 @@ def write_output(
 
     if output.type == "local":
         export_directory(store, manifest_digest, output.dest)
-        return
+        return None
     temp_path = output.dest.with_name(f".{output.dest.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         if output.type == "tar":
@@ -116,6 +118,7 @@ def write_output(
         os.replace(temp_path, output.dest)
     finally:
         temp_path.unlink(missing_ok=True)
+    return None
 
 
 def _write_rootfs_tar(store: Store, manifest_digest: str, target: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,10 +106,23 @@ def test_build_outputs_to_a_registry_and_pushes_its_tags(
     (context / "Dockerfile").write_text("FROM busybox\nRUN echo built > /built\n")
     output_ref = f"{registry.host}/kiln/output:1"
     pushed_ref = f"{registry.host}/kiln/pushed:1"
-    argv = ["--root", str(root), "build", "-q", "-t", pushed_ref, "--push"]
+    metadata_file = tmp_path / "metadata.json"
+    argv = [
+        "--root",
+        str(root),
+        "build",
+        "-q",
+        "-t",
+        pushed_ref,
+        "--push",
+        "--metadata-file",
+        str(metadata_file),
+    ]
     argv += ["-o", f"type=registry,name={output_ref},compression=zstd", str(context)]
     assert main(argv) == 0
     capsys.readouterr()
+    pushed_digests = json.loads(metadata_file.read_text())["pushed"]
+    assert sorted(pushed_digests) == sorted([output_ref, pushed_ref])
     with Store.open(root) as store:
         built = store.manifest(store.resolve(pushed_ref))
     assert built["layers"][-1]["mediaType"] == OCI_LAYER  # the store keeps it uncompressed
@@ -117,6 +131,7 @@ def test_build_outputs_to_a_registry_and_pushes_its_tags(
         assert main(["--root", str(pulled_root), "pull", ref]) == 0
         capsys.readouterr()
         with Store.open(pulled_root) as pulled:
+            assert pulled.resolve(ref) == pushed_digests[ref]  # the metadata names what was pushed
             manifest = pulled.manifest(pulled.resolve(ref))
             assert manifest["config"] == built["config"]
             assert [layer["mediaType"] for layer in manifest["layers"]] == [OCI_LAYER_GZIP, media_type]

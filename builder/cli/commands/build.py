@@ -218,25 +218,33 @@ def run_build_command(args: argparse.Namespace) -> int:
             args.insecure_registry,
             compression=args.compression,
         )
+        # What each push left in its registry: with layers compressed on the way out, not
+        # the stored manifest's digest.
+        pushed: dict[str, str] = {}
         for output in outputs:
-            write_output(
+            digest = write_output(
                 store,
                 result.manifest_digest,
                 output,
                 insecure=args.insecure_registry,
                 compression=args.compression,
             )
+            if digest is not None:
+                pushed[output.name] = digest
         if args.push:
             if not args.tag:
                 raise UsageError("--push needs a name: add -t REGISTRY/REPOSITORY[:TAG]")
             from builder.registry import push_image
 
             for tag in args.tag:
-                push_image(
+                pushed[tag] = push_image(
                     store, tag, sink=sink, insecure=args.insecure_registry, compression=args.compression
                 )
     if collector is not None:
-        collector.write(Path(args.metadata_file), {"manifest_digest": result.manifest_digest})
+        extra: dict[str, object] = {"manifest_digest": result.manifest_digest}
+        if pushed:
+            extra["pushed"] = pushed
+        collector.write(Path(args.metadata_file), extra)
     if args.iidfile:
         Path(args.iidfile).write_text(result.image_id, encoding="utf-8")
     if args.quiet:
