@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
+from builder.cli.outputs import parse_compression
 from builder.errors import UsageError
 from builder.lazyclasses import dataclass
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from cache.records import CacheRecord
 
 CacheKind = Literal["local", "registry"]
-_COMPRESSIONS: tuple[Compression, ...] = ("gzip", "zstd", "none")
 
 
 @dataclass(frozen=True)
@@ -68,19 +68,10 @@ def parse_cache_spec(text: str, flag: str) -> CacheSpec:
             raise UsageError(f"{flag} {text!r}: type=registry needs ref=REGISTRY/REPOSITORY:TAG")
     else:
         raise UsageError(f"{flag} {text!r}: type must be local or registry")
-    compression = _compression(fields.pop("compression", None), flag, text)
+    compression = parse_compression(fields.pop("compression", None), f"{flag} {text!r}")
     if fields:
         raise UsageError(f"{flag} {text!r}: unknown field {next(iter(fields))!r}")
     return CacheSpec(kind, location, "min" if mode == "min" else "max", compression)
-
-
-def _compression(value: str | None, flag: str, text: str) -> Compression | None:
-    if value is None:
-        return None
-    for known in _COMPRESSIONS:
-        if value == known:
-            return known
-    raise UsageError(f"{flag} {text!r}: compression must be gzip, zstd or none, not {value!r}")
 
 
 def import_caches(store: Store, specs: Sequence[CacheSpec], insecure: Sequence[str]) -> int:

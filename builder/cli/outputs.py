@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from builder.store.store import Store
 
 OUTPUT_TYPES = ("oci", "docker", "local", "tar", "registry")
+#: The values of ``compression=`` (``builder.layers.compression`` loads its compressors).
 _COMPRESSIONS: tuple[Compression, ...] = ("gzip", "zstd", "none")
 
 
@@ -52,7 +53,7 @@ def parse_output(text: str) -> OutputSpec:
     kind = fields.get("type", "local")
     if kind not in OUTPUT_TYPES:
         raise UsageError(f"--output {text!r}: unknown type {kind!r} (one of {', '.join(OUTPUT_TYPES)})")
-    compression = _compression(fields.get("compression"), text)
+    compression = parse_compression(fields.get("compression"), f"--output {text!r}")
     if kind == "registry":
         if not fields.get("name"):
             raise UsageError(f"--output {text!r}: type=registry needs name=REGISTRY/REPOSITORY[:TAG]")
@@ -62,13 +63,15 @@ def parse_output(text: str) -> OutputSpec:
     return OutputSpec(kind, Path(fields["dest"]), fields.get("name", ""), compression)
 
 
-def _compression(value: str | None, text: str) -> Compression | None:
+def parse_compression(value: str | None, where: str) -> Compression | None:
+    """A ``compression=`` field of an output or cache option (``where`` names the option
+    in the error), ``None`` when it is absent."""
     if value is None:
         return None
     for known in _COMPRESSIONS:
         if value == known:
             return known
-    raise UsageError(f"--output {text!r}: compression must be gzip, zstd or none, not {value!r}")
+    raise UsageError(f"{where}: compression must be gzip, zstd or none, not {value!r}")
 
 
 def write_output(

@@ -108,26 +108,19 @@ class _Pusher:
     def push_document(self, stored_digest: str, *, tagged: bool) -> str:
         """Push a stored manifest or index, in its outgoing form, and the blobs it names."""
         digest = self.outgoing.digest(stored_digest)
-        content = self.outgoing.read_bytes(digest)
-        document = parse_manifest_or_index(content)
-        if isinstance(document, Index):
-            for entry in document.manifests:
-                self._push_child(entry.digest)
-        else:
-            self._push_blobs(document)
-        target = self._manifest_target(digest) if tagged else digest
-        return self._put_manifest(content, _media_type(document), target)
+        return self._push_outgoing(digest, self._manifest_target(digest) if tagged else digest)
 
-    def _push_child(self, digest: str) -> None:
-        """A platform manifest of an index, already in its outgoing form."""
+    def _push_outgoing(self, digest: str, target: str) -> str:
+        """A manifest or index already in its outgoing form, children (an index's platform
+        manifests, by digest) and blobs first, then itself as ``target``."""
         content = self.outgoing.read_bytes(digest)
         document = parse_manifest_or_index(content)
         if isinstance(document, Index):
             for entry in document.manifests:
-                self._push_child(entry.digest)
+                self._push_outgoing(entry.digest, entry.digest)
         else:
             self._push_blobs(document)
-        self._put_manifest(content, _media_type(document), digest)
+        return self._put_manifest(content, _media_type(document), target)
 
     # blobs -------------------------------------------------------------------------------
 

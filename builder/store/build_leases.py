@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
 from builder.errors import StoreError
+from builder.store.sqlite_threads import ThreadConnections, connect
 
 #: SQLite's result codes for a file that is damaged or not a database at all.
 _DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
@@ -39,38 +39,30 @@ class BuildLeases:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
+        self._connections = ThreadConnections(self._open_or_recreate)
 
     @property
     def connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            try:
-                connection = self._open()
-            except sqlite3.DatabaseError as err:
-                if getattr(err, "sqlite_errorcode", None) not in _DAMAGED:
-                    raise StoreError(f"cannot open build leases {self.path}: {err}") from err
-                # Damaged by a power failure: its leases died with their processes.
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-                try:
-                    connection = self._open()
-                except sqlite3.Error as again:
-                    raise StoreError(f"cannot open build leases {self.path}: {again}") from again
-            self._local.connection = connection
-            with self._connections_lock:
-                self._connections.append(connection)
-        return connection
+        return self._connections.get()
+
+    def _open_or_recreate(self) -> sqlite3.Connection:
+        try:
+            return self._open()
+        except sqlite3.DatabaseError as err:
+            if getattr(err, "sqlite_errorcode", None) not in _DAMAGED:
+                raise StoreError(f"cannot open build leases {self.path}: {err}") from err
+        # Damaged by a power failure: its leases died with their processes.
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        try:
+            return self._open()
+        except sqlite3.Error as again:
+            raise StoreError(f"cannot open build leases {self.path}: {again}") from again
 
     def _open(self) -> sqlite3.Connection:
-        from builder.store.meta import _use_wal  # here: meta imports this module
-
-        connection = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+        connection = connect(self.path)
         try:
             connection.execute("PRAGMA synchronous=OFF")
-            _use_wal(connection)
             connection.execute("PRAGMA foreign_keys=ON")
             for statement in _SCHEMA:
                 connection.execute(statement)
@@ -80,11 +72,7 @@ class BuildLeases:
         return connection
 
     def close(self) -> None:
-        with self._connections_lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self._connections.close()
 
     def create(self, expires: float) -> str:
         """A new lease expiring at ``expires`` (a time.time() value), named by 128 random bits."""

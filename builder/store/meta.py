@@ -21,6 +21,7 @@ from pathlib import Path
 from builder.errors import StoreError
 from builder.lazyclasses import dataclass
 from builder.store.build_leases import BuildLeases
+from builder.store.sqlite_threads import ThreadConnections, connect
 
 SCHEMA_VERSION = 1
 
@@ -117,31 +118,6 @@ class SnapshotRecord:
     last_used: float
 
 
-#: How long opening a store waits for another process's switch to WAL (see :func:`_use_wal`).
-WAL_SWITCH_TIMEOUT = 60.0
-
-
-def _use_wal(connection: sqlite3.Connection) -> None:
-    """Put the database in WAL mode, waiting for other processes meanwhile.
-
-    Changing the journal mode needs an exclusive lock and SQLite does not run the busy
-    handler for it, so two kiln processes opening a new store at once could see "database is
-    locked". Once a store is in WAL mode (the mode is stored in the file) nothing is
-    changed; until then the switch is retried.
-    """
-    deadline = time.monotonic() + WAL_SWITCH_TIMEOUT
-    while True:
-        try:
-            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
-            if str(mode).lower() != "wal":
-                connection.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as err:
-            if "locked" not in str(err) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
 class MetaStore:
     """SQLite at ``<root>/meta.db``, one connection per thread.
 
@@ -153,8 +129,7 @@ class MetaStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
+        self._connections = ThreadConnections(self._open_connection)
         #: Builds' leases, beside this database and never fsynced (:mod:`.build_leases`);
         #: :meth:`leased` and :meth:`delete_expired_leases` cover both.
         self.build_leases = BuildLeases(path.with_name("leases.db"))
@@ -170,28 +145,20 @@ class MetaStore:
     @property
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(
-                self.path, timeout=60.0, isolation_level=None, check_same_thread=False
-            )
-            _use_wal(connection)
-            connection.execute("PRAGMA foreign_keys=ON")
-            # NORMAL under WAL: a commit is not fsynced, so power loss may drop the latest
-            # transactions, but never corrupts the database; what the records point at
-            # (blobs, snapshots) is made durable before it is recorded. FULL cost ~2 ms a
-            # commit, several commits a build step.
-            connection.execute("PRAGMA synchronous=NORMAL")
-            self._local.connection = connection
-            with self._connections_lock:
-                self._connections.append(connection)
+        return self._connections.get()
+
+    def _open_connection(self) -> sqlite3.Connection:
+        connection = connect(self.path)
+        connection.execute("PRAGMA foreign_keys=ON")
+        # NORMAL under WAL: a commit is not fsynced, so power loss may drop the latest
+        # transactions, but never corrupts the database; what the records point at
+        # (blobs, snapshots) is made durable before it is recorded. FULL cost ~2 ms a
+        # commit, several commits a build step.
+        connection.execute("PRAGMA synchronous=NORMAL")
         return connection
 
     def close(self) -> None:
-        with self._connections_lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
+        self._connections.close()
         self._local = threading.local()
         self.build_leases.close()
 

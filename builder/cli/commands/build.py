@@ -164,6 +164,22 @@ def run_build_command(args: argparse.Namespace) -> int:
         )
         labels = _pairs(args.label, "--label")
         import_caches(store, cache_from, args.insecure_registry)
+
+        def after_build(final_chains: frozenset[str]) -> None:
+            """Once the layers are built: the --explain report, then the --cache-to exports."""
+            if args.explain:
+                from builder.cli.cachespec import print_explanations
+
+                print_explanations(collected.explained, sys.stderr)
+            export_caches(
+                store,
+                cache_to,
+                collected.records,
+                final_chains,
+                args.insecure_registry,
+                compression=args.compression,
+            )
+
         if len(platforms) > 1:
             from builder.cli.platform_builds import build_for_platforms
 
@@ -175,20 +191,6 @@ def run_build_command(args: argparse.Namespace) -> int:
                     build_args=build_args,
                     platform=target_platform,
                     build_contexts=named,
-                )
-
-            def after_build(final_chains: frozenset[str]) -> None:
-                if args.explain:
-                    from builder.cli.cachespec import print_explanations
-
-                    print_explanations(collected.explained, sys.stderr)
-                export_caches(
-                    store,
-                    cache_to,
-                    collected.records,
-                    final_chains,
-                    args.insecure_registry,
-                    compression=args.compression,
                 )
 
             return build_for_platforms(
@@ -205,19 +207,7 @@ def run_build_command(args: argparse.Namespace) -> int:
             )
         request = BuildRequest(graph, context, tuple(args.tag), labels, options)
         result = run_build(store, request, sink)
-        if args.explain:
-            from builder.cli.cachespec import print_explanations
-
-            print_explanations(collected.explained, sys.stderr)
-        final_chains = {layer.chain_id for layer in result.state.layers}
-        export_caches(
-            store,
-            cache_to,
-            collected.records,
-            final_chains,
-            args.insecure_registry,
-            compression=args.compression,
-        )
+        after_build(frozenset(layer.chain_id for layer in result.state.layers))
         # What each push left in its registry: with layers compressed on the way out, not
         # the stored manifest's digest.
         pushed: dict[str, str] = {}
