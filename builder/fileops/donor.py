@@ -111,7 +111,9 @@ class DonorLayer:
             or _has_xattrs(str(source))
         ):
             return False
-        self.release(target)
+        replaced = self._claims.get(relative)
+        if replaced is not None:
+            self._inodes.discard(replaced.inode)
         self._inodes.add(inode)
         self._claims[relative] = _Claim(donor, inode, source, info, copy_file)
         return True
@@ -133,11 +135,9 @@ class DonorLayer:
             times[parent] = (found.st_atime_ns, found.st_mtime_ns)
         for relative, claim in self._claims.items():
             target = os.path.join(self.upper, relative)
-            if os.path.lexists(target):
-                os.unlink(target)  # the whiteout left where a lower file was cleared
-            try:
-                os.link(claim.donor, target, follow_symlinks=False)
-            except OSError:
+            if not _link(claim.donor, target):
+                if os.path.lexists(target):
+                    os.unlink(target)
                 claim.copy_file(claim.source, Path(target), claim.info)
         for parent, (atime_ns, mtime_ns) in times.items():
             os.utime(os.path.join(self.upper, parent), ns=(atime_ns, mtime_ns), follow_symlinks=False)
@@ -165,6 +165,23 @@ class DonorLayer:
             )
             self._directories[relative] = known
         return known
+
+
+def _link(donor: str, target: str) -> bool:
+    """Hard-link ``donor`` at ``target``, replacing the whiteout the overlay left there when
+    the copy cleared a lower file; false when the donor cannot be linked."""
+    try:
+        os.link(donor, target, follow_symlinks=False)
+        return True
+    except FileExistsError:
+        os.unlink(target)
+    except OSError:
+        return False
+    try:
+        os.link(donor, target, follow_symlinks=False)
+        return True
+    except OSError:
+        return False
 
 
 def _has_xattrs(path: str) -> bool:
