@@ -102,6 +102,9 @@ def _git_commit(source: GitSource) -> str:
     return f"git:{source.url}#{resolve_commit(source)}:{source.subdir}:{source.keep_git_dir}"
 
 
+#: Why a step ran whose cached layer a concurrent prune removed after the lookup.
+PRUNED_MEANWHILE = "its cached layer was pruned while this build ran"
+
 #: The parent a rebasing ``COPY --link`` is keyed on instead of its real one.
 LINK_PARENT = "link:independent-of-parent"
 
@@ -189,9 +192,12 @@ class LocalRunner:
         """Reuse the cached layer of ``op`` when its key matches, else run it and record it."""
         probe = self._probe(op, state, where)
         if probe.record is not None:
-            if self._options.on_record is not None:
-                self._options.on_record(probe.record)
-            return StepOutcome(self._reuse(op, state, probe.record), cached=True)
+            reused = self._reuse_if_kept(op, state, probe.record)
+            if reused is not None:
+                if self._options.on_record is not None:
+                    self._options.on_record(probe.record)
+                return StepOutcome(reused, cached=True)
+            probe = replace(probe, record=None, reason=PRUNED_MEANWHILE, details=(PRUNED_MEANWHILE,))
         self._ensure_snapshots(state.layers)
         built = self._run_fresh(op, state, where, probe)
         layer = built.layers[-1]
@@ -268,6 +274,16 @@ class LocalRunner:
             step=step_identity(self._options.dockerfile, stage, position),
             stage=where.stage.name if filtered else str(where.stage.index),
         )
+
+    def _reuse_if_kept(self, op: Op, state: ImageState, record: CacheRecord) -> ImageState | None:
+        """:meth:`_reuse`, its leases taken under the shared gc lock and the layer then
+        checked: a prune (which holds that lock exclusively) that removed the layer between
+        the cache lookup and the lease makes the step a miss instead of a broken image."""
+        with self._store.writing():
+            grown = self._reuse(op, state, record)
+            if self._store.blobs.has(record.blob_digest):
+                return grown
+        return None
 
     def _reuse(self, op: Op, state: ImageState, record: CacheRecord) -> ImageState:
         """The state after ``op`` from its record: nothing runs, nothing is unpacked."""

@@ -74,3 +74,30 @@ def test_cache_mount_filter_clears_the_cache_mounts(store_root: Path) -> None:
 
 def test_an_unknown_filter_is_a_usage_error(store_root: Path) -> None:
     assert main(["--root", str(store_root), "prune", "--filter", "label=x"]) == 2
+
+
+def test_a_layer_pruned_between_lookup_and_lease_is_rebuilt(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context_dir: Path
+) -> None:
+    """A cache prune that removes a record's layer after the build looked it up (but before
+    the build leased it) turns that step into a miss: the image still gets all its layers."""
+    from builder.runner import PRUNED_MEANWHILE, LocalRunner
+
+    kiln_build(monkeypatch, store_root, context_dir, SINGLE_STAGE, "-t", "pruned:1")
+    looked_up = LocalRunner._probe
+    removed: list[str] = []
+
+    def probe_then_prune(self: LocalRunner, *args: object, **kwargs: object) -> object:
+        probe = looked_up(self, *args, **kwargs)  # type: ignore[arg-type]
+        if probe.record is not None and not removed:
+            self._store.blobs.delete(probe.record.blob_digest)
+            removed.append(probe.record.blob_digest)
+        return probe
+
+    monkeypatch.setattr(LocalRunner, "_probe", probe_then_prune)
+    results = kiln_build(monkeypatch, store_root, context_dir, SINGLE_STAGE, "-t", "pruned:2")
+    assert ran(results) == ALL_SINGLE[:1]
+    assert results[0].reason == PRUNED_MEANWHILE
+    with Store.open(store_root) as store:
+        manifest = store.manifest(store.resolve("pruned:2"))
+        assert all(store.blobs.has(layer["digest"]) for layer in manifest["layers"])
