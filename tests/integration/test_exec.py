@@ -17,30 +17,15 @@ import pytest
 from builder.errors import RuntimeSetupError
 from builder.exec import overlay
 from builder.exec.overlay import OverlayMount, is_mounted
-from builder.exec.runtime import OciRuntime, find_runtime
+from builder.exec.runtime import OciRuntime
 from builder.exec.step import StepResult, run_step, step_failure
 from builder.exec.users import UserLookupError
 from builder.source import SourceSpan
 from tests.conftest import require_root
-from tests.fixtures.busybox import BUSYBOX, make_busybox_rootfs
+from tests.fixtures.busybox import BUSYBOX
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture(scope="module")
-def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not BUSYBOX.exists():
-        pytest.skip("needs a static busybox at /bin/busybox")
-    require_root("mounts overlayfs and runs containers")
-    return make_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
-
-
-@pytest.fixture(params=["crun", "runc"])
-def runtime(request: pytest.FixtureRequest) -> OciRuntime:
-    require_root("runs containers")
-    if shutil.which(request.param) is None:
-        pytest.skip(f"{request.param} is not installed")
-    return find_runtime(request.param)
+pytest_plugins = ["tests.fixtures.busybox_steps"]  # busybox_rootfs, oci_runtime
 
 
 class Step:
@@ -80,8 +65,8 @@ class Step:
 
 
 @pytest.fixture
-def step(rootfs: Path, runtime: OciRuntime, tmp_path: Path) -> Iterator[Step]:
-    yield Step(rootfs, runtime, tmp_path)
+def step(busybox_rootfs: Path, oci_runtime: OciRuntime, tmp_path: Path) -> Iterator[Step]:
+    yield Step(busybox_rootfs, oci_runtime, tmp_path)
     assert not [line for line in Path("/proc/mounts").read_text().splitlines() if str(tmp_path) in line]
     assert not list(tmp_path.glob(".kiln-step-*"))
 
@@ -185,9 +170,9 @@ def test_network_none_sees_only_loopback(step: Step) -> None:
 
 
 def test_generated_hosts_and_resolv_conf_stay_out_of_the_layer(
-    step: Step, rootfs: Path, tmp_path: Path
+    step: Step, busybox_rootfs: Path, tmp_path: Path
 ) -> None:
-    assert not (rootfs / "etc" / "hosts").exists()
+    assert not (busybox_rootfs / "etc" / "hosts").exists()
     result, output, upper = step("cat /etc/hosts | head -1; test -s /etc/resolv.conf && echo resolv")
     assert result.exit_code == 0
     assert output == "127.0.0.1\tlocalhost kiln\nresolv\n"
@@ -227,9 +212,9 @@ def test_hosts_written_by_the_step_is_not_seen_in_the_layer(step: Step) -> None:
     assert upper_entries(upper) == ["etc"]
 
 
-def test_deep_image_of_120_lower_dirs(step: Step, rootfs: Path, tmp_path: Path) -> None:
+def test_deep_image_of_120_lower_dirs(step: Step, busybox_rootfs: Path, tmp_path: Path) -> None:
     snapshots = tmp_path / "snapshots"
-    lowers = [rootfs]
+    lowers = [busybox_rootfs]
     for index in range(119):
         layer = snapshots / f"sha256-{index:064d}"
         (layer / "layers").mkdir(parents=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,45 +14,32 @@ from pathlib import Path
 import pytest
 
 from builder.exec.overlay import OverlayMount, is_mounted
-from builder.exec.runtime import OciRuntime, find_runtime
+from builder.exec.runtime import OciRuntime
 from builder.exec.spec import runtime_spec
 from builder.exec.stale import remove_stale_containers, remove_stale_step_dirs
 from builder.exec.step import run_step
 from builder.exec.users import ResolvedUser
-from tests.conftest import REPO_ROOT, require_root
-from tests.fixtures.busybox import BUSYBOX, containers_with_bundle_under, make_busybox_rootfs
+from tests.conftest import REPO_ROOT
+from tests.fixtures.busybox import containers_with_bundle_under
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture(scope="module")
-def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not BUSYBOX.exists():
-        pytest.skip("needs a static busybox at /bin/busybox")
-    require_root("mounts overlayfs and runs containers")
-    return make_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
-
-
-@pytest.fixture(params=["crun", "runc"])
-def runtime(request: pytest.FixtureRequest) -> OciRuntime:
-    require_root("runs containers")
-    if shutil.which(request.param) is None:
-        pytest.skip(f"{request.param} is not installed")
-    return find_runtime(request.param)
+pytest_plugins = ["tests.fixtures.busybox_steps"]  # busybox_rootfs, oci_runtime
 
 
 class OutputRefusedError(Exception):
     """Raised by an output sink, standing for any error in the caller while a step runs."""
 
 
-def test_error_in_output_sink_stops_the_container(rootfs: Path, runtime: OciRuntime, tmp_path: Path) -> None:
+def test_error_in_output_sink_stops_the_container(
+    busybox_rootfs: Path, oci_runtime: OciRuntime, tmp_path: Path
+) -> None:
     def refuse(chunk: bytes) -> None:
         raise OutputRefusedError(chunk.decode())
 
     started = time.monotonic()
     with pytest.raises(OutputRefusedError, match="ready"):
         run_step(
-            [rootfs],
+            [busybox_rootfs],
             tmp_path / "upper",
             argv=["/bin/sh", "-c", "echo ready; sleep 30"],
             env=("PATH=/bin",),
@@ -61,12 +47,12 @@ def test_error_in_output_sink_stops_the_container(rootfs: Path, runtime: OciRunt
             user="",
             network="default",
             on_output=refuse,
-            runtime=runtime,
+            runtime=oci_runtime,
         )
     assert time.monotonic() - started < 10
     assert str(tmp_path) not in Path("/proc/mounts").read_text()
     assert sorted(os.listdir(tmp_path)) == ["upper"]
-    assert containers_with_bundle_under(runtime, tmp_path) == []
+    assert containers_with_bundle_under(oci_runtime, tmp_path) == []
 
 
 INTERRUPTED_STEP = textwrap.dedent(
@@ -116,18 +102,18 @@ LAST_WORDS = {
 @pytest.mark.parametrize("where", sorted(LAST_WORDS))
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_leaves_no_mount_process_or_dir(
-    rootfs: Path, runtime: OciRuntime, tmp_path: Path, signal_number: int, where: str
+    busybox_rootfs: Path, oci_runtime: OciRuntime, tmp_path: Path, signal_number: int, where: str
 ) -> None:
     upper = tmp_path / "upper"
     child = subprocess.Popen(
-        [sys.executable, "-c", INTERRUPTED_STEP, str(rootfs), str(upper), runtime.name, where],
+        [sys.executable, "-c", INTERRUPTED_STEP, str(busybox_rootfs), str(upper), oci_runtime.name, where],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
     )
     assert child.stdout is not None
     with child.stdout:
         assert child.stdout.readline() == b"ready\n"
-        assert len(containers_with_bundle_under(runtime, tmp_path)) == 1
+        assert len(containers_with_bundle_under(oci_runtime, tmp_path)) == 1
         started = time.monotonic()
         child.send_signal(signal_number)
         remaining_output = child.stdout.read()
@@ -136,7 +122,7 @@ def test_interrupt_leaves_no_mount_process_or_dir(
     assert remaining_output == LAST_WORDS[where]
     assert str(tmp_path) not in Path("/proc/mounts").read_text()
     assert sorted(os.listdir(tmp_path)) == ["upper"]
-    assert containers_with_bundle_under(runtime, tmp_path) == []
+    assert containers_with_bundle_under(oci_runtime, tmp_path) == []
     sleepers = subprocess.run(
         ["pgrep", "-f", "sleep 30"], capture_output=True, text=True, check=False
     ).stdout.split()
@@ -152,12 +138,14 @@ def dead_pid() -> int:
     return probe.pid
 
 
-def test_stale_step_dir_of_a_dead_kiln_is_unmounted_and_removed(rootfs: Path, tmp_path: Path) -> None:
+def test_stale_step_dir_of_a_dead_kiln_is_unmounted_and_removed(busybox_rootfs: Path, tmp_path: Path) -> None:
     workspace = tmp_path / "containers" / "step-1"
     stale_dir = workspace / f".kiln-step-{dead_pid()}-abc"
     live_dir = workspace / f".kiln-step-{os.getpid()}-def"
     live_dir.mkdir(parents=True)
-    stale_mount = OverlayMount([rootfs], workspace / "upper", stale_dir / "work", stale_dir / "rootfs")
+    stale_mount = OverlayMount(
+        [busybox_rootfs], workspace / "upper", stale_dir / "work", stale_dir / "rootfs"
+    )
     stale_mount.__enter__()
     assert is_mounted(stale_dir / "rootfs")
     assert remove_stale_step_dirs(tmp_path / "containers") == [stale_dir]
@@ -166,11 +154,13 @@ def test_stale_step_dir_of_a_dead_kiln_is_unmounted_and_removed(rootfs: Path, tm
     assert live_dir.exists()
 
 
-def test_stale_container_of_a_dead_kiln_is_deleted(rootfs: Path, runtime: OciRuntime, tmp_path: Path) -> None:
+def test_stale_container_of_a_dead_kiln_is_deleted(
+    busybox_rootfs: Path, oci_runtime: OciRuntime, tmp_path: Path
+) -> None:
     hosts = tmp_path / "hosts"
     hosts.write_text("127.0.0.1 localhost\n")
     spec = runtime_spec(
-        rootfs=rootfs,
+        rootfs=busybox_rootfs,
         argv=["/bin/sleep", "30"],
         env=["PATH=/bin"],
         cwd="/",
@@ -182,7 +172,7 @@ def test_stale_container_of_a_dead_kiln_is_deleted(rootfs: Path, runtime: OciRun
     )
     (tmp_path / "config.json").write_text(json.dumps(spec))
     stale_id = f"kiln-{dead_pid()}-0123abcd"
-    started = runtime.popen(
+    started = oci_runtime.popen(
         "run",
         "--detach",
         "--bundle",
@@ -192,6 +182,6 @@ def test_stale_container_of_a_dead_kiln_is_deleted(rootfs: Path, runtime: OciRun
         stderr=subprocess.DEVNULL,
     )
     assert started.wait() == 0
-    assert containers_with_bundle_under(runtime, tmp_path) == [stale_id]
-    assert stale_id in remove_stale_containers(runtime)
-    assert containers_with_bundle_under(runtime, tmp_path) == []
+    assert containers_with_bundle_under(oci_runtime, tmp_path) == [stale_id]
+    assert stale_id in remove_stale_containers(oci_runtime)
+    assert containers_with_bundle_under(oci_runtime, tmp_path) == []
