@@ -3,7 +3,8 @@
 ``type=registry,name=REF`` pushes it; ``type=oci|docker,dest=FILE`` write an archive (as
 ``kiln save`` does), ``type=local,dest=DIR`` the flattened filesystem, ``type=tar,dest=FILE``
 that filesystem as one tar. Files are written beside their destination and renamed, so a
-failed export leaves no half file.
+failed export leaves no half file. A multi-platform build writes ``local`` and ``tar`` as
+BuildKit does: one subdirectory per platform (``linux_amd64``), each with its filesystem.
 
 ``compression=gzip|zstd|none`` (else the build's ``--compression``) is how the layers the
 store keeps uncompressed leave in an OCI archive or a push; a docker archive holds plain
@@ -13,7 +14,8 @@ tars, as ``docker save`` writes them.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,17 +97,14 @@ def write_output(
         return push_image(store, output.name, source=manifest_digest, insecure=insecure, compression=leaving)
     # The exporters load only when an output is written: most builds (and every cached
     # rebuild without -o) never need them, and they cost ~20 ms of imports at start-up.
-    import secrets
-
     from builder.export.directory import export_directory
 
     if output.type == "local":
         export_directory(store, manifest_digest, output.dest)
         return None
-    temp_path = output.dest.with_name(f".{output.dest.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
+    with _written_beside(output.dest) as temp_path:
         if output.type == "tar":
-            _write_rootfs_tar(store, manifest_digest, temp_path)
+            _write_tree_tar(lambda root: export_directory(store, manifest_digest, root), temp_path)
         else:
             names = [output.name] if output.name else []
             if names:
@@ -118,22 +117,47 @@ def write_output(
                     write_oci_archive(store, names or [manifest_digest], out, compression=leaving)
                 else:
                     write_docker_archive(store, names or [manifest_digest], out)
-        os.replace(temp_path, output.dest)
-    finally:
-        temp_path.unlink(missing_ok=True)
     return None
 
 
-def _write_rootfs_tar(store: Store, manifest_digest: str, target: Path) -> None:
+def write_platform_split_output(store: Store, images: Sequence[tuple[str, str]], output: OutputSpec) -> None:
+    """``type=local`` or ``type=tar`` of several platforms: each ``(subdirectory, manifest
+    digest)`` of ``images`` becomes that subdirectory of the destination holding the image's
+    filesystem (the tar holds the same tree), as BuildKit's exporters split platforms."""
+    from builder.export.directory import export_platform_directories
+
+    if output.type == "local":
+        export_platform_directories(store, images, output.dest)
+        return
+    if output.type != "tar":
+        raise ValueError(f"type={output.type} is not split by platform")
+    with _written_beside(output.dest) as temp_path:
+        _write_tree_tar(lambda root: export_platform_directories(store, images, root), temp_path)
+
+
+@contextmanager
+def _written_beside(dest: Path) -> Iterator[Path]:
+    """A temporary path beside ``dest``, renamed to ``dest`` once the block has written it
+    and removed if the block fails."""
+    import secrets
+
+    temp_path = dest.with_name(f".{dest.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        yield temp_path
+        os.replace(temp_path, dest)
+    finally:
+        temp_path.unlink(missing_ok=True)
+
+
+def _write_tree_tar(fill: Callable[[Path], None], target: Path) -> None:
+    """Write into ``target`` one tar of the tree ``fill`` creates in an empty scratch directory."""
     import shutil
     import subprocess
     import tempfile
 
-    from builder.export.directory import export_directory
-
     scratch = Path(tempfile.mkdtemp(prefix="kiln-export-"))
     try:
-        export_directory(store, manifest_digest, scratch / "rootfs")
+        fill(scratch / "rootfs")
         subprocess.run(
             ["tar", "--numeric-owner", "--xattrs", "-C", str(scratch / "rootfs"), "-cf", str(target), "."],
             check=True,

@@ -4,6 +4,8 @@
 platforms it hands over here: one graph per platform from the same frontend call, one
 build (:func:`builder.multiplatform.run_multiplatform_build`), then the same outputs,
 ``--push``, ``--iidfile`` and ``-q`` as a single-platform build, all naming the index.
+``-o type=local`` and ``type=tar`` hold one subdirectory per platform, as BuildKit writes
+them (its ``platform-split=false``, which merges the platforms into one tree, is not offered).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.cli.outputs import OutputSpec, write_output
+from builder.cli.outputs import OutputSpec, write_output, write_platform_split_output
 from builder.errors import UsageError
 from builder.graph import Platform
 from builder.registry.platforms import normalise, parse_platform
@@ -64,12 +66,6 @@ def build_for_platforms(
     ``after_build`` (``--cache-to``, ``--explain``) gets the layer chain ids of every
     platform's image before any output is written.
     """
-    for output in outputs:
-        if output.type in ("local", "tar"):
-            raise UsageError(
-                f"-o type={output.type} writes one filesystem: build one --platform for it, "
-                "or use type=oci or type=docker for every platform"
-            )
     from builder.multiplatform import MultiPlatformRequest, run_multiplatform_build
 
     # The Dockerfile's warnings are the same for every platform: the caller printed them.
@@ -79,6 +75,10 @@ def build_for_platforms(
     if after_build is not None:
         after_build(_final_chain_ids(store, result))
     for output in outputs:
+        if output.type in ("local", "tar"):
+            split = [(platform_directory(image.platform), image.manifest_digest) for image in result.images]
+            write_platform_split_output(store, split, output)
+            continue
         write_output(
             store, result.index_digest, output, insecure=args.insecure_registry, compression=args.compression
         )
@@ -94,6 +94,22 @@ def build_for_platforms(
     if args.quiet:
         print(result.index_digest)
     return 0
+
+
+def platform_directory(platform: Platform) -> str:
+    """The subdirectory a platform's filesystem gets in a split export: BuildKit's name for
+    it, ``os_arch[_variant]`` of the platform normalised as containerd does (``linux_arm64``
+    for arm64 and arm64/v8, ``linux_arm_v7`` for plain arm)."""
+    variant = platform.variant
+    if platform.architecture == "arm64" and variant in ("8", "v8"):
+        variant = ""
+    elif platform.architecture == "arm" and variant in ("", "7"):
+        variant = "v7"
+    elif platform.architecture == "arm" and variant.isdigit():
+        variant = f"v{variant}"
+    elif platform.architecture == "amd64" and variant == "v1":
+        variant = ""
+    return "_".join(part for part in (platform.os, platform.architecture, variant) if part)
 
 
 def _final_chain_ids(store: Store, result: MultiPlatformResult) -> frozenset[str]:

@@ -355,3 +355,87 @@ def test_one_foreign_platform_builds_one_image(two_platform_store: Path, tmp_pat
         assert store.index_entries(digest) is None
         assert store.get_image(digest)[1]["architecture"] == "arm64"
         assert _file_in_layers(store, digest, "built-for") == b"linux/arm64 aarch64\n"
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Every path under ``root`` (relative) → ``dir``, ``link`` or ``file``."""
+    found: dict[str, str] = {}
+    for path in sorted(root.rglob("*")):
+        kind = "link" if path.is_symlink() else "dir" if path.is_dir() else "file"
+        found[str(path.relative_to(root))] = kind
+    return found
+
+
+def test_local_and_tar_outputs_hold_one_directory_per_platform(
+    two_platform_store: Path, tmp_path: Path
+) -> None:
+    """As BuildKit's exporters split platforms: ``linux_amd64/`` and ``linux_arm64/``, each
+    that platform's whole filesystem; the tar holds the same tree as the directory."""
+    _require_emulation()
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(RUN_EACH_DOCKERFILE)
+    local_dir, rootfs_tar = tmp_path / "out", tmp_path / "rootfs.tar"
+    status = kiln(
+        two_platform_store,
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-o",
+        f"type=local,dest={local_dir}",
+        "-o",
+        f"type=tar,dest={rootfs_tar}",
+        str(context),
+    )
+    assert status == 0
+    assert sorted(path.name for path in local_dir.iterdir()) == ["linux_amd64", "linux_arm64"]
+    assert (local_dir / "linux_amd64" / "built-for").read_bytes() == b"linux/amd64 x86_64\n"
+    assert (local_dir / "linux_arm64" / "built-for").read_bytes() == b"linux/arm64 aarch64\n"
+    for name, machine in (("linux_amd64", 62), ("linux_arm64", 183)):
+        assert _elf_machine((local_dir / name / "copied").read_bytes()) == machine
+        assert _elf_machine((local_dir / name / "bin" / "busybox").read_bytes()) == machine
+    amd64_tree, arm64_tree = _tree(local_dir / "linux_amd64"), _tree(local_dir / "linux_arm64")
+    # The same busybox tree for both platforms, plus the two files the RUN wrote.
+    assert amd64_tree == arm64_tree
+    assert {"bin/busybox", "copied", "built-for"} <= {
+        path for path, kind in amd64_tree.items() if kind == "file"
+    }
+    with tarfile.open(rootfs_tar) as archive:
+        members = {member.name.removeprefix("./"): member for member in archive if member.name != "."}
+        in_tar = {
+            name: "link" if member.issym() else "dir" if member.isdir() else "file"
+            for name, member in members.items()
+        }
+        assert in_tar == {
+            f"{platform}/{path}" if path != "." else platform: kind
+            for platform, tree in (
+                ("linux_amd64", {".": "dir", **amd64_tree}),
+                ("linux_arm64", {".": "dir", **arm64_tree}),
+            )
+            for path, kind in tree.items()
+        }
+        built_for = {
+            name: archive.extractfile(members[f"{name}/built-for"]) for name in ("linux_amd64", "linux_arm64")
+        }
+        assert {name: member.read() if member else None for name, member in built_for.items()} == {
+            "linux_amd64": b"linux/amd64 x86_64\n",
+            "linux_arm64": b"linux/arm64 aarch64\n",
+        }
+
+
+@pytest.mark.parametrize(
+    ("platform", "directory"),
+    [
+        (Platform("linux", "amd64"), "linux_amd64"),
+        (Platform("linux", "arm64"), "linux_arm64"),
+        (Platform("linux", "arm64", "v8"), "linux_arm64"),
+        (Platform("linux", "arm"), "linux_arm_v7"),
+        (Platform("linux", "arm", "v6"), "linux_arm_v6"),
+        (Platform("linux", "amd64", "v3"), "linux_amd64_v3"),
+    ],
+)
+def test_platform_directory_names_as_buildkit(platform: Platform, directory: str) -> None:
+    from builder.cli.platform_builds import platform_directory
+
+    assert platform_directory(platform) == directory
