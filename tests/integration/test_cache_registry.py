@@ -15,7 +15,7 @@ from builder.registry.client import RegistryClient
 from builder.store.store import Store
 from cache import records
 from cache.registrycache import export_registry, import_registry
-from tests.unit.cache.conftest import put_layer, record_for
+from tests.fixtures.cache_records import CHAIN_KEYS, save_record_chain
 
 if TYPE_CHECKING:
     from tests.fixtures.registry import RunningRegistry
@@ -23,35 +23,19 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.fixtures.registry"]
 pytestmark = pytest.mark.usefixtures("registry_isolation")
 
-KEYS = ["sha256:" + digit * 64 for digit in "123"]
-
-
-def built_records(store: Store, tmp_path: Path) -> list[records.CacheRecord]:
-    made = []
-    parent = ""
-    for index, key in enumerate(KEYS):
-        layer = put_layer(store, tmp_path, {f"file{index}": f"content {index}\n"})
-        record = record_for(
-            layer, key, parent_chain_id=parent, preimage={"inputs": {"source": f"sha256:in{index}"}}
-        )
-        records.save(store.meta, record, input_files={"source": {f"file{index}": "abc"}})
-        made.append(record)
-        parent = record.chain_id
-    return made
-
 
 def test_round_trip_through_a_registry(
     registry: RunningRegistry, store: Store, fresh_store: Store, tmp_path: Path
 ) -> None:
     ref = f"{registry.host}/kiln/cache:main"
-    made = built_records(store, tmp_path)
+    made = save_record_chain(store, tmp_path)
     with RegistryClient(registry.host, insecure=[registry.host]) as client:
         digest = export_registry(store, client, ref, made)
         uploads_after_first = len(registry.uploads())
         assert export_registry(store, client, ref, made) == digest
         assert len(registry.uploads()) == uploads_after_first  # every blob already there
         added = import_registry(fresh_store, client, ref)
-    assert [record.key for record in added] == KEYS
+    assert [record.key for record in added] == CHAIN_KEYS
     for record in made:
         assert records.lookup(fresh_store, record.key, parent_chain_id=record.parent_chain_id) == record
         assert fresh_store.blobs.verify(record.blob_digest)
@@ -76,11 +60,11 @@ def test_min_mode_pushes_only_the_final_layers(
     registry: RunningRegistry, store: Store, fresh_store: Store, tmp_path: Path
 ) -> None:
     ref = f"{registry.host}/kiln/cache:min"
-    made = built_records(store, tmp_path)
+    made = save_record_chain(store, tmp_path)
     with RegistryClient(registry.host, insecure=[registry.host]) as client:
         export_registry(store, client, ref, made, "min", final_chain_ids={made[2].chain_id})
         added = import_registry(fresh_store, client, ref)
-    assert [record.key for record in added] == [KEYS[2]]
+    assert [record.key for record in added] == [CHAIN_KEYS[2]]
 
 
 def test_a_cache_reference_needs_a_tag(store: Store) -> None:

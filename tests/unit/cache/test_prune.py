@@ -9,7 +9,7 @@ from builder.store.gc import prune
 from builder.store.store import Store
 from cache import records
 from cache.prune import parse_duration, parse_size, prune_records
-from tests.unit.cache.conftest import put_layer, record_for
+from tests.fixtures.cache_records import put_layer, record_for
 
 NOW = 100_000.0
 

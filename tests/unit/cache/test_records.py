@@ -9,7 +9,7 @@ from builder.store.gc import prune
 from builder.store.store import Store
 from cache import records
 from cache.records import CacheRecord, step_identity
-from tests.unit.cache.conftest import put_layer, record_for
+from tests.fixtures.cache_records import put_layer, record_for
 
 KEY = "sha256:" + "1" * 64
 OTHER_KEY = "sha256:" + "2" * 64

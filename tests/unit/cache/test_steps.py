@@ -27,7 +27,7 @@ from cache.steps import (
     InputSources,
     compute_inputs,
 )
-from tests.unit.cache.conftest import put_layer
+from tests.fixtures.cache_records import put_layer
 
 AMD64 = Platform("linux", "amd64")
 BASE = image_parent("sha256:" + "a" * 64)

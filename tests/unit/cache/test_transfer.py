@@ -10,25 +10,13 @@ from builder.store.store import Store
 from cache import records
 from cache.cacheimage import CACHE_CONFIG_MEDIA_TYPE
 from cache.transfer import export_local, import_local
-from tests.unit.cache.conftest import put_layer, record_for
-
-KEYS = ["sha256:" + digit * 64 for digit in "123"]
+from tests.fixtures.cache_records import CHAIN_KEYS, save_record_chain
 
 
 @pytest.fixture
 def built(store: Store, tmp_path: Path) -> list[records.CacheRecord]:
-    """Three records of a build, the second with per-file input digests."""
-    made = []
-    parent = ""
-    for index, key in enumerate(KEYS):
-        layer = put_layer(store, tmp_path, {f"file{index}": f"content {index}\n"})
-        record = record_for(
-            layer, key, parent_chain_id=parent, preimage={"inputs": {"source": f"sha256:in{index}"}}
-        )
-        records.save(store.meta, record, input_files={"source": {f"file{index}": "abc"}})
-        made.append(record)
-        parent = record.chain_id
-    return made
+    """Three chained records of a build, with per-file input digests."""
+    return save_record_chain(store, tmp_path)
 
 
 def test_round_trip_between_two_stores(
@@ -36,10 +24,10 @@ def test_round_trip_between_two_stores(
 ) -> None:
     cache_dir = tmp_path / "cache"
     exported = export_local(store, built, cache_dir, "max")
-    assert [record.key for record in exported] == KEYS
+    assert [record.key for record in exported] == CHAIN_KEYS
     with Store.open(tmp_path / "second") as second:
         added = import_local(second, cache_dir)
-        assert [record.key for record in added] == KEYS
+        assert [record.key for record in added] == CHAIN_KEYS
         for record in built:
             found = records.lookup(second, record.key, parent_chain_id=record.parent_chain_id)
             assert found == record
@@ -71,14 +59,14 @@ def test_min_mode_keeps_only_the_final_image_layers(
     store: Store, built: list[records.CacheRecord], tmp_path: Path
 ) -> None:
     kept = export_local(store, built, tmp_path / "cache", "min", final_chain_ids={built[2].chain_id})
-    assert [record.key for record in kept] == [KEYS[2]]
+    assert [record.key for record in kept] == [CHAIN_KEYS[2]]
 
 
 def test_exporting_again_merges(store: Store, built: list[records.CacheRecord], tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
     export_local(store, built[:1], cache_dir)
     merged = export_local(store, built[1:], cache_dir)
-    assert [record.key for record in merged] == KEYS
+    assert [record.key for record in merged] == CHAIN_KEYS
 
 
 def test_tampered_blob_is_refused(store: Store, built: list[records.CacheRecord], tmp_path: Path) -> None:
