@@ -10,29 +10,22 @@ import pytest
 from builder.context import BuildContext
 from cache.contenthash import ContextHasher, SourceDigest
 from cache.treewalk import TreeWalk
-
-OLD = 1_600_000_000  # an mtime well outside the racy window
-
-
-def write(root: Path, relative: str, content: str = "x", *, mode: int = 0o644) -> Path:
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(content)
-    path.chmod(mode)
-    os.utime(path, (OLD, OLD))
-    return path
+from tests.fixtures.context_files import OLD_MTIME, write_old_file, write_old_files
 
 
 @pytest.fixture
 def context_root(tmp_path: Path) -> Path:
-    root = tmp_path / "ctx"
-    write(root, "app/main.py", "print(1)\n")
-    write(root, "app/util.py", "X = 1\n")
-    write(root, "app/notes.md", "notes\n")
-    write(root, "app/build/out.o", "obj\n")
-    write(root, "README", "readme\n")
-    write(root, ".dockerignore", "app/build\n**/*.tmp\n")
-    return root
+    return write_old_files(
+        tmp_path / "ctx",
+        {
+            "app/main.py": "print(1)\n",
+            "app/util.py": "X = 1\n",
+            "app/notes.md": "notes\n",
+            "app/build/out.o": "obj\n",
+            "README": "readme\n",
+            ".dockerignore": "app/build\n**/*.tmp\n",
+        },
+    )
 
 
 @pytest.fixture
@@ -59,7 +52,7 @@ def test_selected_files_are_listed_ignored_ones_are_not(hasher: ContextHasher, c
 
 def test_editing_a_selected_file_changes_the_digest(hasher: ContextHasher, context_root: Path) -> None:
     before = digest(hasher, context_root, "app")
-    write(context_root, "app/main.py", "print(2)\n")
+    write_old_file(context_root, "app/main.py", "print(2)\n")
     after = digest(hasher, context_root, "app")
     assert after.digest != before.digest
     changed = [path for path in after.files if after.files[path] != before.files[path]]
@@ -78,7 +71,7 @@ def test_editing_an_ignored_or_unselected_file_changes_nothing(
     hasher: ContextHasher, context_root: Path, edit: str
 ) -> None:
     before = digest(hasher, context_root, "app").digest
-    write(context_root, edit, "changed\n")
+    write_old_file(context_root, edit, "changed\n")
     assert digest(hasher, context_root, "app").digest == before
 
 
@@ -96,7 +89,7 @@ def test_mode_and_symlink_target_count(hasher: ContextHasher, context_root: Path
 
 def test_mtime_alone_does_not_count(hasher: ContextHasher, context_root: Path) -> None:
     before = digest(hasher, context_root, "app").digest
-    os.utime(context_root / "app/main.py", (OLD + 100, OLD + 100))
+    os.utime(context_root / "app/main.py", (OLD_MTIME + 100, OLD_MTIME + 100))
     assert digest(hasher, context_root, "app").digest == before
 
 
@@ -106,7 +99,7 @@ def test_wildcards_and_exclude_select_like_the_copier(hasher: ContextHasher, con
     excluded = digest(hasher, context_root, "app", exclude=["*.md"])
     assert list(excluded.files) == ["app", "app/main.py", "app/util.py"]
     before = excluded.digest
-    write(context_root, "app/notes.md", "other notes\n")
+    write_old_file(context_root, "app/notes.md", "other notes\n")
     assert digest(hasher, context_root, "app", exclude=["*.md"]).digest == before
 
 
@@ -118,7 +111,7 @@ def test_missing_source_is_marked(hasher: ContextHasher, context_root: Path) -> 
 def test_named_symlink_is_followed(hasher: ContextHasher, context_root: Path) -> None:
     os.symlink("app/main.py", context_root / "entry")
     before = digest(hasher, context_root, "entry").digest
-    write(context_root, "app/main.py", "print(3)\n")
+    write_old_file(context_root, "app/main.py", "print(3)\n")
     assert digest(hasher, context_root, "entry").digest != before
 
 
@@ -130,7 +123,7 @@ def test_stat_cache_avoids_reading_unchanged_files(tmp_path: Path, context_root:
     with ContextHasher(cache_path) as second:
         assert digest(second, context_root, "app").digest == expected
         assert second.files_read == 0
-        write(context_root, "app/util.py", "X = 2\n")
+        write_old_file(context_root, "app/util.py", "X = 2\n")
         digest(second, context_root, "app")
         assert second.files_read == 1
 
@@ -147,7 +140,7 @@ def test_racily_new_files_are_read_again(tmp_path: Path, context_root: Path) -> 
 
 def test_digest_tree_counts_owners(hasher: ContextHasher, tmp_path: Path) -> None:
     root = tmp_path / "rootfs"
-    write(root, "etc/app.conf", "a=1\n")
+    write_old_file(root, "etc/app.conf", "a=1\n")
     assert list(hasher.digest_tree(root, ["etc"]).files) == ["etc", "etc/app.conf"]
     if os.geteuid() == 0:
         before = hasher.digest_tree(root, ["etc"]).digest
@@ -193,11 +186,9 @@ def test_whole_context_paths_are_named_from_the_root(hasher: ContextHasher, cont
 @pytest.fixture
 def plain_root(tmp_path: Path) -> Path:
     """A context nothing is ignored in, so every directory's lines may be replayed."""
-    root = tmp_path / "plain"
-    write(root, "lib/a.py", "a = 1\n")
-    write(root, "lib/b.md", "b\n")
-    write(root, "lib/sub/c.txt", "c\n")
-    return root
+    return write_old_files(
+        tmp_path / "plain", {"lib/a.py": "a = 1\n", "lib/b.md": "b\n", "lib/sub/c.txt": "c\n"}
+    )
 
 
 @pytest.fixture
@@ -226,7 +217,7 @@ def test_an_unchanged_directory_is_replayed_and_a_changed_one_is_not(
         again = digest(second, plain_root, ".")
         assert (again.digest, dict(again.files)) == (expected.digest, dict(expected.files))
         assert (renders, second.files_read) == ([], 0)
-        write(plain_root, "lib/sub/c.txt", "C\n")  # same size, same mtime: only the ctime moves
+        write_old_file(plain_root, "lib/sub/c.txt", "C\n")  # same size, same mtime: only the ctime moves
         changed = digest(second, plain_root, ".")
         assert (renders, second.files_read) == (["lib/sub"], 1)
         assert [name for name in changed.files if changed.files[name] != expected.files[name]] == [
@@ -240,13 +231,13 @@ def test_an_unchanged_directory_is_replayed_and_a_changed_one_is_not(
 def test_ignored_files_do_not_stop_a_directory_being_replayed(
     hasher: ContextHasher, plain_root: Path, renders: list[str]
 ) -> None:
-    write(plain_root, ".dockerignore", "**/*.log\n")
-    write(plain_root, "lib/sub/debug.log", "1\n")
+    write_old_file(plain_root, ".dockerignore", "**/*.log\n")
+    write_old_file(plain_root, "lib/sub/debug.log", "1\n")
     expected = digest(hasher, plain_root, ".").digest
     renders.clear()
     assert digest(hasher, plain_root, ".").digest == expected
     assert renders == []
-    write(plain_root, "lib/sub/debug.log", "2\n")
+    write_old_file(plain_root, "lib/sub/debug.log", "2\n")
     assert digest(hasher, plain_root, ".").digest == expected
     assert renders == ["lib/sub"]
 
@@ -254,11 +245,11 @@ def test_ignored_files_do_not_stop_a_directory_being_replayed(
 def test_an_excluded_directory_is_kept_when_something_deep_below_it_comes_back(
     hasher: ContextHasher, plain_root: Path
 ) -> None:
-    write(plain_root, ".dockerignore", "logs\n!logs/a/b/keep.log\n")
-    write(plain_root, "logs/a/b/other.log", "other\n")
+    write_old_file(plain_root, ".dockerignore", "logs\n!logs/a/b/keep.log\n")
+    write_old_file(plain_root, "logs/a/b/other.log", "other\n")
     assert "logs" not in digest(hasher, plain_root, ".").files
     assert "logs" not in digest(hasher, plain_root, ".").files
-    write(plain_root, "logs/a/b/keep.log", "keep\n")  # no mtime above logs/a/b moves
+    write_old_file(plain_root, "logs/a/b/keep.log", "keep\n")  # no mtime above logs/a/b moves
     assert [name for name in digest(hasher, plain_root, ".").files if name.startswith("logs")] == [
         "logs",
         "logs/a",
@@ -298,7 +289,7 @@ def test_a_changed_ignore_file_is_seen_by_a_remembered_directory(
     hasher: ContextHasher, context_root: Path
 ) -> None:
     assert "app/notes.md" in digest(hasher, context_root, ".").files
-    write(context_root, ".dockerignore", "app/build\n**/*.md\n")
+    write_old_file(context_root, ".dockerignore", "app/build\n**/*.md\n")
     assert "app/notes.md" not in digest(hasher, context_root, ".").files
 
 
@@ -319,7 +310,7 @@ def test_names_that_are_not_utf8_are_remembered(tmp_path: Path, plain_root: Path
     os.mkdir(odd_dir)
     with open(os.path.join(odd_dir, b"f\xfe.txt"), "wb") as out:
         out.write(b"odd\n")
-    os.utime(os.path.join(odd_dir, b"f\xfe.txt"), (OLD, OLD))
+    os.utime(os.path.join(odd_dir, b"f\xfe.txt"), (OLD_MTIME, OLD_MTIME))
     cache_path = tmp_path / "store" / "contenthash.db"
     with ContextHasher(cache_path) as first:
         expected = digest(first, plain_root, ".")

@@ -13,25 +13,20 @@ import pytest
 from builder.context import BuildContext
 from cache.contenthash import ContextHasher
 from cache.statcache import DirRecord, StatCache
-
-OLD = 1_600_000_000  # an mtime well outside the racy window
-
-
-def write(root: Path, relative: str, content: str = "x") -> None:
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(content)
-    os.utime(path, (OLD, OLD))
+from tests.fixtures.context_files import write_old_file, write_old_files
 
 
 @pytest.fixture
 def context_root(tmp_path: Path) -> Path:
-    root = tmp_path / "ctx"
-    write(root, "app/main.py", "print(1)\n")
-    write(root, "app/old.py", "print(0)\n")
-    write(root, "app/gone/x.txt", "x\n")
-    write(root, "docs/index.md", "docs\n")
-    return root
+    return write_old_files(
+        tmp_path / "ctx",
+        {
+            "app/main.py": "print(1)\n",
+            "app/old.py": "print(0)\n",
+            "app/gone/x.txt": "x\n",
+            "docs/index.md": "docs\n",
+        },
+    )
 
 
 @pytest.fixture
@@ -95,7 +90,7 @@ def test_one_row_per_directory_written_once(cache_path: Path, context_root: Path
 def test_one_changed_file_rewrites_only_its_directory(cache_path: Path, context_root: Path) -> None:
     before = digest(cache_path, context_root, ".")
     writes(cache_path)
-    write(context_root, "app/main.py", "print(2)\n")
+    write_old_file(context_root, "app/main.py", "print(2)\n")
     assert digest(cache_path, context_root, ".") != before
     assert writes(cache_path) == [("app", "write")]
 
@@ -133,7 +128,7 @@ def test_a_partial_walk_forgets_only_inside_the_directories_it_met(
 
 def test_ignored_directories_are_forgotten_after_a_whole_walk(cache_path: Path, context_root: Path) -> None:
     digest(cache_path, context_root, ".")
-    write(context_root, ".dockerignore", "docs\n")
+    write_old_file(context_root, ".dockerignore", "docs\n")
     digest(cache_path, context_root, ".")
     assert "docs" not in remembered(cache_path, context_root)
 

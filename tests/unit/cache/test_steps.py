@@ -6,7 +6,6 @@ layer into a real store and saves the record, as the step runner does.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,10 +27,10 @@ from cache.steps import (
     compute_inputs,
 )
 from tests.fixtures.cache_records import put_layer
+from tests.fixtures.context_files import write_old_files
 
 AMD64 = Platform("linux", "amd64")
 BASE = image_parent("sha256:" + "a" * 64)
-OLD = 1_600_000_000
 
 
 def span(line: int) -> SourceSpan:
@@ -57,13 +56,9 @@ def stage_ops(version: str = "1") -> list[Exec | CopyOp | MkdirOp]:
 
 @pytest.fixture
 def context_root(tmp_path: Path) -> Path:
-    root = tmp_path / "ctx"
-    for relative, text in {"app/main.py": "print(1)\n", "README": "hi\n", "notes.txt": "n\n"}.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        os.utime(path, (OLD, OLD))
-    return root
+    return write_old_files(
+        tmp_path / "ctx", {"app/main.py": "print(1)\n", "README": "hi\n", "notes.txt": "n\n"}
+    )
 
 
 class Stage:
