@@ -6,6 +6,9 @@ needs the config could stop there. Layers then download in parallel; each is str
 the store, which hashes it while writing and renames it into place only when digest and
 size match, so a lying registry or an interrupted pull leaves no blob behind. Blobs already
 in the store are not downloaded again. The image is recorded and tagged last.
+
+A reference that names an index is stored as that index (:mod:`builder.registry.pulled_index`):
+the name points at the index as sent, of which the pulled platform's image is whole.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING
 from builder.errors import ImageFormatError, RegistryError, StoreError
 from builder.events import EventSink, Notice, discard
 from builder.graph import Platform
+from builder.oci.mediatypes import INDEX_TYPES
 from builder.oci.model import Descriptor, Index, Manifest, parse_manifest_or_index
 from builder.oci.reference import Reference, parse_reference
 from builder.registry._transfer import ProgressCounter, ResponseReader
@@ -29,6 +33,7 @@ from builder.registry.manifests import (
     head_manifest_digest,
 )
 from builder.registry.platforms import normalise, select_manifest
+from builder.registry.pulled_index import is_whole, record_pulled_index
 from builder.store import Store
 
 if TYPE_CHECKING:
@@ -50,10 +55,11 @@ def pull_image(
     insecure: Sequence[str] = (),
     client: RegistryClient | None = None,
 ) -> str:
-    """Pull ``ref`` for ``platform``; return the stored manifest digest.
+    """Pull ``ref`` for ``platform``; return the stored manifest digest of that platform.
 
-    The image is tagged as the normalised reference (``docker.io/library/alpine:latest``),
-    with the platform and, when the reference named an index, the index digest.
+    The name is the normalised reference (``docker.io/library/alpine:latest``). It points at
+    the image with the platform asked for recorded or, when the reference named an index, at
+    the index itself (stored as sent), which then holds this platform's image whole.
     """
     from builder.registry.client import RegistryClient
 
@@ -61,7 +67,7 @@ def pull_image(
     own_client = client is None
     active = client if client is not None else RegistryClient(reference.registry, insecure=insecure)
     try:
-        manifest, fetched, index_digest = resolve_platform_manifest(active, reference, platform)
+        manifest, fetched, index = resolve_platform_manifest(active, reference, platform)
         with store.writing():
             fetch_blob(store, active, reference, manifest.config, sink=sink, abort=threading.Event())
             _check_config_platform(store, manifest, platform, reference, sink)
@@ -70,9 +76,10 @@ def pull_image(
                 digest = store.put_manifest(fetched.content)
             except StoreError as err:
                 raise RegistryError(f"cannot record {reference}: {err}") from err
-            store.meta.set_ref(
-                str(reference), digest, platform=str(normalise(platform)), index_digest=index_digest
-            )
+            if index is not None:
+                record_pulled_index(store, str(reference), index)
+            else:
+                store.meta.set_ref(str(reference), digest, platform=str(normalise(platform)))
             store.write_index()
         return digest
     finally:
@@ -94,34 +101,52 @@ def ensure_image(
     With ``always_check`` (``kiln build --pull``) the registry is asked for the reference's
     current digest (one HEAD) and the image is pulled again only when that differs from the
     digest (or index digest) the stored name was pulled at. A name already stored for
-    another platform is pulled for this one.
+    another platform (a single image, or an index pulled for other platforms) is pulled for
+    this one.
     """
     reference = parse_reference(ref)
     record = store.meta.ref(str(reference))
-    wanted_platform = str(normalise(platform))
-    if record is not None and store.blobs.has(record.digest) and record.platform in ("", wanted_platform):
+    stored = _stored_for(store, str(reference), platform)
+    if record is not None and stored:
         if not always_check:
-            return record.digest
+            return stored
         from builder.registry.client import RegistryClient
 
         with RegistryClient(reference.registry, insecure=insecure) as client:
             current = head_manifest_digest(client, reference)
             if current in (record.digest, record.index_digest):
-                return record.digest
+                return stored
             return pull_image(store, ref, platform=platform, sink=sink, client=client)
     return pull_image(store, ref, platform=platform, sink=sink, insecure=insecure)
 
 
+def _stored_for(store: Store, name: str, platform: Platform) -> str:
+    """The manifest digest the stored ``name`` holds for ``platform``, or "" when it holds
+    none: a single image pulled for another platform, or an index whose entry for this
+    platform was not pulled."""
+    record = store.meta.ref(name)
+    if record is None or not store.blobs.has(record.digest):
+        return ""
+    image = store.meta.image(record.digest)
+    if image is not None and image.media_type in INDEX_TYPES:
+        try:
+            digest = store.resolve_for(name, platform)
+        except StoreError:
+            return ""
+        return digest if is_whole(store, digest) else ""
+    return record.digest if record.platform in ("", str(normalise(platform))) else ""
+
+
 def resolve_platform_manifest(
     client: RegistryClient, reference: Reference, platform: Platform
-) -> tuple[Manifest, FetchedManifest, str]:
-    """The image manifest for ``platform``, the document as sent, and the index digest
-    (empty when the reference names a single manifest)."""
+) -> tuple[Manifest, FetchedManifest, FetchedManifest | None]:
+    """The image manifest for ``platform``, the document as sent, and the index as sent
+    (None when the reference names a single manifest)."""
     fetched = fetch_manifest(client, reference)
     check_media_type(fetched, str(reference))
     document = _parse(fetched, str(reference))
     if isinstance(document, Manifest):
-        return document, fetched, ""
+        return document, fetched, None
     entry = select_manifest(document, platform)
     if entry is None:
         offered = ", ".join(str(item.platform) for item in document.manifests if item.platform) or "none"
@@ -130,7 +155,7 @@ def resolve_platform_manifest(
     child_document = _parse(child, f"{reference.name}@{entry.digest}")
     if not isinstance(child_document, Manifest):
         raise ImageFormatError(f"{reference}: the index entry for {platform} is not an image manifest")
-    return child_document, child, fetched.digest
+    return child_document, child, fetched
 
 
 def fetch_layers(

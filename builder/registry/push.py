@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import requests
 
 from builder.errors import KilnError, RegistryError
-from builder.events import EventSink, discard
+from builder.events import EventSink, Notice, discard
 from builder.export.outgoing import OutgoingImages
 from builder.lazyclasses import dataclass
 from builder.oci import mediatypes
@@ -36,6 +36,7 @@ from builder.registry.client import (
     pull_scope,
     push_scope,
 )
+from builder.registry.pulled_index import complete_index
 from builder.store import Store
 
 if TYPE_CHECKING:
@@ -67,13 +68,21 @@ def push_image(
     digest of the manifest (or index) the registry now holds under that tag.
 
     Layers the store keeps uncompressed go out compressed with ``compression``, so that
-    digest differs from the stored one for a built image; the image id does not."""
+    digest differs from the stored one for a built image; the image id does not. A pulled
+    index leaves unchanged when all its platforms were pulled, else reduced to those that
+    were (:func:`complete_index`), with a notice naming the others."""
     reference = parse_reference(ref)
     local_digest = store.resolve(source if source is not None else ref)
+    outgoing = OutgoingImages(store, compression)
+    reduced, left_out = complete_index(store, local_digest)
+    if reduced is not None:
+        # A pulled index names platforms that were not pulled: push the whole ones only.
+        local_digest = sha256_digest(reduced)
+        outgoing.documents[local_digest] = reduced
+        sink(Notice(f"{reference}: pushing without {', '.join(left_out)}, which were not pulled"))
     own_client = client is None
     active = client if client is not None else RegistryClient(reference.registry, insecure=insecure)
     try:
-        outgoing = OutgoingImages(store, compression)
         pusher = _Pusher(store, active, reference, sink, chunk_size, outgoing=outgoing)
         return pusher.push_document(local_digest, tagged=True)
     finally:

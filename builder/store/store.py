@@ -33,6 +33,7 @@ __all__ = ["ImageSummary", "LayerLike", "Lease", "Store", "StoredLayer", "defaul
 MEDIA_TYPE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_TYPE_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"
+_DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
 _SHORT_ID_MIN = 4
@@ -236,18 +237,22 @@ class Store:
         return info.digest
 
     def index_entries(self, digest: str) -> list[JsonObject] | None:
-        """The ``manifests`` of a stored index, or None when ``digest`` is a single image."""
+        """The ``manifests`` of a stored index, or None when ``digest`` is a single image.
+
+        Only the entries whose image is stored: a pulled index lists platforms that were
+        not pulled (see :mod:`builder.registry.pulled_index`)."""
         document = _parse_json(self.blobs.read_bytes(digest), "image manifest")
         if document.get("mediaType") != MEDIA_TYPE_INDEX and "manifests" not in document:
             return None
-        return [dict(entry) for entry in document.get("manifests", [])]
+        entries = [dict(entry) for entry in document.get("manifests", [])]
+        return [entry for entry in entries if self.meta.image(str(entry.get("digest", ""))) is not None]
 
     def resolve_for(self, ref: str, platform: Platform | None = None) -> str:
         """Like :meth:`resolve`, but an index resolves to its manifest for ``platform``
         (this machine's platform when None, else the index's first manifest)."""
         digest = self.resolve(ref)
         record = self.meta.image(digest)
-        if record is None or record.media_type != MEDIA_TYPE_INDEX:
+        if record is None or record.media_type not in (MEDIA_TYPE_INDEX, _DOCKER_MANIFEST_LIST):
             return digest
         # Only an index needs the OCI model parsed (a single image, the usual FROM, does not).
         from builder.oci.model import Index, parse_manifest_or_index
@@ -257,10 +262,13 @@ class Store:
         if not isinstance(index, Index):
             raise StoreError(f"{digest} is recorded as an image index but is not one")
         entry = select_manifest(index, platform or host_platform())
-        if entry is not None:
+        if entry is not None and self.meta.image(entry.digest) is not None:
             return entry.digest
-        if platform is None and index.manifests:
-            return index.manifests[0].digest
+        stored = [item for item in index.manifests if self.meta.image(item.digest) is not None]
+        if entry is not None and platform is not None:  # a pulled index's platform not pulled
+            raise StoreError(f"{ref} was not pulled for {platform}")
+        if platform is None and stored:
+            return stored[0].digest
         offered = ", ".join(str(item.platform) for item in index.manifests if item.platform) or "none"
         raise StoreError(f"{ref} has no image for {platform} (it offers {offered})")
 

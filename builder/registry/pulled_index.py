@@ -1,0 +1,97 @@
+"""A pulled multi-platform name: the index kept as the registry sent it, and what of it is whole.
+
+``kiln pull`` of a reference that names an OCI index (or a Docker manifest list) downloads
+one platform's image, but stores the index document itself, byte for byte, and points the
+name at it, as a multi-platform build names its index. ``kiln inspect`` then lists the
+platforms, and ``FROM`` picks one through :meth:`Store.resolve_for`.
+
+The index usually lists platforms that were not pulled. Those entries are not complete in
+the store (no manifest, no config, no layers), so they are never handed out:
+
+- the store's view of an index (:meth:`Store.index_entries`) lists the pulled platforms
+  only, and a ``FROM`` for another platform pulls it (the index digest stays the same);
+- ``kiln push`` sends the index unchanged (same digest as the source registry's) when
+  every platform it lists is whole in the store. Otherwise it sends an index of the whole
+  platforms only (:func:`complete_index`), never one naming a manifest the destination
+  will not receive.
+
+Pulling every platform's manifest and config without its layers was the other choice; it
+was rejected because the layers would still be missing, so the pushed index would still
+name images the destination cannot have.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from builder.errors import StoreError
+from builder.oci import mediatypes
+from builder.registry.manifests import FetchedManifest
+from builder.store import Store
+
+
+def record_pulled_index(store: Store, name: str, index: FetchedManifest) -> str:
+    """Store ``index`` as sent, record it as an image (its size counts the platforms pulled
+    so far) and point ``name`` at it; return its digest. Call inside ``store.writing()``."""
+    digest = store.blobs.put_bytes(index.content).digest
+    pulled = [store.meta.image(str(entry["digest"])) for entry in _entries(index.content)]
+    size = len(index.content) + sum(record.size for record in pulled if record is not None)
+    media_type = index.media_type if index.media_type in mediatypes.INDEX_TYPES else mediatypes.OCI_INDEX
+    store.meta.add_image(digest, media_type, "", size)
+    store.meta.set_ref(name, digest)
+    return digest
+
+
+def complete_index(store: Store, digest: str) -> tuple[bytes | None, list[str]]:
+    """For a stored index, ``(None, [])`` when every platform it lists is whole in the store
+    (push it as it is); else the document reduced to the whole platforms, and the platform
+    texts left out. A single image gives ``(None, [])``."""
+    content = store.blobs.read_bytes(digest)
+    document = _json(content)
+    if "manifests" not in document:
+        return None, []
+    kept: list[dict[str, Any]] = []
+    left_out: list[str] = []
+    for entry in document["manifests"]:
+        if is_whole(store, str(entry.get("digest", ""))):
+            kept.append(entry)
+        else:
+            left_out.append(_platform_text(entry))
+    if not left_out:
+        return None, []
+    if not kept:
+        raise StoreError(f"no platform of the index {digest} is in the store; pull one first")
+    reduced = {**document, "manifests": kept}
+    return json.dumps(reduced, separators=(",", ":")).encode(), left_out
+
+
+def is_whole(store: Store, manifest_digest: str) -> bool:
+    """Whether an image manifest, its config and every layer are in the store."""
+    if store.meta.image(manifest_digest) is None or not store.blobs.has(manifest_digest):
+        return False
+    manifest = _json(store.blobs.read_bytes(manifest_digest))
+    if "manifests" in manifest:  # a nested index: whole when all its children are
+        return all(is_whole(store, str(entry.get("digest", ""))) for entry in manifest["manifests"])
+    blobs = [manifest.get("config", {}), *manifest.get("layers", [])]
+    return all(store.blobs.has(str(blob.get("digest", ""))) for blob in blobs)
+
+
+def _entries(content: bytes) -> list[dict[str, Any]]:
+    return [dict(entry) for entry in _json(content).get("manifests", [])]
+
+
+def _platform_text(entry: dict[str, Any]) -> str:
+    platform = entry.get("platform") or {}
+    parts = [str(platform.get(key, "")) for key in ("os", "architecture", "variant")]
+    return "/".join(part for part in parts if part) or str(entry.get("digest", ""))
+
+
+def _json(content: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(content)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise StoreError(f"stored manifest is not valid JSON: {err}") from err
+    if not isinstance(document, dict):
+        raise StoreError("stored manifest is not a JSON object")
+    return document
