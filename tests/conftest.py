@@ -16,6 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = Path(os.environ.get("KILN_SHARED_DIR", REPO_ROOT.parent / "shared"))
 IN_CI = bool(os.environ.get("CI"))
 
+# Helpers that assert on a test's behalf, rewritten so that a failure shows its values.
+pytest.register_assert_rewrite("tests.fixtures.cache_records")
+
 
 def require_shared(*parts: str) -> Path:
     """The path under ``../shared/``; skip (or fail under CI) when it is missing."""

@@ -13,9 +13,8 @@ import pytest
 from builder.errors import RegistryError
 from builder.registry.client import RegistryClient
 from builder.store.store import Store
-from cache import records
 from cache.registrycache import export_registry, import_registry
-from tests.fixtures.cache_records import CHAIN_KEYS, save_record_chain
+from tests.fixtures.cache_records import CHAIN_KEYS, assert_chain_imported, save_record_chain
 
 if TYPE_CHECKING:
     from tests.fixtures.registry import RunningRegistry
@@ -36,16 +35,7 @@ def test_round_trip_through_a_registry(
         assert len(registry.uploads()) == uploads_after_first  # every blob already there
         added = import_registry(fresh_store, client, ref)
     assert [record.key for record in added] == CHAIN_KEYS
-    for record in made:
-        assert records.lookup(fresh_store, record.key, parent_chain_id=record.parent_chain_id) == record
-        assert fresh_store.blobs.verify(record.blob_digest)
-    assert records.input_files(fresh_store.meta, made[1].preimage) == {"source": {"file1": "abc"}}
-    top = made[-1]
-    for record in made:
-        fresh_store.snapshots.ensure(
-            record.chain_id, record.parent_chain_id, record.diff_id, record.blob_digest
-        )
-    assert (fresh_store.snapshots.path(top.chain_id) / "file2").read_text() == "content 2\n"
+    assert_chain_imported(fresh_store, made)
     inspected = subprocess.run(
         ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
         capture_output=True,

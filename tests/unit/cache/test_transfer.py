@@ -10,7 +10,7 @@ from builder.store.store import Store
 from cache import records
 from cache.cacheimage import CACHE_CONFIG_MEDIA_TYPE
 from cache.transfer import export_local, import_local
-from tests.fixtures.cache_records import CHAIN_KEYS, save_record_chain
+from tests.fixtures.cache_records import CHAIN_KEYS, assert_chain_imported, save_record_chain
 
 
 @pytest.fixture
@@ -28,17 +28,7 @@ def test_round_trip_between_two_stores(
     with Store.open(tmp_path / "second") as second:
         added = import_local(second, cache_dir)
         assert [record.key for record in added] == CHAIN_KEYS
-        for record in built:
-            found = records.lookup(second, record.key, parent_chain_id=record.parent_chain_id)
-            assert found == record
-            assert second.blobs.verify(record.blob_digest)
-        assert records.input_files(second.meta, built[1].preimage) == {"source": {"file1": "abc"}}
-        top = built[-1]
-        for record in built:
-            second.snapshots.ensure(
-                record.chain_id, record.parent_chain_id, record.diff_id, record.blob_digest
-            )
-        assert (second.snapshots.path(top.chain_id) / "file2").read_text() == "content 2\n"
+        assert_chain_imported(second, built)
         assert import_local(second, cache_dir) == []
 
 
