@@ -382,7 +382,15 @@ class LocalRunner:
         base = ImageState(platform=state.platform) if op.link else state
         with self._mounted(base, workspace) as rootfs, self._source_dir(op.source, where) as source:
             context = self._context_for(op.source) if isinstance(op.source, ContextSource) else None
-            copy_into(op, dest_root=rootfs, source_root=source, context=context, chown=chown, donor=donor)
+            copy_into(
+                op,
+                dest_root=rootfs,
+                source_root=source,
+                context=context,
+                chown=chown,
+                donor=donor,
+                upper=workspace.upper,
+            )
         if donor is not None:
             donor.link_claimed()
 

@@ -70,6 +70,7 @@ def copy_into(
     context: BuildContext | None = None,
     chown: tuple[int, int] | None = None,
     donor: DonorLayer | None = None,
+    upper: Path | None = None,
 ) -> None:
     """Apply ``op`` to the filesystem at ``dest_root``.
 
@@ -79,11 +80,12 @@ def copy_into(
     resolved against the destination (:func:`builder.fileops.owner.resolve_owner`).
     ``donor`` is the previous layer of the same step, from which files of a context copy
     that did not change are claimed instead of copied (:mod:`builder.fileops.donor`; the
-    caller links them once ``dest_root`` is unmounted). Failures raise
-    :class:`BuildError` naming the step.
+    caller links them once ``dest_root`` is unmounted). ``upper`` is the upper dir of the
+    overlay mounted at ``dest_root``: what goes below a directory this copy makes is written
+    there directly (:class:`TreeWriter`). Failures raise :class:`BuildError` naming the step.
     """
     try:
-        _copy(op, dest_root, source_root, context, chown, donor=donor)
+        _copy(op, dest_root, source_root, context, chown, donor=donor, upper=upper)
     except BuildError as err:
         if err.span is None:
             raise BuildError(err.message, op.location) from err
@@ -113,6 +115,7 @@ def _copy(
     chown: tuple[int, int] | None,
     *,
     donor: DonorLayer | None,
+    upper: Path | None,
 ) -> None:
     mode_change = parse_chmod(op.chmod) if op.chmod else None
     rules = _rules(op, chown, mode_change)
@@ -141,7 +144,7 @@ def _copy(
         donor = None  # only a context selection names its files as the donor's record does
     if isinstance(source, (StageSource, ImageSource)):
         rules.source_owner = None
-    _copy_paths(op, dest_root, tree, op.paths, rules, unpack=op.unpack, donor=donor)
+    _copy_paths(op, dest_root, tree, op.paths, rules, unpack=op.unpack, donor=donor, upper=upper)
 
 
 def _rules(op: CopyOp, chown: tuple[int, int] | None, mode_change: ModeChange | None) -> CopyRules:
@@ -186,6 +189,7 @@ def _copy_paths(
     *,
     unpack: bool,
     donor: DonorLayer | None = None,
+    upper: Path | None = None,
 ) -> None:
     dest, names_dir = _dest(op)
     for path in paths:
@@ -200,7 +204,17 @@ def _copy_paths(
             base = _wildcard_base(relative)
             matches = [match for match in matches if not rules.exclude(posixpath.relpath(match, base))]
         for match in matches:
-            _copy_one(dest_root, tree, match, dest, rules, names_dir=names_dir, unpack=unpack, donor=donor)
+            _copy_one(
+                dest_root,
+                tree,
+                match,
+                dest,
+                rules,
+                names_dir=names_dir,
+                unpack=unpack,
+                donor=donor,
+                upper=upper,
+            )
 
 
 def _wildcard_base(relative: str) -> str:
@@ -220,12 +234,13 @@ def _copy_one(
     names_dir: bool,
     unpack: bool,
     donor: DonorLayer | None = None,
+    upper: Path | None = None,
 ) -> None:
     source = tree.resolve(source_path)
     info = tree.lstat(source) if source != tree.root else os.lstat(source)
     if info is None:
         raise BuildError(f'"/{source_path}" not found')
-    writer = TreeWriter(dest_root, tree, rules, donor=donor, item_name=source_path or ".")
+    writer = TreeWriter(dest_root, tree, rules, donor=donor, item_name=source_path or ".", upper_root=upper)
     if unpack and is_archive(source):
         target_dir = resolve_in_root(dest_root, dest)
         writer.make_dirs(target_dir)

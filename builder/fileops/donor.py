@@ -19,11 +19,12 @@ A file is taken from the donor only when all of these hold, else it is copied as
   one), and the destination's directory already exists in the upper dir (so the link
   needs no directory the overlay did not make).
 
-The copier writes through the overlay mount, and a hard link cannot cross from the store's
-filesystem into an overlay, so claimed files are linked straight into the upper dir after
-the overlay is unmounted (:meth:`DonorLayer.link_claimed`). Linking touches the directories'
-times, which are put back. A donor file that vanished meanwhile (a concurrent prune) is
-copied from the source instead.
+Below a directory the copy made, the copier writes straight into the upper dir, and a
+claimed file is linked there at once. Elsewhere it writes through the overlay mount, and a
+hard link cannot cross from the store's filesystem into an overlay, so those claims are
+linked into the upper dir after the overlay is unmounted (:meth:`DonorLayer.link_claimed`);
+linking touches the directories' times, which are put back. A donor file that vanished
+meanwhile (a concurrent prune) is copied from the source instead.
 """
 
 from __future__ import annotations
@@ -63,14 +64,17 @@ class DonorLayer:
         self.dest_root = str(dest_root)
         self._dest_prefix = self.dest_root.rstrip("/") + "/"
         self.upper = str(upper)
+        self._upper_prefix = self.upper.rstrip("/") + "/"
         self._claims: dict[str, _Claim] = {}
+        #: Files linked at once (written straight into the upper dir).
+        self.linked = 0
         self._inodes: set[tuple[int, int]] = set()
         self._directories: dict[str, bool] = {}
 
     @property
     def claimed(self) -> int:
-        """How many files will be linked rather than copied."""
-        return len(self._claims)
+        """How many files are (or will be, once the mount is gone) linked, not copied."""
+        return self.linked + len(self._claims)
 
     def claim(
         self,
@@ -91,7 +95,11 @@ class DonorLayer:
         """
         if name not in self.unchanged or info.st_nlink != 1:
             return False
-        relative = self._relative(target)
+        text = str(target)
+        # The copier writes below a directory it made straight into the upper dir: link there
+        # at once. Elsewhere it writes through the mount: link after the unmount.
+        direct = text.startswith(self._upper_prefix)
+        relative = text[len(self._upper_prefix) :] if direct else self._relative(target)
         if relative is None or not self._directory_ready(os.path.dirname(relative)):
             return False
         donor = os.path.join(self.root, relative)
@@ -111,6 +119,12 @@ class DonorLayer:
             or _has_xattrs(str(source))
         ):
             return False
+        if direct:
+            if not _link(donor, text):
+                return False
+            self._inodes.add(inode)
+            self.linked += 1
+            return True
         replaced = self._claims.get(relative)
         if replaced is not None:
             self._inodes.discard(replaced.inode)

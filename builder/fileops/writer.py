@@ -18,8 +18,8 @@ user namespace maps its own files to root anyway.
 
 from __future__ import annotations
 
+import errno
 import os
-import shutil
 import stat
 from dataclasses import field
 from pathlib import Path
@@ -32,6 +32,8 @@ from builder.lazyclasses import dataclass
 from builder.rootpath import is_within
 
 _CAN_CHOWN = os.geteuid() == 0
+#: How a copied file is created: never over an existing entry, never through a symlink.
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _never(_: str) -> bool:
@@ -66,6 +68,13 @@ class TreeWriter:
     #: The copied item's name as the context digest names it ("." for the context root),
     #: which with the path below the item names a file in the donor's selection.
     item_name: str = "."
+    #: The upper dir of the overlay mounted at ``dest_root``, when there is one. A directory
+    #: this copy makes there is the upper dir's alone (nothing of the lower layers shows
+    #: through a new directory), so everything below it is written into the upper dir
+    #: directly: creating a file through the overlay costs ~100 us, several times what it
+    #: costs on the filesystem below. Those entries are never read back through the mount,
+    #: which is unmounted after the copy; the upper dir is the layer.
+    upper_root: Path | None = None
     _links: dict[tuple[int, int], Path] = field(default_factory=dict)
 
     def make_dirs(self, directory: Path) -> None:
@@ -133,10 +142,21 @@ class TreeWriter:
         else:
             if not stat.S_ISDIR(existing.st_mode):
                 raise BuildError(f"cannot copy to non-directory: {self._shown(target)}")
+        below = self._direct(target) if created else target
         for name, child_info in self.tree.entries(source):
             child_rel = f"{rel}/{name}" if rel else name
-            self.copy(source / name, child_rel, target / name, child_info, nested=True, fresh=created)
+            self.copy(source / name, child_rel, below / name, child_info, nested=True, fresh=created)
         return created
+
+    def _direct(self, directory: Path) -> Path:
+        """Where to write below a directory this copy just made: its path in the upper dir
+        when it was made through the overlay mount, else itself."""
+        if self.upper_root is None:
+            return directory
+        text, root = str(directory), str(self.dest_root)
+        if not text.startswith(root + "/"):
+            return directory  # already below the upper dir, or the root itself
+        return self.upper_root / text[len(root) + 1 :]
 
     def _claim(self, source: Path, rel: str, target: Path, info: os.stat_result) -> bool:
         """Leave ``target`` to be linked from the donor layer when it holds the same file."""
@@ -174,10 +194,14 @@ class TreeWriter:
             os.link(self._links[key], target)
             return
         source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        with open(source_fd, "rb") as reader:
-            target_fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with open(target_fd, "wb") as writer:
-                shutil.copyfileobj(reader, writer, 1 << 20)
+        try:
+            target_fd = os.open(target, _NEW_FILE, 0o600)
+            try:
+                _copy_content(source_fd, target_fd)
+            finally:
+                os.close(target_fd)
+        finally:
+            os.close(source_fd)
         if info.st_nlink > 1:
             self._links[key] = target
 
@@ -196,7 +220,29 @@ class TreeWriter:
         os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
 
     def _shown(self, path: Path, root: Path | None = None) -> str:
+        if root is None and self.upper_root is not None and str(path).startswith(f"{self.upper_root}/"):
+            root = self.upper_root
         return "/" + os.path.relpath(path, root or self.dest_root).removeprefix(".")
+
+
+def _copy_content(source_fd: int, target_fd: int) -> None:
+    """Copy a whole file inside the kernel (``sendfile``; several times faster than reading
+    into Python and writing back, for the hundreds of megabytes a large COPY moves), with a
+    plain read/write loop where the kernel refuses."""
+    try:
+        while os.sendfile(target_fd, source_fd, None, 1 << 30):
+            pass
+        return
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise
+    os.lseek(source_fd, 0, os.SEEK_SET)
+    os.lseek(target_fd, 0, os.SEEK_SET)
+    os.ftruncate(target_fd, 0)
+    while chunk := os.read(source_fd, 1 << 20):
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(target_fd, view) :]
 
 
 def _copy_xattrs(source: Path, target: Path) -> None:

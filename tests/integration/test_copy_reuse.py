@@ -87,3 +87,21 @@ def test_a_removed_file_is_gone_and_a_changed_mode_is_copied(
     assert os.lstat(second / "app/sub/d.txt").st_mode & 0o777 == 0o600
     assert _inode(second / "app/sub/d.txt") != _inode(first / "app/sub/d.txt")
     assert _inode(second / "app/sub/c.txt") == _inode(first / "app/sub/c.txt")
+
+
+def test_files_copied_into_a_directory_of_the_base_are_linked_after_the_unmount(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path
+) -> None:
+    """/tmp is in the base image: the copier writes there through the overlay mount, and
+    the unchanged files are linked into the upper dir once the mount is gone."""
+    into_base = f"FROM {BASE}\nCOPY app/ /tmp/\nRUN cat /tmp/a.txt > /seen\n"
+    kiln_build(monkeypatch, store_root, context, into_base, "-t", "reuse:1")
+    _diff, first = _copy_layer(store_root, "reuse:1")
+    (context / "app/a.txt").write_text("alpha, edited\n")
+    kiln_build(monkeypatch, store_root, context, into_base, "-t", "reuse:2")
+    diff_id, second = _copy_layer(store_root, "reuse:2")
+    assert (second / "tmp/a.txt").read_text() == "alpha, edited\n"
+    assert _inode(second / "tmp/b.txt") == _inode(first / "tmp/b.txt")
+    assert _inode(second / "tmp/sub/c.txt") == _inode(first / "tmp/sub/c.txt")
+    kiln_build(monkeypatch, store_root, context, into_base, "--no-cache", "-t", "reuse:fresh")
+    assert _copy_layer(store_root, "reuse:fresh")[0] == diff_id
