@@ -43,6 +43,7 @@ from frontends.dockerfile._goformat import format_go_duration, go_list, go_quote
 from frontends.dockerfile._ports import exposed_ports
 from frontends.dockerfile.dispatch_copy import dispatch_copy
 from frontends.dockerfile.dispatch_run import dispatch_run
+from frontends.dockerfile.dispatch_signals import parse_signal
 from frontends.dockerfile.instructions import (
     ArgInstruction,
     CmdInstruction,
@@ -168,7 +169,11 @@ def _workdir(build: BuildContext, state: StageState, instruction: WorkdirInstruc
 
 
 def _stopsignal(build: BuildContext, state: StageState, instruction: StopsignalInstruction) -> None:
+    """The expanded value must name a signal, as BuildKit checks it when dispatching (so
+    ``STOPSIGNAL $SIG`` is judged by the value of ``SIG``); it is kept as written."""
     signal = expand(build, state, instruction.signal)
+    if parse_signal(signal) is None:
+        raise DockerfileError(f"invalid signal: {signal}", instruction.span)
     _config_op(state, instruction.span, f"STOPSIGNAL {signal}", StopSignal=signal)
 
 

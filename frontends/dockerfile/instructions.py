@@ -185,7 +185,8 @@ class OnbuildInstruction:
 
 @dataclass(frozen=True)
 class StopsignalInstruction:
-    """``STOPSIGNAL``: the signal that stops a container of the image."""
+    """``STOPSIGNAL``: the signal that stops a container of the image, as written (dispatch
+    checks it names a signal once ARG and ENV are expanded, as BuildKit does)."""
 
     span: SourceSpan
     signal: str

@@ -466,3 +466,64 @@ def test_a_stage_built_from_another_keeps_its_args_in_scope() -> None:
 def test_a_stage_built_from_an_image_starts_without_earlier_stage_args() -> None:
     (run,) = ops("FROM base AS lower\nARG quoted=x\nFROM base\nRUN echo $quoted\n")
     assert isinstance(run, Exec) and not any(entry.startswith("quoted=") for entry in run.env)
+
+
+@pytest.mark.parametrize(
+    "signal",
+    [
+        "SIGTERM",
+        "TERM",
+        "sigterm",
+        "SigKill",
+        "SIGRTMIN",
+        "SIGRTMIN+3",
+        "rtmax-14",
+        "RTMAX",
+        "CLD",
+        "9",
+        "+15",
+        "-1",
+    ],
+)
+def test_stopsignal_accepts_a_signal_name_or_number_as_written(signal: str) -> None:
+    op = only(f"FROM base\nSTOPSIGNAL {signal}\n")
+    assert op.created_by == f"STOPSIGNAL {signal}"
+    assert op.config == (ConfigChange("StopSignal", signal),)
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "options", "signal"),
+    [
+        ("FROM base\nARG SIG=SIGUSR1\nSTOPSIGNAL $SIG\n", {}, "SIGUSR1"),
+        ("FROM base\nARG SIG=SIGUSR1\nSTOPSIGNAL ${SIG}\n", {"build_args": {"SIG": "37"}}, "37"),
+        ("FROM base\nENV SIG=QUIT\nSTOPSIGNAL SIG$SIG\n", {}, "SIGQUIT"),
+    ],
+)
+def test_stopsignal_is_checked_after_expansion(dockerfile: str, options: dict[str, Any], signal: str) -> None:
+    op = ops(dockerfile, **options)[-1]
+    assert op.created_by == f"STOPSIGNAL {signal}"
+    assert op.config == (ConfigChange("StopSignal", signal),)
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("FOO", "invalid signal: FOO"),
+        ("0", "invalid signal: 0"),
+        ("-0", "invalid signal: -0"),
+        ("SIG", "invalid signal: SIG"),
+        ("SIGSIGTERM", "invalid signal: SIGSIGTERM"),
+        ("SIGRTMIN+16", "invalid signal: SIGRTMIN+16"),
+        ("RTMAX-15", "invalid signal: RTMAX-15"),
+        ("1.5", "invalid signal: 1.5"),
+        ("0x9", "invalid signal: 0x9"),
+        ("9223372036854775808", "invalid signal: 9223372036854775808"),
+        ("$UNSET", "invalid signal: "),
+        ("$NAME", "invalid signal: nope"),
+    ],
+)
+def test_stopsignal_rejects_what_names_no_signal_on_its_line(written: str, message: str) -> None:
+    with pytest.raises(DockerfileError) as caught:
+        graph(f"FROM base\nARG NAME=nope\nSTOPSIGNAL {written}\n")
+    assert caught.value.message == message
+    assert caught.value.span is not None and caught.value.span.start_line == 3
