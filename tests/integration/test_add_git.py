@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_root
-from tests.fixtures.busybox import busybox_tar  # noqa: F401  (a fixture)
-from tests.fixtures.kiln_cli import import_busybox, kiln
+from tests.fixtures.context_files import write_files
+from tests.fixtures.kiln_cli import kiln
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -91,26 +90,24 @@ def _push(work: Path, served_git: Path, content: str) -> str:
 def test_add_git_repository(
     served_repo: tuple[str, Path],
     tmp_path: Path,
-    busybox_tar: Path,  # noqa: F811
+    busybox_store: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    require_root()
     url, work = served_repo
-    store = tmp_path / "store"
-    import_busybox(store, busybox_tar)
-    context = tmp_path / "ctx"
-    context.mkdir()
-    (context / "Dockerfile").write_text(
+    dockerfile = (
         "FROM busybox\n"
         f"ADD {url}#v1:src /tagged-src/\n"
         f"ADD {url}#main /whole/\n"
         f"ADD --keep-git-dir=true {url}#main /kept/\n"
         "RUN cat /whole/src/lib.py > /seen\n"
     )
+    context = write_files(tmp_path / "ctx", {"Dockerfile": dockerfile})
 
     def build(name: str) -> str:
         out = tmp_path / name
-        status = kiln(store, "build", "--progress", "plain", "-o", f"type=local,dest={out}", str(context))
+        status = kiln(
+            busybox_store, "build", "--progress", "plain", "-o", f"type=local,dest={out}", str(context)
+        )
         err = capfd.readouterr().err
         assert status == 0, err
         return err

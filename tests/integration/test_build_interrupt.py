@@ -21,12 +21,10 @@ from pathlib import Path
 import pytest
 
 from builder.exec.runtime import find_runtime
-from tests.conftest import REPO_ROOT, require_root
-from tests.fixtures.busybox import (
-    busybox_tar,  # noqa: F401  (a fixture)
-    containers_with_bundle_under,
-)
-from tests.fixtures.kiln_cli import import_busybox, kiln
+from tests.conftest import REPO_ROOT
+from tests.fixtures.busybox import containers_with_bundle_under
+from tests.fixtures.context_files import write_files
+from tests.fixtures.kiln_cli import kiln
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -79,18 +77,13 @@ def _wait_for_step(process: subprocess.Popen[bytes]) -> bytes:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupt_mid_run_leaves_nothing_behind(
     tmp_path: Path,
-    busybox_tar: Path,  # noqa: F811
+    busybox_store: Path,
     signum: signal.Signals,
 ) -> None:
-    require_root("builds run containers and mount overlays")
-    context = tmp_path / "context"
-    context.mkdir()
-    (context / "Dockerfile").write_text(DOCKERFILE)
-    store_root = tmp_path / "store"
-    import_busybox(store_root, busybox_tar)
-    mounts_before = _mounts_under(store_root)
+    context = write_files(tmp_path / "context", {"Dockerfile": DOCKERFILE})
+    mounts_before = _mounts_under(busybox_store)
 
-    process = _start_build(store_root, context)
+    process = _start_build(busybox_store, context)
     _wait_for_step(process)
     started = time.monotonic()
     process.send_signal(signum)
@@ -98,36 +91,31 @@ def test_interrupt_mid_run_leaves_nothing_behind(
 
     assert process.returncode != 0, stderr.decode(errors="replace")
     assert time.monotonic() - started < 10, "kiln did not stop the 30 s step promptly"
-    assert _mounts_under(store_root) == mounts_before == []
-    assert _runtime_containers(store_root) == []
-    assert sorted(path.name for path in (store_root / "containers").iterdir()) == []
+    assert _mounts_under(busybox_store) == mounts_before == []
+    assert _runtime_containers(busybox_store) == []
+    assert sorted(path.name for path in (busybox_store / "containers").iterdir()) == []
 
     (context / "Dockerfile").write_text("FROM busybox\nRUN echo again > /again\n")
-    assert kiln(store_root, "build", "-q", "-t", "again", str(context)) == 0
+    assert kiln(busybox_store, "build", "-q", "-t", "again", str(context)) == 0
 
 
 def test_the_next_build_cleans_up_after_a_killed_one(
     tmp_path: Path,
-    busybox_tar: Path,  # noqa: F811
+    busybox_store: Path,
 ) -> None:
     """SIGKILL gives kiln no chance to clean up: its container keeps running and its overlay
     stays mounted. The next build in the store removes them (and nothing of a live build)."""
-    require_root("builds run containers and mount overlays")
-    context = tmp_path / "context"
-    context.mkdir()
-    (context / "Dockerfile").write_text(DOCKERFILE)
-    store_root = tmp_path / "store"
-    import_busybox(store_root, busybox_tar)
+    context = write_files(tmp_path / "context", {"Dockerfile": DOCKERFILE})
 
-    process = _start_build(store_root, context)
+    process = _start_build(busybox_store, context)
     _wait_for_step(process)
     process.kill()
     process.communicate(timeout=20)
-    assert _mounts_under(store_root) != []
-    assert _runtime_containers(store_root) != []
+    assert _mounts_under(busybox_store) != []
+    assert _runtime_containers(busybox_store) != []
 
     (context / "Dockerfile").write_text("FROM busybox\nRUN echo again > /again\n")
-    assert kiln(store_root, "build", "-q", "-t", "again", str(context)) == 0
-    assert _mounts_under(store_root) == []
-    assert _runtime_containers(store_root) == []
-    assert sorted(path.name for path in (store_root / "containers").iterdir()) == []
+    assert kiln(busybox_store, "build", "-q", "-t", "again", str(context)) == 0
+    assert _mounts_under(busybox_store) == []
+    assert _runtime_containers(busybox_store) == []
+    assert sorted(path.name for path in (busybox_store / "containers").iterdir()) == []

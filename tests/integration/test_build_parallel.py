@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from builder.store import Store
-from tests.conftest import require_root
-from tests.fixtures.busybox import busybox_tar  # noqa: F401  (a fixture)
-from tests.fixtures.kiln_cli import import_busybox, kiln
+from tests.fixtures.context_files import write_files
+from tests.fixtures.kiln_cli import kiln
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -39,18 +38,16 @@ COPY --from=right /right /out/
 """
 
 
-def test_independent_stages_run_concurrently(tmp_path: Path, busybox_tar: Path) -> None:  # noqa: F811
-    require_root("builds run containers and mount overlays")
-    context = tmp_path / "context"
-    context.mkdir()
-    (context / "Dockerfile").write_text(DOCKERFILE)
-    store_root, exported = tmp_path / "store", tmp_path / "exported"
-    import_busybox(store_root, busybox_tar)
-    with Store.open(store_root) as store:
+def test_independent_stages_run_concurrently(tmp_path: Path, busybox_store: Path) -> None:
+    context = write_files(tmp_path / "context", {"Dockerfile": DOCKERFILE})
+    exported = tmp_path / "exported"
+    with Store.open(busybox_store) as store:
         store.snapshot_for("busybox")  # the base unpacked before the clock starts
 
     started = time.monotonic()
-    status = kiln(store_root, "build", "-q", "-t", "both", "-o", f"type=local,dest={exported}", str(context))
+    status = kiln(
+        busybox_store, "build", "-q", "-t", "both", "-o", f"type=local,dest={exported}", str(context)
+    )
     elapsed = time.monotonic() - started
 
     assert status == 0, f"the stages did not meet (one ran after the other?) in {elapsed:.2f} s"

@@ -14,21 +14,11 @@ from pathlib import Path
 import pytest
 
 from builder.store import Store
-from tests.conftest import require_root
-from tests.fixtures.busybox import busybox_tar  # noqa: F401  (a fixture)
-from tests.fixtures.kiln_cli import import_busybox, kiln
+from tests.fixtures.kiln_cli import kiln
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 PS_HEADER = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]
-
-
-@pytest.fixture
-def store_root(tmp_path: Path, busybox_tar: Path) -> Path:  # noqa: F811
-    require_root("containers mount overlays and run an OCI runtime")
-    root = tmp_path / "store"
-    import_busybox(root, busybox_tar)
-    return root
 
 
 def _ps_rows(output: str) -> list[list[str]]:
@@ -37,39 +27,39 @@ def _ps_rows(output: str) -> list[list[str]]:
 
 
 def test_run_rm_prints_the_output_and_leaves_nothing(
-    store_root: Path, capfd: pytest.CaptureFixture[str]
+    busybox_store: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     capfd.readouterr()
-    assert kiln(store_root, "run", "--rm", "busybox", "echo", "hi") == 0
+    assert kiln(busybox_store, "run", "--rm", "busybox", "echo", "hi") == 0
     assert capfd.readouterr().out == "hi\n"
-    assert kiln(store_root, "ps", "-a", "-q") == 0
+    assert kiln(busybox_store, "ps", "-a", "-q") == 0
     assert capfd.readouterr().out == ""
-    assert list((store_root / "containers").iterdir()) == []
+    assert list((busybox_store / "containers").iterdir()) == []
 
 
 def test_run_exits_with_the_container_status_and_follows_the_image_config(
-    store_root: Path, capfd: pytest.CaptureFixture[str]
+    busybox_store: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     capfd.readouterr()
     status = kiln(
-        store_root, "run", "--rm", "-e", "GREETING=hey", "-w", "/made/here", "-u", "app", "busybox",
+        busybox_store, "run", "--rm", "-e", "GREETING=hey", "-w", "/made/here", "-u", "app", "busybox",
         "sh", "-c", 'echo "$GREETING $(pwd) $(id -u):$(id -g) $HOME"; exit 7',
     )  # fmt: skip
     assert status == 7
     assert capfd.readouterr().out == "hey /made/here 1000:1000 /home/app\n"
 
 
-def test_round_trip_run_ps_rmi_refusal_commit_rm(store_root: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_round_trip_run_ps_rmi_refusal_commit_rm(
+    busybox_store: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     script = "echo hello > /greeting; rm /etc/group; exit 3"
-    assert (
-        kiln(store_root, "run", "--name", "keeper", "-e", "X=1", "-w", "/work", "busybox", "sh", "-c", script)
-        == 3
-    )
+    keeper = ("--name", "keeper", "-e", "X=1", "-w", "/work", "busybox", "sh", "-c", script)
+    assert kiln(busybox_store, "run", *keeper) == 3
     capfd.readouterr()
 
-    assert kiln(store_root, "ps") == 0
+    assert kiln(busybox_store, "ps") == 0
     assert _ps_rows(capfd.readouterr().out) == [PS_HEADER]
-    assert kiln(store_root, "ps", "-a") == 0
+    assert kiln(busybox_store, "ps", "-a") == 0
     header, row = _ps_rows(capfd.readouterr().out)
     assert header == PS_HEADER
     assert re.fullmatch(r"[0-9a-f]{12}", row[0])
@@ -78,18 +68,18 @@ def test_round_trip_run_ps_rmi_refusal_commit_rm(store_root: Path, capfd: pytest
     assert row[5] == "keeper"
 
     # The image is in use: rmi refuses and names the container; the image stays.
-    assert kiln(store_root, "rmi", "busybox") == 1
+    assert kiln(busybox_store, "rmi", "busybox") == 1
     assert capfd.readouterr().err == (
         'error: conflict: unable to remove repository reference "busybox" (must force) - '
-        f"container {row[0]} (keeper) is using its referenced image {_image_id(store_root, 'busybox')}\n"
+        f"container {row[0]} (keeper) is using its referenced image {_image_id(busybox_store, 'busybox')}\n"
     )
 
     assert (
-        kiln(store_root, "commit", "-m", "a note", "-a", "A U Thor", "-c", "ENV Y=2", "keeper", "kept:v1")
+        kiln(busybox_store, "commit", "-m", "a note", "-a", "A U Thor", "-c", "ENV Y=2", "keeper", "kept:v1")
         == 0
     )
     image_id = capfd.readouterr().out.strip()
-    with Store.open(store_root) as store:
+    with Store.open(busybox_store) as store:
         manifest, config = store.get_image("kept:v1")
         assert manifest["config"]["digest"] == image_id
         last_layer = store.blobs.read_bytes(manifest["layers"][-1]["digest"])
@@ -114,32 +104,32 @@ def test_round_trip_run_ps_rmi_refusal_commit_rm(store_root: Path, capfd: pytest
     assert names == ["etc", "etc/.wh.group", "greeting", "work"]
 
     # The committed image has the change and lacks the deleted file.
-    assert kiln(store_root, "run", "--rm", "kept:v1", "sh", "-c", "cat /greeting; ls /etc; pwd") == 0
+    assert kiln(busybox_store, "run", "--rm", "kept:v1", "sh", "-c", "cat /greeting; ls /etc; pwd") == 0
     assert capfd.readouterr().out == "hello\nhosts\npasswd\nresolv.conf\n/work\n"
 
-    assert kiln(store_root, "rm", "keeper") == 0
+    assert kiln(busybox_store, "rm", "keeper") == 0
     assert capfd.readouterr().out == "keeper\n"
-    assert kiln(store_root, "ps", "-a", "-q") == 0
+    assert kiln(busybox_store, "ps", "-a", "-q") == 0
     assert capfd.readouterr().out == ""
-    assert list((store_root / "containers").iterdir()) == []
-    assert kiln(store_root, "rmi", "busybox") == 0
+    assert list((busybox_store / "containers").iterdir()) == []
+    assert kiln(busybox_store, "rmi", "busybox") == 0
 
 
 def test_forced_rmi_and_prune_keep_what_the_container_needs(
-    store_root: Path, capfd: pytest.CaptureFixture[str]
+    busybox_store: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    assert kiln(store_root, "run", "--name", "orphan", "busybox", "touch", "/new") == 0
-    assert kiln(store_root, "rmi", "--force", "busybox") == 0
-    assert kiln(store_root, "prune") == 0
+    assert kiln(busybox_store, "run", "--name", "orphan", "busybox", "touch", "/new") == 0
+    assert kiln(busybox_store, "rmi", "--force", "busybox") == 0
+    assert kiln(busybox_store, "prune") == 0
     capfd.readouterr()
-    assert kiln(store_root, "commit", "orphan", "rescued") == 0
-    assert kiln(store_root, "run", "--rm", "rescued", "ls", "/new", "/bin/busybox") == 0
+    assert kiln(busybox_store, "commit", "orphan", "rescued") == 0
+    assert kiln(busybox_store, "run", "--rm", "rescued", "ls", "/new", "/bin/busybox") == 0
     assert capfd.readouterr().out.splitlines()[-2:] == ["/bin/busybox", "/new"]
 
 
-def test_names_are_unique(store_root: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    assert kiln(store_root, "run", "--name", "twin", "busybox", "true") == 0
-    assert kiln(store_root, "run", "--name", "twin", "busybox", "true") == 2
+def test_names_are_unique(busybox_store: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    assert kiln(busybox_store, "run", "--name", "twin", "busybox", "true") == 0
+    assert kiln(busybox_store, "run", "--name", "twin", "busybox", "true") == 2
     assert "already in use" in capfd.readouterr().err
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_root
-from tests.fixtures.busybox import busybox_tar  # noqa: F401  (a fixture)
-from tests.fixtures.kiln_cli import import_busybox, kiln
+from tests.fixtures.context_files import write_files
+from tests.fixtures.kiln_cli import kiln
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -30,21 +29,16 @@ def _diff_ids(store: Path, tag: str, capfd: pytest.CaptureFixture[str]) -> list[
 
 def test_link_layer_is_the_same_on_two_bases(
     tmp_path: Path,
-    busybox_tar: Path,  # noqa: F811
+    busybox_store: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    require_root()
-    store = tmp_path / "store"
-    import_busybox(store, busybox_tar)
-    context = tmp_path / "ctx"
-    (context / "app").mkdir(parents=True)
-    (context / "app" / "main.py").write_text("print('hi')\n")
+    context = write_files(tmp_path / "ctx", {"app/main.py": "print('hi')\n"})
     logs: dict[str, str] = {}
     for tag, base in (("first", FIRST_BASE), ("second", SECOND_BASE)):
         (context / f"{tag}.Dockerfile").write_text(base + LINKED)
         out = tmp_path / tag
         status = kiln(
-            store,
+            busybox_store,
             "build",
             "-t",
             tag,
@@ -56,7 +50,7 @@ def test_link_layer_is_the_same_on_two_bases(
         )
         logs[tag] = capfd.readouterr().err
         assert status == 0, logs[tag]
-    first, second = _diff_ids(store, "first", capfd), _diff_ids(store, "second", capfd)
+    first, second = _diff_ids(busybox_store, "first", capfd), _diff_ids(busybox_store, "second", capfd)
     assert len(second) == len(first) + 1
     assert first[-1] == second[-1]
     assert first[:-1] == second[:-2]
@@ -70,20 +64,15 @@ def test_link_layer_is_the_same_on_two_bases(
 
 def test_steps_after_a_reused_link_layer_follow_the_base(
     tmp_path: Path,
-    busybox_tar: Path,  # noqa: F811
+    busybox_store: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    require_root()
-    store = tmp_path / "store"
-    import_busybox(store, busybox_tar)
-    context = tmp_path / "ctx"
-    (context / "app").mkdir(parents=True)
-    (context / "app" / "main.py").write_text("print('hi')\n")
+    context = write_files(tmp_path / "ctx", {"app/main.py": "print('hi')\n"})
     after = "RUN ls /app > /listing\n"
     for tag, base in (("first", FIRST_BASE), ("second", SECOND_BASE)):
         (context / "Dockerfile").write_text(base + LINKED + after)
         out = tmp_path / tag
-        status = kiln(store, "build", "-o", f"type=local,dest={out}", str(context))
+        status = kiln(busybox_store, "build", "-o", f"type=local,dest={out}", str(context))
         assert status == 0, capfd.readouterr().err
     assert (tmp_path / "first" / "listing").read_text() == "main.py\n"
     assert (tmp_path / "second" / "listing").read_text() == "main.py\nold.txt\n"

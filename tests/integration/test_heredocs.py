@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_root
-from tests.fixtures.busybox import busybox_tar  # noqa: F401  (a fixture)
-from tests.fixtures.kiln_cli import import_busybox, kiln
+from tests.fixtures.context_files import write_files
+from tests.fixtures.kiln_cli import kiln
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -49,15 +48,10 @@ B
 """
 
 
-def test_heredocs(tmp_path: Path, busybox_tar: Path, capfd: pytest.CaptureFixture[str]) -> None:  # noqa: F811
-    require_root()
-    store = tmp_path / "store"
-    import_busybox(store, busybox_tar)
-    context = tmp_path / "ctx"
-    context.mkdir()
-    (context / "Dockerfile").write_text(DOCKERFILE)
+def test_heredocs(tmp_path: Path, busybox_store: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    context = write_files(tmp_path / "ctx", {"Dockerfile": DOCKERFILE})
     out = tmp_path / "out"
-    status = kiln(store, "build", "-o", f"type=local,dest={out}", str(context))
+    status = kiln(busybox_store, "build", "-o", f"type=local,dest={out}", str(context))
     assert status == 0, capfd.readouterr().err
     assert (out / "shell-body").read_text() == "shell body for kiln\nsecond line\n"
     assert (out / "shebang").read_text() == "interpreter: /dev/pipes/EOF\n"

@@ -7,27 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_root
-from tests.fixtures.busybox import busybox_tar  # noqa: F401  (a fixture)
-from tests.fixtures.kiln_cli import import_busybox, kiln
+from tests.fixtures.kiln_cli import kiln
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
-
-
-@pytest.fixture
-def store(tmp_path: Path, busybox_tar: Path) -> Path:  # noqa: F811
-    require_root()
-    root = tmp_path / "store"
-    import_busybox(root, busybox_tar)
-    return root
 
 
 def _build(store: Path, context: Path, out: Path, *flags: str) -> int:
     return kiln(store, "build", *flags, "-o", f"type=local,dest={out}", str(context))
 
 
-def test_directory_and_image_contexts(store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    assert kiln(store, "tag", "busybox:latest", "toolbox:1") == 0
+def test_directory_and_image_contexts(
+    busybox_store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert kiln(busybox_store, "tag", "busybox:latest", "toolbox:1") == 0
     extra = tmp_path / "extra"
     (extra / "conf").mkdir(parents=True)
     (extra / "conf" / "app.ini").write_text("[app]\n")
@@ -43,7 +35,7 @@ def test_directory_and_image_contexts(store: Path, tmp_path: Path, capfd: pytest
     )
     out = tmp_path / "out"
     status = _build(
-        store,
+        busybox_store,
         context,
         out,
         "--build-context",
@@ -60,7 +52,9 @@ def test_directory_and_image_contexts(store: Path, tmp_path: Path, capfd: pytest
     assert (out / "via-mount.ini").read_text() == "[app]\n"
 
 
-def test_from_a_directory_context(store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_from_a_directory_context(
+    busybox_store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     rootfs = tmp_path / "rootfs"
     (rootfs / "data").mkdir(parents=True)
     (rootfs / "data" / "x").write_text("x\n")
@@ -68,14 +62,16 @@ def test_from_a_directory_context(store: Path, tmp_path: Path, capfd: pytest.Cap
     context.mkdir()
     (context / "Dockerfile").write_text("FROM base\n")
     out = tmp_path / "out"
-    assert _build(store, context, out, "--build-context", f"base={rootfs}") == 0, capfd.readouterr().err
+    assert _build(busybox_store, context, out, "--build-context", f"base={rootfs}") == 0, (
+        capfd.readouterr().err
+    )
     assert (out / "data" / "x").read_text() == "x\n"
 
 
-def test_oci_layout_context(store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_oci_layout_context(busybox_store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     layout = tmp_path / "layout"
     archive = tmp_path / "busybox.tar"
-    assert kiln(store, "save", "--format", "oci", "-o", str(archive), "busybox:latest") == 0
+    assert kiln(busybox_store, "save", "--format", "oci", "-o", str(archive), "busybox:latest") == 0
     layout.mkdir()
     import tarfile
 
@@ -85,20 +81,22 @@ def test_oci_layout_context(store: Path, tmp_path: Path, capfd: pytest.CaptureFi
     context.mkdir()
     (context / "Dockerfile").write_text("FROM alpine\nRUN echo from-layout > /marker\n")
     out = tmp_path / "out"
-    status = _build(store, context, out, "--build-context", f"alpine=oci-layout://{layout}:latest")
+    status = _build(busybox_store, context, out, "--build-context", f"alpine=oci-layout://{layout}:latest")
     assert status == 0, capfd.readouterr().err
     assert (out / "marker").read_text() == "from-layout\n"
     assert (out / "bin" / "busybox").is_file()
     capfd.readouterr()
-    assert kiln(store, "images", "-q") == 0
+    assert kiln(busybox_store, "images", "-q") == 0
     assert len(capfd.readouterr().out.split()) == 2  # busybox and the built image; no new name
 
 
-def test_unknown_context_kind(store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_unknown_context_kind(busybox_store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     context = tmp_path / "ctx"
     context.mkdir()
     (context / "Dockerfile").write_text("FROM busybox\n")
-    status = _build(store, context, tmp_path / "out", "--build-context", "x=https://example.invalid/x.tar")
+    status = _build(
+        busybox_store, context, tmp_path / "out", "--build-context", "x=https://example.invalid/x.tar"
+    )
     assert status != 0
     assert "unsupported kind" in capfd.readouterr().err
 

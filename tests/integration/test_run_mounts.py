@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_root
-from tests.fixtures.busybox import busybox_tar  # noqa: F401  (a fixture)
-from tests.fixtures.kiln_cli import import_busybox, kiln
+from tests.fixtures.kiln_cli import kiln
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -27,14 +25,6 @@ def _own_bounding_set() -> str:
     raise AssertionError("no CapBnd in /proc/self/status")
 
 
-@pytest.fixture
-def store(tmp_path: Path, busybox_tar: Path) -> Path:  # noqa: F811
-    require_root()
-    root = tmp_path / "store"
-    import_busybox(root, busybox_tar)
-    return root
-
-
 def _build(store: Path, tmp_path: Path, dockerfile: str, *flags: str, name: str = "out") -> tuple[int, Path]:
     context = tmp_path / f"ctx-{name}"
     context.mkdir(exist_ok=True)
@@ -45,14 +35,14 @@ def _build(store: Path, tmp_path: Path, dockerfile: str, *flags: str, name: str 
     return status, out
 
 
-def test_network_modes(store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_network_modes(busybox_store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     dockerfile = (
         "FROM busybox\n"
         "RUN --network=none ls /sys/class/net > /net-none\n"
         "RUN --network=host ls /sys/class/net > /net-host\n"
         "RUN --network=default ls /sys/class/net > /net-default\n"
     )
-    status, out = _build(store, tmp_path, dockerfile)
+    status, out = _build(busybox_store, tmp_path, dockerfile)
     assert status == 0, capfd.readouterr().err
     host_links = sorted(path.name for path in Path("/sys/class/net").iterdir())
     assert (out / "net-none").read_text() == "lo\n"
@@ -61,31 +51,31 @@ def test_network_modes(store: Path, tmp_path: Path, capfd: pytest.CaptureFixture
 
 
 def test_security_insecure_needs_the_entitlement(
-    store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    busybox_store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     dockerfile = (
         "FROM busybox\n"
         "RUN grep CapEff /proc/self/status | cut -f2 > /caps-sandbox\n"
         "RUN --security=insecure grep CapEff /proc/self/status | cut -f2 > /caps-insecure\n"
     )
-    status, _out = _build(store, tmp_path, dockerfile, name="denied")
+    status, _out = _build(busybox_store, tmp_path, dockerfile, name="denied")
     assert status != 0
     assert "pass --allow security.insecure" in capfd.readouterr().err
-    status, out = _build(store, tmp_path, dockerfile, "--allow", "security.insecure", name="allowed")
+    status, out = _build(busybox_store, tmp_path, dockerfile, "--allow", "security.insecure", name="allowed")
     assert status == 0, capfd.readouterr().err
     assert (out / "caps-sandbox").read_text() == f"{DEFAULT_CAPS}\n"
     assert (out / "caps-insecure").read_text() == f"{_own_bounding_set()}\n"
 
 
 def test_cache_mount_survives_between_builds_and_prunes(
-    store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    busybox_store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     first = (
         "FROM busybox\n"
         "RUN --mount=type=cache,target=/root/.cache/pip \\\n"
         "    echo wheel > /root/.cache/pip/pkg-1.0-py3-none-any.whl\n"
     )
-    status, out = _build(store, tmp_path, first, name="first")
+    status, out = _build(busybox_store, tmp_path, first, name="first")
     assert status == 0, capfd.readouterr().err
     assert not (out / "root" / ".cache").exists()
     second = (
@@ -93,21 +83,21 @@ def test_cache_mount_survives_between_builds_and_prunes(
         "RUN echo a different step > /step\n"
         "RUN --mount=type=cache,target=/root/.cache/pip ls /root/.cache/pip > /seen\n"
     )
-    status, out = _build(store, tmp_path, second, name="second")
+    status, out = _build(busybox_store, tmp_path, second, name="second")
     assert status == 0, capfd.readouterr().err
     assert (out / "seen").read_text() == "pkg-1.0-py3-none-any.whl\n"
     assert not (out / "root" / ".cache").exists()
 
-    assert kiln(store, "prune", "--filter", "type=cache-mount") == 0
+    assert kiln(busybox_store, "prune", "--filter", "type=cache-mount") == 0
     assert "deleted cache mount: " in capfd.readouterr().out
     third = second.replace("ls /root", "ls -A /root").replace("> /seen", "> /seen-after-prune")
-    status, out = _build(store, tmp_path, third, name="third")
+    status, out = _build(busybox_store, tmp_path, third, name="third")
     assert status == 0, capfd.readouterr().err
     assert (out / "seen-after-prune").read_text() == ""
 
 
 def test_cache_mount_sharing_seed_and_owner(
-    store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    busybox_store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     dockerfile = (
         "FROM busybox AS seed\n"
@@ -124,7 +114,7 @@ def test_cache_mount_sharing_seed_and_owner(
         "RUN --mount=type=cache,target=/s,from=seed,source=/seed cat /s/x > /seeded\n"
         "RUN --mount=type=cache,target=/o,uid=1000,gid=1000,mode=0700 stat -c '%a %u %g' /o > /owner\n"
     )
-    status, out = _build(store, tmp_path, dockerfile)
+    status, out = _build(busybox_store, tmp_path, dockerfile)
     assert status == 0, capfd.readouterr().err
     assert sorted([(out / "left-list").read_text(), (out / "right-list").read_text()]) == [
         "left\n",
@@ -134,7 +124,7 @@ def test_cache_mount_sharing_seed_and_owner(
     assert (out / "owner").read_text() == "700 1000 1000\n"
 
 
-def test_bind_mounts(store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_bind_mounts(busybox_store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     dockerfile = (
         "FROM busybox AS seed\n"
         "RUN mkdir /seed && echo from-stage > /seed/x\n"
@@ -149,7 +139,7 @@ def test_bind_mounts(store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[s
         "RUN --mount=type=tmpfs,target=/scratch echo x > /scratch/f \\\n"
         "    && grep ' /scratch ' /proc/mounts | cut -d' ' -f3 > /tmpfs-type\n"
     )
-    status, out = _build(store, tmp_path, dockerfile)
+    status, out = _build(busybox_store, tmp_path, dockerfile)
     assert status == 0, capfd.readouterr().err
     assert (out / "from-context").read_text() == "context data\n"
     assert (out / "from-stage").read_text() == "from-stage\n"
@@ -162,7 +152,7 @@ def test_bind_mounts(store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[s
 
 
 def test_ssh_agent_socket_is_forwarded(
-    store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    busybox_store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     agent_path = tmp_path / "agent.sock"
     agent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -175,13 +165,13 @@ def test_ssh_agent_socket_is_forwarded(
             "RUN --mount=type=ssh,id=deploy,target=/agent,required test -S /agent && echo ok > /deploy\n"
         )
         flags = ("--ssh", f"default={agent_path}", "--ssh", f"deploy={agent_path}")
-        status, out = _build(store, tmp_path, dockerfile, *flags)
+        status, out = _build(busybox_store, tmp_path, dockerfile, *flags)
         assert status == 0, capfd.readouterr().err
         assert (out / "sock").read_text() == "/run/buildkit/ssh_agent.0\n"
         assert (out / "deploy").read_text() == "ok\n"
         assert not (out / "agent").exists()
         required_only = "FROM busybox\nRUN --mount=type=ssh,id=deploy,required true\n"
-        status, _out = _build(store, tmp_path, required_only, name="missing")
+        status, _out = _build(busybox_store, tmp_path, required_only, name="missing")
         assert status != 0
         assert "ssh agent 'deploy' is required but was not provided" in capfd.readouterr().err
     finally:
@@ -189,7 +179,7 @@ def test_ssh_agent_socket_is_forwarded(
 
 
 def test_python_app_example_reuses_its_pip_cache(
-    store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    busybox_store: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "python-app"
     token = "example-token-value"
@@ -201,7 +191,7 @@ def test_python_app_example_reuses_its_pip_cache(
         shutil.rmtree(out, ignore_errors=True)
         secret = f"id=pip_token,src={secret_file}"
         status = kiln(
-            store, "build", "--secret", secret, *flags, "-o", f"type=local,dest={out}", str(example)
+            busybox_store, "build", "--secret", secret, *flags, "-o", f"type=local,dest={out}", str(example)
         )
         log = capfd.readouterr().err
         assert status == 0, log

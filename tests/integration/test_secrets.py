@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from tests.conftest import require_root
-from tests.fixtures.busybox import busybox_tar  # noqa: F401  (a fixture)
-from tests.fixtures.kiln_cli import import_busybox, kiln
+from tests.fixtures.context_files import write_files
+from tests.fixtures.kiln_cli import kiln
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -61,19 +60,14 @@ def _export(store: Path, tag: str, dest: Path) -> None:
 
 
 @pytest.fixture
-def built(tmp_path: Path, busybox_tar: Path, capfd: pytest.CaptureFixture[str]) -> tuple[Path, Path, str]:  # noqa: F811
-    require_root()
-    store = tmp_path / "store"
-    import_busybox(store, busybox_tar)
-    context = tmp_path / "ctx"
-    context.mkdir()
-    (context / "Dockerfile").write_text(DOCKERFILE)
+def built(tmp_path: Path, busybox_store: Path, capfd: pytest.CaptureFixture[str]) -> tuple[Path, Path, str]:
+    context = write_files(tmp_path / "ctx", {"Dockerfile": DOCKERFILE})
     secret_file = tmp_path / "secret.txt"
     secret_file.write_text(SECRET)
     os.environ["KILN_TEST_SECRET"] = SECRET
     try:
         status = kiln(
-            store,
+            busybox_store,
             "build",
             "-t",
             "secret-test",
@@ -89,7 +83,7 @@ def built(tmp_path: Path, busybox_tar: Path, capfd: pytest.CaptureFixture[str]) 
         del os.environ["KILN_TEST_SECRET"]
     output = capfd.readouterr()
     assert status == 0, output.err
-    return store, tmp_path / "out", output.out + output.err
+    return busybox_store, tmp_path / "out", output.out + output.err
 
 
 def test_secret_is_mounted_only_during_its_run(built: tuple[Path, Path, str]) -> None:
@@ -123,18 +117,12 @@ def test_secret_value_is_nowhere_in_the_store(built: tuple[Path, Path, str], tmp
 
 def test_missing_required_secret_names_the_id(
     tmp_path: Path,
-    busybox_tar: Path,  # noqa: F811
+    busybox_store: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    require_root()
-    store = tmp_path / "store"
-    import_busybox(store, busybox_tar)
-    context = tmp_path / "ctx"
-    context.mkdir()
-    (context / "Dockerfile").write_text(
-        "FROM busybox\nRUN --mount=type=secret,id=npmrc,required=true cat /run/secrets/npmrc\n"
-    )
-    status = kiln(store, "build", str(context))
+    dockerfile = "FROM busybox\nRUN --mount=type=secret,id=npmrc,required=true cat /run/secrets/npmrc\n"
+    context = write_files(tmp_path / "ctx", {"Dockerfile": dockerfile})
+    status = kiln(busybox_store, "build", str(context))
     assert status != 0
     assert "secret 'npmrc' is required but was not provided" in capfd.readouterr().err
 
