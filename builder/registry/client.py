@@ -2,9 +2,11 @@
 
 Built on ``requests``: a pooled, thread-safe ``Session`` with streaming bodies, redirects
 that drop ``Authorization`` when they leave the host, and TLS always verified, against the
-system's CA store (:func:`system_ca_bundle`). Every request names the repository scopes it needs
-(``repository:app:pull,push``); on a 401 the client reads the ``WWW-Authenticate``
-challenge and answers it as distribution's ``auth`` package does:
+system's CA store (:func:`system_ca_bundle`) and the registry's docker-style ``certs.d``
+directory (:mod:`builder.registry.certs`: extra CAs, a client certificate). Every request
+names the repository scopes it needs (``repository:app:pull,push``); on a 401 the client
+reads the ``WWW-Authenticate`` challenge and answers it as distribution's ``auth`` package
+does:
 
 * ``Basic``: the saved user name and password;
 * ``Bearer``: a token from the challenge's ``realm`` for the ``service`` and scopes, asked
@@ -30,6 +32,13 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from builder.errors import RegistryError
+from builder.registry.certs import (
+    ContextAdapter,
+    context_bundle,
+    host_certs,
+    tls_context,
+    tls_failure_message,
+)
 from builder.registry.challenge import Challenge, parse_challenges
 from builder.registry.credentials import Credentials, find_credentials
 
@@ -76,10 +85,11 @@ def api_host(registry: str) -> str:
     return DOCKER_HUB_API_HOST if registry == "docker.io" else registry
 
 
-def uses_plain_http(registry: str, insecure: Sequence[str]) -> bool:
-    """Plain http only for loopback names and registries the user named insecure."""
+def uses_plain_http(registry: str, insecure: Sequence[str], *, has_certs: bool = False) -> bool:
+    """Plain http only for loopback names and registries the user named insecure; a
+    loopback registry with a ``certs.d`` directory (``has_certs``) is spoken to over TLS."""
     host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
-    return host in _ALWAYS_PLAIN_HTTP or registry in insecure or host in insecure
+    return (host in _ALWAYS_PLAIN_HTTP and not has_certs) or registry in insecure or host in insecure
 
 
 def configured_insecure_registries() -> tuple[str, ...]:
@@ -125,7 +135,9 @@ class RegistryClient:
     ) -> None:
         self.registry = registry
         insecure = (*insecure, *configured_insecure_registries())
-        scheme = "http" if uses_plain_http(registry, insecure) else "https"
+        certs = host_certs(registry)
+        plain = uses_plain_http(registry, insecure, has_certs=certs is not None)
+        scheme = "http" if plain else "https"
         self.base_url = f"{scheme}://{api_host(registry)}"
         self.credentials = credentials
         if credentials is None and look_up_credentials:
@@ -138,6 +150,11 @@ class RegistryClient:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        if certs is not None and not plain:
+            context = tls_context(certs, self.session.verify)
+            self.session.mount("https://", ContextAdapter(context, pool_connections=4, pool_maxsize=16))
+            # A path, not True: with True requests swaps in its own context for ours.
+            self.session.verify = context_bundle(self.session.verify)
         self._authorization: dict[frozenset[str], str] = {}
         self._lock = threading.Lock()
 
@@ -247,10 +264,7 @@ class RegistryClient:
                     allow_redirects=method in ("GET", "HEAD"),
                 )
             except requests.exceptions.SSLError as err:
-                raise RegistryError(
-                    f"TLS verification failed for {self.registry}: {_reason(err)} "
-                    f"(use --insecure-registry {self.registry} only for a registry you trust)"
-                ) from err
+                raise RegistryError(tls_failure_message(self.registry, _reason(err))) from err
             except (requests.ConnectionError, requests.Timeout) as err:
                 if attempt >= retries:
                     raise TransientRegistryError(
