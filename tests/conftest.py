@@ -8,6 +8,7 @@ green CI run never hides a skipped corpus.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,14 @@ def require_root(reason: str = "needs root") -> None:
         if IN_CI:
             pytest.fail(f"{reason}, but CI runs as non-root")
         pytest.skip(reason)
+
+
+def require_tool(name: str) -> str:
+    """The path of the program ``name`` on PATH; skip the test when it is not installed."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed")
+    return path
 
 
 @pytest.fixture

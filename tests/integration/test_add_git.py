@@ -3,7 +3,6 @@ checked-out files, ``--keep-git-dir``, and the commit (not the ref) in the cache
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_tool
 from tests.fixtures.context_files import write_files
 from tests.fixtures.kiln_cli import kiln
 
@@ -41,8 +41,7 @@ def _free_port() -> int:
 @pytest.fixture
 def served_repo(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A work tree (to commit to), pushed to a bare repo served by git daemon: (url, work)."""
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
+    require_tool("git")
     work = tmp_path / "work"
     (work / "src").mkdir(parents=True)
     (work / "src" / "lib.py").write_text("VERSION = 1\n")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, require_tool
 
 BUSYBOX = Path("/bin/busybox")
 
@@ -33,13 +32,6 @@ def kiln(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
     if check and result.returncode != 0:
         raise AssertionError(f"kiln {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result
-
-
-def need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        pytest.skip(f"{tool} is not installed")
-    return path
 
 
 def busybox_rootfs(path: Path) -> Path:
@@ -106,7 +98,7 @@ def test_import_inspect_history(source_root: Path) -> None:
 
 
 def test_store_root_is_readable_by_skopeo(source_root: Path) -> None:
-    skopeo = need("skopeo")
+    skopeo = require_tool("skopeo")
     result = subprocess.run(
         [skopeo, "inspect", f"oci:{source_root}:busybox:latest"], capture_output=True, text=True, check=True
     )
@@ -116,7 +108,7 @@ def test_store_root_is_readable_by_skopeo(source_root: Path) -> None:
 
 
 def test_oci_archive_accepted_by_skopeo_and_umoci(source_root: Path, tmp_path: Path) -> None:
-    skopeo, umoci = need("skopeo"), need("umoci")
+    skopeo, umoci = require_tool("skopeo"), require_tool("umoci")
     archive = tmp_path / "busybox-oci.tar"
     kiln(source_root, "save", "--format", "oci", "-o", str(archive), "busybox", "localhost:5000/a/b:t")
     result = subprocess.run(
@@ -145,7 +137,7 @@ def test_oci_archive_accepted_by_skopeo_and_umoci(source_root: Path, tmp_path: P
 
 
 def test_docker_archive_accepted_by_skopeo(source_root: Path, tmp_path: Path) -> None:
-    skopeo = need("skopeo")
+    skopeo = require_tool("skopeo")
     archive = tmp_path / "busybox-docker.tar"
     kiln(source_root, "save", "-o", str(archive), "busybox")
     command = [skopeo, "inspect", "--config", f"docker-archive:{archive}"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from builder.oci.mediatypes import OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD
 from builder.store import Store
 from builder.store.variants import variants
-from tests.conftest import REPO_ROOT, require_root
+from tests.conftest import REPO_ROOT, require_root, require_tool
 from tests.fixtures.busybox import busybox_tar  # noqa: F401  (a fixture)
 from tests.fixtures.kiln_cli import import_busybox, kiln
 
@@ -36,15 +35,8 @@ def hello_archive(tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path) -
     return archive
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed")
-    return path
-
-
 def test_skopeo_inspects_the_archive(hello_archive: Path) -> None:
-    skopeo = _tool("skopeo")
+    skopeo = require_tool("skopeo")
     inspected = subprocess.run(
         [skopeo, "inspect", f"oci-archive:{hello_archive}"], capture_output=True, text=True, check=True
     )
@@ -61,7 +53,7 @@ def test_skopeo_inspects_the_archive(hello_archive: Path) -> None:
 
 
 def test_umoci_unpacks_the_layout(hello_archive: Path, tmp_path: Path) -> None:
-    umoci = _tool("umoci")
+    umoci = require_tool("umoci")
     layout, bundle = tmp_path / "layout", tmp_path / "bundle"
     layout.mkdir()
     with tarfile.open(hello_archive) as archive:
@@ -93,7 +85,7 @@ def test_the_store_keeps_built_layers_uncompressed_and_the_archive_gzips_them(he
 
 
 def test_a_zstd_archive_is_read_by_skopeo_and_umoci(hello_archive: Path, tmp_path: Path) -> None:
-    skopeo, umoci = _tool("skopeo"), _tool("umoci")
+    skopeo, umoci = require_tool("skopeo"), require_tool("umoci")
     store_root = hello_archive.parent / "store"
     archive_path = tmp_path / "hello.zstd.tar"
     command = ["save", "--format", "oci", "--compression", "zstd", "-o", str(archive_path), "hello"]

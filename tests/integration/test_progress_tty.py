@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, require_root
+from tests.conftest import REPO_ROOT, require_root, require_tool
 
 REPLAY_SCRIPT = """
 import sys, time
@@ -90,8 +90,7 @@ class Terminal:
 
 @pytest.fixture
 def terminal(tmp_path: Path) -> Iterator[Terminal]:
-    if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed")
+    require_tool("tmux")
     session = Terminal(f"kiln-test-{os.getpid()}-{tmp_path.name}")
     yield session
     session.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from builder.cli.commands.completion import CommandSpec, command_specs, completion_script
 from builder.cli.main import build_parser, main
 from builder.store import Store
+from tests.conftest import require_tool
 
 BASH_DRIVER = """
 source "$1"; shift
@@ -38,8 +38,7 @@ _kiln
 
 
 def complete(shell: str, tmp_path: Path, *words: str) -> list[str]:
-    if shutil.which(shell) is None:
-        pytest.skip(f"{shell} is not installed")
+    require_tool(shell)
     script = tmp_path / f"kiln.{shell}"
     script.write_text(completion_script(shell, build_parser()))
     driver = BASH_DRIVER if shell == "bash" else ZSH_DRIVER
