@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT, require_root, require_tool
+from tests.unit.progress.fake_build import FAILURE_REPORT_LINES
 
 REPLAY_SCRIPT = """
 import sys, time
@@ -167,17 +168,7 @@ def test_failed_build_in_a_terminal(terminal: Terminal, tmp_path: Path) -> None:
     assert results["#4 [build 4/4] RUN make test"] == "FAILED"
     assert results["#6 [docs 2/2] RUN gen-docs --all"] == "cancelled"
     report = screen[next(i for i, line in enumerate(screen) if line.startswith("╭─ ERROR #4")) :]
-    assert [line.strip("│ ") for line in report[1:10]] == [
-        "4 │ COPY . .",
-        "5 │ RUN make",
-        "> 6 │ RUN make test",
-        "7",
-        "8 │ FROM alpine:3.19 AS docs",
-        'process "/bin/sh -c make test" did not complete successfully: exit code: 2',
-        "output:",
-        "test_one ... ok",
-        "test_two ... FAIL",
-    ]
+    assert [line.strip("│ ") for line in report[1:10]] == FAILURE_REPORT_LINES
     assert screen[-2].startswith("Build failed after ")
     assert_no_live_view_left([line for line in screen if not line.startswith("│ test_")])
 
@@ -202,14 +193,21 @@ RUN echo never runs
 """
 
 
-def kiln_build(terminal: Terminal, tmp_path: Path, dockerfile: str) -> list[str]:
-    """Run ``kiln build --progress=tty`` in the terminal; the final screen's non-empty rows."""
+def busybox_context(tmp_path: Path, dockerfile: str) -> Path:
+    """``tmp_path / "context"`` holding ``dockerfile``, busybox and an ``sh`` link to it (for
+    ``FROM scratch`` builds that ``COPY`` them in); written again over an earlier one."""
     context = tmp_path / "context"
     context.mkdir(exist_ok=True)
     shutil.copy("/bin/busybox", context / "busybox")
     if not (context / "sh").is_symlink():
         (context / "sh").symlink_to("busybox")
     (context / "Dockerfile").write_text(dockerfile)
+    return context
+
+
+def kiln_build(terminal: Terminal, tmp_path: Path, dockerfile: str) -> list[str]:
+    """Run ``kiln build --progress=tty`` in the terminal; the final screen's non-empty rows."""
+    context = busybox_context(tmp_path, dockerfile)
     store = tmp_path / "store"
     command = [sys.executable, "-m", "builder.cli.main", "--root", str(store), "build"]
     terminal.start(*command, "--progress=tty", "-t", "demo:latest", str(context))
@@ -272,12 +270,7 @@ def test_real_failed_build_shows_the_instruction_and_exit_status(terminal: Termi
 
 def build_with_progress(tmp_path: Path, dockerfile: str, progress: str) -> tuple[float, str]:
     """Run ``kiln build --no-cache --progress=…`` without a terminal; its seconds and output."""
-    context = tmp_path / "context"
-    context.mkdir(exist_ok=True)
-    shutil.copy("/bin/busybox", context / "busybox")
-    if not (context / "sh").is_symlink():
-        (context / "sh").symlink_to("busybox")
-    (context / "Dockerfile").write_text(dockerfile)
+    context = busybox_context(tmp_path, dockerfile)
     command = [sys.executable, "-m", "builder.cli.main", "--root", str(tmp_path / "store"), "build"]
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "COLUMNS": "120", "LINES": "40"}
     started = time.monotonic()

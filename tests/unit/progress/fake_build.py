@@ -91,6 +91,21 @@ def successful_build() -> list[tuple[float, Event]]:
     ]
 
 
+FAILURE_REPORT_LINES = [
+    "4 │ COPY . .",
+    "5 │ RUN make",
+    "> 6 │ RUN make test",
+    "7",
+    "8 │ FROM alpine:3.19 AS docs",
+    'process "/bin/sh -c make test" did not complete successfully: exit code: 2',
+    "output:",
+    "test_one ... ok",
+    "test_two ... FAIL",
+]
+"""The body of the error report ``failing_build`` ends in (its box's borders stripped): the
+Dockerfile lines around step 4 (the failing one marked), the error, and the step's output."""
+
+
 def failing_build() -> list[tuple[float, Event]]:
     """Step 4 exits 2 at 104.0 while step 6 (the other stage) is still running."""
     return [

@@ -14,6 +14,7 @@ from builder.progress.plain import PlainRenderer
 from builder.progress.tty import TtyRenderer
 from tests.unit.progress.fake_build import (
     DOCKERFILE,
+    FAILURE_REPORT_LINES,
     IMAGE_ID,
     FakeClock,
     failing_build,
@@ -134,17 +135,7 @@ def test_failure_shows_dockerfile_lines_exit_status_and_output_tail() -> None:
     assert "│ #6 [docs 2/2] RUN gen-docs --all │ cancelled │      - │ -            │    - │" in text
     report = [line.rstrip() for line in text[text.index("╭─ ERROR") :].splitlines()]
     assert report[0].startswith("╭─ ERROR #4 [build 4/4] RUN make test (Dockerfile:6) ─")
-    assert [line.strip("│ ") for line in report[1:-2]] == [
-        "4 │ COPY . .",
-        "5 │ RUN make",
-        "> 6 │ RUN make test",
-        "7",
-        "8 │ FROM alpine:3.19 AS docs",
-        'process "/bin/sh -c make test" did not complete successfully: exit code: 2',
-        "output:",
-        "test_one ... ok",
-        "test_two ... FAIL",
-    ]
+    assert [line.strip("│ ") for line in report[1:-2]] == FAILURE_REPORT_LINES
     assert report[-1] == "Build failed after 4.0s: 1 of 4 steps cached"
 
 
