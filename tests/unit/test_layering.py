@@ -11,12 +11,12 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.fixtures.module_imports import absolute_imports
 
 FRONTEND_ALLOWED = (
     "frontends",
@@ -31,16 +31,6 @@ FRONTEND_ALLOWED = (
 )
 
 
-def _imports(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-        elif isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-    return names
-
-
 def _sources(package: str) -> list[Path]:
     return sorted((REPO_ROOT / package).rglob("*.py"))
 
@@ -51,7 +41,9 @@ def _within(name: str, prefixes: tuple[str, ...]) -> bool:
 
 @pytest.mark.parametrize("path", _sources("frontends"), ids=lambda p: str(p.relative_to(REPO_ROOT)))
 def test_frontends_import_only_the_contract(path: Path) -> None:
-    ours = {name for name in _imports(path) if name.split(".")[0] in ("builder", "cache", "frontends")}
+    ours = {
+        name for name in absolute_imports(path) if name.split(".")[0] in ("builder", "cache", "frontends")
+    }
     assert sorted(name for name in ours if not _within(name, FRONTEND_ALLOWED)) == []
 
 
@@ -60,7 +52,7 @@ def test_only_the_cli_imports_a_frontend() -> None:
         str(path.relative_to(REPO_ROOT))
         for path in _sources("builder") + _sources("cache")
         if "cli" not in path.relative_to(REPO_ROOT).parts
-        and any(_within(name, ("frontends",)) for name in _imports(path))
+        and any(_within(name, ("frontends",)) for name in absolute_imports(path))
     ]
     assert offenders == []
 
@@ -70,6 +62,6 @@ def test_only_renderers_and_the_cli_import_rich() -> None:
         str(path.relative_to(REPO_ROOT))
         for path in _sources("builder") + _sources("cache") + _sources("frontends")
         if not {"cli", "progress"} & set(path.relative_to(REPO_ROOT).parts)
-        and any(_within(name, ("rich",)) for name in _imports(path))
+        and any(_within(name, ("rich",)) for name in absolute_imports(path))
     ]
     assert offenders == []

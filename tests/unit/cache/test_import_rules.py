@@ -4,10 +4,10 @@ exactly what COPY reads). The store is reached through protocols, never imported
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
+from tests.fixtures.module_imports import absolute_imports
 
 ALLOWED_PREFIXES = (
     "cache",
@@ -22,13 +22,8 @@ ALLOWED_PREFIXES = (
 
 
 def kiln_imports(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-        elif isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-    return {name for name in names if name.split(".")[0] in ("builder", "frontends", "cache", "rich")}
+    kiln_packages = ("builder", "frontends", "cache", "rich")
+    return {name for name in absolute_imports(path) if name.split(".")[0] in kiln_packages}
 
 
 def test_cache_imports_only_what_it_may() -> None:

@@ -16,6 +16,8 @@ from builder.exec import runtime
 from builder.exec.runtime import OciRuntime, unified_hiding_launcher
 
 SCRIPT = 'umount -l /sys/fs/cgroup/unified && exec "$0" "$@"'
+UTIL_LINUX_LAUNCHER = ("/usr/bin/unshare", "--mount", "--propagation", "slave", "/usr/bin/sh", "-c", SCRIPT)
+"""The launcher made of util-linux's unshare and a plain sh, where busybox is not installed."""
 HIDING_CRUN = OciRuntime(
     name="crun", path="/usr/bin/crun", global_flags=("--cgroup-manager=disabled",), hide_unified_cgroup=True
 )
@@ -50,15 +52,7 @@ def test_busybox_is_the_launcher_when_installed(monkeypatch: pytest.MonkeyPatch)
 
 def test_util_linux_and_sh_without_busybox(monkeypatch: pytest.MonkeyPatch) -> None:
     host_with(monkeypatch, "unshare", "sh", "umount")
-    assert unified_hiding_launcher() == (
-        "/usr/bin/unshare",
-        "--mount",
-        "--propagation",
-        "slave",
-        "/usr/bin/sh",
-        "-c",
-        SCRIPT,
-    )
+    assert unified_hiding_launcher() == UTIL_LINUX_LAUNCHER
 
 
 def test_no_launcher_without_umount(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,19 +83,7 @@ def test_hiding_runtime_starts_through_the_launcher_without_preexec_fn(
     HIDING_CRUN.popen("run", "c1", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert recorded == [
         (
-            [
-                "/usr/bin/unshare",
-                "--mount",
-                "--propagation",
-                "slave",
-                "/usr/bin/sh",
-                "-c",
-                SCRIPT,
-                "/usr/bin/crun",
-                "--cgroup-manager=disabled",
-                "run",
-                "c1",
-            ],
+            [*UTIL_LINUX_LAUNCHER, "/usr/bin/crun", "--cgroup-manager=disabled", "run", "c1"],
             None,
         )
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import pytest
 
@@ -118,6 +119,17 @@ def test_with_layer_appends_diff_id_and_history() -> None:
     assert grown.history == (History(created_by="RUN x"),)
 
 
+def _changed(document: Mapping[str, object], change: Mapping[str, object]) -> dict[str, object]:
+    """A copy of ``document`` with ``change`` applied: a value of None drops its field."""
+    changed = dict(document)
+    for key, value in change.items():
+        if value is None:
+            changed.pop(key)
+        else:
+            changed[key] = value
+    return changed
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -135,12 +147,7 @@ def test_with_layer_appends_diff_id_and_history() -> None:
     ],
 )
 def test_config_validation_names_the_field(change: dict[str, object], message: str) -> None:
-    document: dict[str, object] = dict(DOCKER_STYLE_CONFIG)
-    for key, value in change.items():
-        if value is None:
-            document.pop(key)
-        else:
-            document[key] = value
+    document = _changed(DOCKER_STYLE_CONFIG, change)
     with pytest.raises(ImageFormatError, match=message):
         ImageConfig.from_json(json.dumps(document).encode())
 
@@ -196,12 +203,7 @@ def test_zstd_layer_has_no_docker_form() -> None:
     ],
 )
 def test_manifest_validation_names_the_field(change: dict[str, object], message: str) -> None:
-    document = _manifest().to_mapping()
-    for key, value in change.items():
-        if value is None:
-            document.pop(key)
-        else:
-            document[key] = value
+    document = _changed(_manifest().to_mapping(), change)
     with pytest.raises(ImageFormatError, match=message):
         Manifest.from_json(json.dumps(document).encode())
 
