@@ -118,6 +118,7 @@ def _write_net_files(step_dir: Path, hostname: str, network: NetworkMode) -> tup
     return hosts_file, resolv_conf
 
 
+@interrupts_stop_containers()
 def run_step(
     lower_dirs: Sequence[Path],
     upper_dir: Path,
@@ -139,42 +140,11 @@ def run_step(
     ``user`` is the unresolved ``user[:group]`` (empty: root). Raises
     :class:`~builder.errors.RuntimeSetupError` when the machine cannot run the step and
     :class:`~builder.exec.users.UserLookupError` for an unknown user; a failing command is not
-    an exception: see :attr:`StepResult.exit_code` and :func:`step_failure`.
+    an exception: see :attr:`StepResult.exit_code` and :func:`step_failure`. While it runs,
+    SIGINT and SIGTERM stop the container (and every other) before unwinding.
     """
     if os.geteuid() != 0:
         raise RuntimeSetupError("running a RUN step needs root (overlay mounts and an OCI runtime)")
-    with interrupts_stop_containers():
-        return _run_step(
-            lower_dirs,
-            upper_dir,
-            argv=argv,
-            env=env,
-            cwd=cwd,
-            user=user,
-            network=network,
-            extra_mounts=extra_mounts,
-            on_output=on_output,
-            runtime=runtime,
-            hostname=hostname,
-            privileged=privileged,
-        )
-
-
-def _run_step(
-    lower_dirs: Sequence[Path],
-    upper_dir: Path,
-    *,
-    argv: Sequence[str],
-    env: Sequence[str],
-    cwd: str,
-    user: str,
-    network: Literal["default", "host", "none"],
-    extra_mounts: Sequence[SpecMount],
-    on_output: Callable[[bytes], None],
-    runtime: OciRuntime | None,
-    hostname: str,
-    privileged: bool,
-) -> StepResult:
     started = time.monotonic()
     network_mode: NetworkMode = "none" if network == "none" else "host"
     chosen_runtime = runtime or find_runtime()
