@@ -21,6 +21,7 @@ from builder.errors import BuildError
 from builder.exec.spec import SpecMount
 from builder.graph import Exec, SecretMount, SshMount
 from builder.lazyclasses import dataclass
+from builder.processes import process_alive
 from builder.secrets import SecretSource
 
 SECRETS_DIR = "/run/secrets"
@@ -45,19 +46,9 @@ def _private_dir() -> Path:
     parent = SHM if SHM.is_dir() and os.access(SHM, os.W_OK) else Path(tempfile.gettempdir())
     for leftover in parent.glob(f"{PRIVATE_PREFIX}*"):
         pid_text = leftover.name.removeprefix(PRIVATE_PREFIX).partition("-")[0]
-        if pid_text.isdigit() and not _alive(int(pid_text)):
+        if pid_text.isdigit() and not process_alive(int(pid_text)):
             shutil.rmtree(leftover, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-", dir=parent))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_private(path: Path, content: bytes, mode: int, uid: int, gid: int) -> None:
