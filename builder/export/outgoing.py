@@ -5,7 +5,8 @@ The store keeps built layers as plain tars; an OCI archive or a push sends them 
 the manifest that lists it, and so any index above that manifest; the config (the diff ids)
 and so the image id stay the same. A document in which nothing changes (every layer already
 compressed, as in a pulled image, or ``compression="none"``) is sent byte for byte, so it
-keeps its digest.
+keeps its digest. An index leaves without the platforms that are not whole in the store (a
+pulled index lists platforms never pulled), so nothing sent names what is not sent.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from builder.errors import StoreError
 from builder.oci import mediatypes
 from builder.store.store import StoredLayer
 from builder.store.variants import outgoing_layer
+from builder.store.whole_images import is_whole
 
 if TYPE_CHECKING:
     from builder.layers.compression import Compression
@@ -109,8 +111,8 @@ class OutgoingImages:
         changed = False
         for entry in index.get("manifests", []):
             child = str(entry.get("digest", ""))
-            if not self.store.blobs.has(child):
-                entries.append(entry)  # a platform this store never pulled
+            if not is_whole(self.store, child):
+                changed = True  # a platform this store never pulled: it cannot leave
                 continue
             outgoing = self.digest(child)
             if outgoing == child:
@@ -118,6 +120,8 @@ class OutgoingImages:
                 continue
             changed = True
             entries.append({**entry, "digest": outgoing, "size": self.size(outgoing)})
+        if changed and not entries:
+            raise StoreError("no platform of this index is in the store; pull one first")
         return {**index, "manifests": entries} if changed else None
 
 

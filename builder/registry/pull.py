@@ -33,8 +33,9 @@ from builder.registry.manifests import (
     head_manifest_digest,
 )
 from builder.registry.platforms import normalise, select_manifest
-from builder.registry.pulled_index import is_whole, record_pulled_index
+from builder.registry.pulled_index import record_pulled_index
 from builder.store import Store
+from builder.store.whole_images import is_whole
 
 if TYPE_CHECKING:
     # requests loads only when a registry is talked to: a FROM image already stored

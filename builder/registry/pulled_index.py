@@ -29,6 +29,7 @@ from builder.errors import StoreError
 from builder.oci import mediatypes
 from builder.registry.manifests import FetchedManifest
 from builder.store import Store
+from builder.store.whole_images import is_whole
 
 
 def record_pulled_index(store: Store, name: str, index: FetchedManifest) -> str:
@@ -64,17 +65,6 @@ def complete_index(store: Store, digest: str) -> tuple[bytes | None, list[str]]:
         raise StoreError(f"no platform of the index {digest} is in the store; pull one first")
     reduced = {**document, "manifests": kept}
     return json.dumps(reduced, separators=(",", ":")).encode(), left_out
-
-
-def is_whole(store: Store, manifest_digest: str) -> bool:
-    """Whether an image manifest, its config and every layer are in the store."""
-    if store.meta.image(manifest_digest) is None or not store.blobs.has(manifest_digest):
-        return False
-    manifest = _json(store.blobs.read_bytes(manifest_digest))
-    if "manifests" in manifest:  # a nested index: whole when all its children are
-        return all(is_whole(store, str(entry.get("digest", ""))) for entry in manifest["manifests"])
-    blobs = [manifest.get("config", {}), *manifest.get("layers", [])]
-    return all(store.blobs.has(str(blob.get("digest", ""))) for blob in blobs)
 
 
 def _entries(content: bytes) -> list[dict[str, Any]]:

@@ -7,13 +7,16 @@ pushed to another repository of that registry.
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from typing import TYPE_CHECKING
 
 import pytest
 
 from builder.cli.commands.images import inspect_document
 from builder.events import Event, Notice
+from builder.export.oci_archive import write_oci_archive
 from builder.graph import Platform
 from builder.oci import mediatypes
 from builder.platform_index import platform_images
@@ -106,6 +109,16 @@ def test_an_index_pulled_for_one_platform_pushes_only_that_platform(
     served = [path for method, path, status in registry.requests() if method == "PUT" and status == 201]
     assert f"/v2/kiln/partial/manifests/{manifests['linux/amd64']}" not in served
     assert f"/v2/kiln/partial/manifests/{manifests['linux/arm64']}" in served
+
+    # An OCI archive of the name holds the pulled platform only, like the push.
+    archive = io.BytesIO()
+    write_oci_archive(fresh_store, [source], archive)
+    archive.seek(0)
+    with tarfile.open(fileobj=archive) as members:
+        layout = json.loads(members.extractfile("index.json").read())  # type: ignore[union-attr]
+        saved_index = layout["manifests"][0]["digest"]
+        saved = json.loads(members.extractfile(f"blobs/sha256/{saved_index[7:]}").read())  # type: ignore[union-attr]
+    assert saved == expected
 
     # A prune keeps the index and the pulled platform's blobs.
     prune(fresh_store)
