@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from functools import partial
 from typing import Any, BinaryIO, Protocol
 
@@ -31,8 +30,8 @@ from cache.cacheimage import (
     inputs_of_records,
     parse_cache_config,
 )
-from cache.records import CacheRecord, save
-from cache.transfer import CacheMode, RecordExporter, TransferStore
+from cache.records import CacheRecord
+from cache.transfer import CacheMode, RecordExporter, TransferStore, import_records
 
 _CHUNK = 1 << 20
 #: A cache manifest lists one descriptor per layer; 16 MiB is far beyond any real one.
@@ -95,22 +94,9 @@ def import_registry(store: TransferStore, client: RegistryRequests, ref: str) ->
     if "sha256:" + hashlib.sha256(config).hexdigest() != config_digest:
         raise RegistryError(f"the cache config of {remote.reference} does not match its digest")
     records, inputs = parse_cache_config(config)
-    added: list[CacheRecord] = []
-    with store.writing():
-        for record in records:
-            if store.meta.get_value("cache", record.key) is not None:
-                continue
-            if not store.blobs.has(record.blob_digest):
-                remote.fetch_blob(store, record.blob_digest, record.size)
-            names = record.preimage.get("inputs", {})
-            files = (
-                {str(name): inputs[digest] for name, digest in names.items() if digest in inputs}
-                if isinstance(names, Mapping)
-                else {}
-            )
-            save(store.meta, replace(record, step=""), input_files=files)
-            added.append(record)
-    return added
+    return import_records(
+        store, records, inputs, lambda record: remote.fetch_blob(store, record.blob_digest, record.size)
+    )
 
 
 def _cache_reference(ref: str) -> Reference:

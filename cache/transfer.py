@@ -124,37 +124,46 @@ def export_local(
 
 
 def import_local(store: TransferStore, src: Path) -> list[CacheRecord]:
-    """Make the records of the cache at ``src`` usable by ``store``; return those added.
-
-    Records whose key the store already has are left alone (the local layer is the one its
-    snapshots were made from).
-    """
+    """Make the records of the cache at ``src`` usable by ``store``; return those added (see
+    :func:`import_records`: records the store has are left alone)."""
     records, inputs = _read_cache(src)
     blob_dir = src / "blobs" / "sha256"
+
+    def copy_layer(record: CacheRecord) -> None:
+        try:
+            with (blob_dir / _hex(record.blob_digest)).open("rb") as stream:
+                store.blobs.put_stream(stream, expected_digest=record.blob_digest, expected_size=record.size)
+        except FileNotFoundError as err:
+            raise StoreError(f"cache at {src} lacks layer blob {record.blob_digest}") from err
+
+    return import_records(store, records, inputs, copy_layer)
+
+
+def import_records(
+    store: TransferStore,
+    records: Sequence[CacheRecord],
+    inputs: InputFiles,
+    fetch_layer: Callable[[CacheRecord], None],
+) -> list[CacheRecord]:
+    """Save in ``store`` each of ``records`` whose key it lacks, with its input file digests
+    from ``inputs``; ``fetch_layer`` puts a record's layer blob into the store when it is
+    missing. The records added, in order; one write transaction for them all.
+
+    Records whose key the store already has are left alone (the local layer is the one its
+    snapshots were made from). An imported record is not indexed under a step: the step
+    identity names a Dockerfile on the other machine, and the local index should keep
+    pointing at local builds.
+    """
     added: list[CacheRecord] = []
     with store.writing():
         for record in records:
             if store.meta.get_value("cache", record.key) is not None:
                 continue
             if not store.blobs.has(record.blob_digest):
-                layer_path = blob_dir / _hex(record.blob_digest)
-                try:
-                    with layer_path.open("rb") as stream:
-                        store.blobs.put_stream(
-                            stream, expected_digest=record.blob_digest, expected_size=record.size
-                        )
-                except FileNotFoundError as err:
-                    raise StoreError(f"cache at {src} lacks layer blob {record.blob_digest}") from err
-            files = _inputs_of(record, inputs)
-            save(store.meta, _without_step(record), input_files=files)
+                fetch_layer(record)
+            save(store.meta, replace(record, step=""), input_files=_inputs_of(record, inputs))
             added.append(record)
     return added
-
-
-def _without_step(record: CacheRecord) -> CacheRecord:
-    """An imported record is not indexed under a step: the step identity names a Dockerfile
-    on the other machine, and the local index should keep pointing at local builds."""
-    return replace(record, step="")
 
 
 def _inputs_of(record: CacheRecord, inputs: Mapping[str, Mapping[str, str]]) -> dict[str, Mapping[str, str]]:
