@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_tool
-from tests.fixtures.context_files import write_files
+from tests.fixtures.context_files import make_tree
 from tests.fixtures.kiln_cli import kiln
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -100,7 +100,7 @@ def test_add_git_repository(
         f"ADD --keep-git-dir=true {url}#main /kept/\n"
         "RUN cat /whole/src/lib.py > /seen\n"
     )
-    context = write_files(tmp_path / "ctx", {"Dockerfile": dockerfile})
+    context = make_tree(tmp_path / "ctx", {"Dockerfile": dockerfile})
 
     def build(name: str) -> str:
         out = tmp_path / name

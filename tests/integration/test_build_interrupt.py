@@ -23,7 +23,7 @@ import pytest
 from builder.exec.runtime import find_runtime
 from tests.conftest import REPO_ROOT
 from tests.fixtures.busybox import containers_with_bundle_under
-from tests.fixtures.context_files import write_files
+from tests.fixtures.context_files import make_tree
 from tests.fixtures.kiln_cli import kiln
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -80,7 +80,7 @@ def test_interrupt_mid_run_leaves_nothing_behind(
     busybox_store: Path,
     signum: signal.Signals,
 ) -> None:
-    context = write_files(tmp_path / "context", {"Dockerfile": DOCKERFILE})
+    context = make_tree(tmp_path / "context", {"Dockerfile": DOCKERFILE})
     mounts_before = _mounts_under(busybox_store)
 
     process = _start_build(busybox_store, context)
@@ -105,7 +105,7 @@ def test_the_next_build_cleans_up_after_a_killed_one(
 ) -> None:
     """SIGKILL gives kiln no chance to clean up: its container keeps running and its overlay
     stays mounted. The next build in the store removes them (and nothing of a live build)."""
-    context = write_files(tmp_path / "context", {"Dockerfile": DOCKERFILE})
+    context = make_tree(tmp_path / "context", {"Dockerfile": DOCKERFILE})
 
     process = _start_build(busybox_store, context)
     _wait_for_step(process)

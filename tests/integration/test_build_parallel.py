@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from builder.store import Store
-from tests.fixtures.context_files import write_files
+from tests.fixtures.context_files import make_tree
 from tests.fixtures.kiln_cli import kiln
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -39,7 +39,7 @@ COPY --from=right /right /out/
 
 
 def test_independent_stages_run_concurrently(tmp_path: Path, busybox_store: Path) -> None:
-    context = write_files(tmp_path / "context", {"Dockerfile": DOCKERFILE})
+    context = make_tree(tmp_path / "context", {"Dockerfile": DOCKERFILE})
     exported = tmp_path / "exported"
     with Store.open(busybox_store) as store:
         store.snapshot_for("busybox")  # the base unpacked before the clock starts

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.context_files import write_files
+from tests.fixtures.context_files import make_tree
 from tests.fixtures.kiln_cli import kiln
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -32,7 +32,7 @@ def test_link_layer_is_the_same_on_two_bases(
     busybox_store: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    context = write_files(tmp_path / "ctx", {"app/main.py": "print('hi')\n"})
+    context = make_tree(tmp_path / "ctx", {"app/main.py": "print('hi')\n"})
     logs: dict[str, str] = {}
     for tag, base in (("first", FIRST_BASE), ("second", SECOND_BASE)):
         (context / f"{tag}.Dockerfile").write_text(base + LINKED)
@@ -67,7 +67,7 @@ def test_steps_after_a_reused_link_layer_follow_the_base(
     busybox_store: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    context = write_files(tmp_path / "ctx", {"app/main.py": "print('hi')\n"})
+    context = make_tree(tmp_path / "ctx", {"app/main.py": "print('hi')\n"})
     after = "RUN ls /app > /listing\n"
     for tag, base in (("first", FIRST_BASE), ("second", SECOND_BASE)):
         (context / "Dockerfile").write_text(base + LINKED + after)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.context_files import write_files
+from tests.fixtures.context_files import make_tree
 from tests.fixtures.kiln_cli import kiln
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -49,7 +49,7 @@ B
 
 
 def test_heredocs(tmp_path: Path, busybox_store: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    context = write_files(tmp_path / "ctx", {"Dockerfile": DOCKERFILE})
+    context = make_tree(tmp_path / "ctx", {"Dockerfile": DOCKERFILE})
     out = tmp_path / "out"
     status = kiln(busybox_store, "build", "-o", f"type=local,dest={out}", str(context))
     assert status == 0, capfd.readouterr().err

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from tests.fixtures.context_files import write_files
+from tests.fixtures.context_files import make_tree
 from tests.fixtures.kiln_cli import kiln
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -61,7 +61,7 @@ def _export(store: Path, tag: str, dest: Path) -> None:
 
 @pytest.fixture
 def built(tmp_path: Path, busybox_store: Path, capfd: pytest.CaptureFixture[str]) -> tuple[Path, Path, str]:
-    context = write_files(tmp_path / "ctx", {"Dockerfile": DOCKERFILE})
+    context = make_tree(tmp_path / "ctx", {"Dockerfile": DOCKERFILE})
     secret_file = tmp_path / "secret.txt"
     secret_file.write_text(SECRET)
     os.environ["KILN_TEST_SECRET"] = SECRET
@@ -121,7 +121,7 @@ def test_missing_required_secret_names_the_id(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     dockerfile = "FROM busybox\nRUN --mount=type=secret,id=npmrc,required=true cat /run/secrets/npmrc\n"
-    context = write_files(tmp_path / "ctx", {"Dockerfile": dockerfile})
+    context = make_tree(tmp_path / "ctx", {"Dockerfile": dockerfile})
     status = kiln(busybox_store, "build", str(context))
     assert status != 0
     assert "secret 'npmrc' is required but was not provided" in capfd.readouterr().err

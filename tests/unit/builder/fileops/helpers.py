@@ -24,19 +24,6 @@ def copy_op(*paths: str, dest: str, source: CopySource | None = None, **options:
     )
 
 
-def make_tree(root: Path, entries: dict[str, str | None]) -> Path:
-    """Files (``text``) and directories (``None``, or a name ending in ``/``) under ``root``."""
-    root.mkdir(parents=True, exist_ok=True)
-    for name, content in entries.items():
-        path = root / name
-        if content is None or name.endswith("/"):
-            path.mkdir(parents=True, exist_ok=True)
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-    return root
-
-
 def listing(root: Path) -> dict[str, tuple[str, str, str]]:
     """``{path: (type, octal mode, detail)}`` for everything under ``root``."""
     found: dict[str, tuple[str, str, str]] = {}

@@ -22,7 +22,8 @@ from builder.errors import BuildError
 from builder.fileops import copy_into
 from builder.graph import InlineFile, InlineSource, UrlSource
 from tests.conftest import require_root
-from tests.unit.builder.fileops.helpers import copy_op, listing, make_tree, owner
+from tests.fixtures.context_files import make_tree
+from tests.unit.builder.fileops.helpers import copy_op, listing, owner
 
 MTIME = 1485449953
 

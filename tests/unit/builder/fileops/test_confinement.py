@@ -10,7 +10,8 @@ import pytest
 
 from builder.errors import BuildError
 from builder.fileops import copy_into
-from tests.unit.builder.fileops.helpers import copy_op, listing, make_tree
+from tests.fixtures.context_files import make_tree
+from tests.unit.builder.fileops.helpers import copy_op, listing
 
 HOST_MARKER = "kiln-fileops-confinement-test"
 

@@ -15,7 +15,8 @@ from builder.fileops import copy_into
 from builder.fileops.writer import copy_tree
 from builder.graph import StageSource
 from tests.conftest import require_root
-from tests.unit.builder.fileops.helpers import copy_op, listing, make_tree, owner
+from tests.fixtures.context_files import make_tree
+from tests.unit.builder.fileops.helpers import copy_op, listing, owner
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from builder.exec.users import UserLookupError
 from builder.fileops import make_workdir, resolve_owner
 from builder.graph import MkdirOp
 from tests.conftest import require_root
-from tests.unit.builder.fileops.helpers import SPAN, make_tree, owner
+from tests.fixtures.context_files import make_tree
+from tests.unit.builder.fileops.helpers import SPAN, owner
 
 PASSWD = (
     "root:x:0:0:root:/root:/bin/sh\n"
