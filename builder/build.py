@@ -68,6 +68,26 @@ def image_config(state: ImageState, labels: Mapping[str, str], created: str) -> 
     return config
 
 
+def _store_image(
+    store: Store, request: BuildRequest, config: dict[str, Any], layers: Sequence[StoredLayer]
+) -> str:
+    """Write the image, or hand back the stored one this build made before
+    (:mod:`builder.image_reuse`), and give it the request's names. Under the shared gc lock,
+    so a prune cannot take the image found between finding it and naming it."""
+    from builder.image_reuse import remember_image, stored_image, timeless_digest
+
+    timeless = timeless_digest(config)
+    with store.writing():
+        known = None if request.options.no_cache else stored_image(store, timeless)
+        if known is None:
+            first_name = request.tags[0] if request.tags else None
+            known = store.put_image(config, layers, first_name)
+            remember_image(store, timeless, known)
+        for name in request.tags:
+            store.tag(known, name)
+    return known
+
+
 def run_build(store: Store, request: BuildRequest, sink: EventSink) -> BuildResult:
     """Build ``request.graph`` into ``store``; raise a :class:`~builder.errors.KilnError` on failure."""
     started = time.monotonic()
@@ -85,10 +105,7 @@ def run_build(store: Store, request: BuildRequest, sink: EventSink) -> BuildResu
         layers = [
             StoredLayer(layer.digest, layer.diff_id, layer.size, layer.media_type) for layer in state.layers
         ]
-        first_name = request.tags[0] if request.tags else None
-        manifest_digest = store.put_image(config, layers, first_name)
-        for name in request.tags[1:]:
-            store.tag(manifest_digest, name)
+        manifest_digest = _store_image(store, request, config, layers)
     manifest = store.manifest(manifest_digest)
     image_id = str(manifest["config"]["digest"])
     names = tuple(request.tags)

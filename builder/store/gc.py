@@ -58,12 +58,22 @@ def prune(store: Store, *, extra_blob_roots: Iterable[str] = (), dry_run: bool =
                 store.blobs.delete(digest)
         if not dry_run:
             forget_variants(store, live_blobs)
+            forget_built_images(store, live_images)
         known_snapshots = {record.chain_id for record in store.meta.snapshots()}
         for chain_id in sorted((known_snapshots | set(store.snapshots.directories())) - live_snapshots):
             report.snapshots.append(chain_id)
             if not dry_run:
                 store.snapshots.remove(chain_id)
     return report
+
+
+def forget_built_images(store: Store, live_images: set[str]) -> None:
+    """Drop what :mod:`builder.image_reuse` remembers of images that are gone."""
+    from builder.image_reuse import NAMESPACE
+
+    for key in store.meta.keys(NAMESPACE):
+        if store.meta.get_value(NAMESPACE, key) not in live_images:
+            store.meta.delete_value(NAMESPACE, key)
 
 
 def _image_closure(store: Store, manifest_digest: str) -> tuple[set[str], set[str]]:

@@ -43,7 +43,6 @@ from frontends.dockerfile._goformat import format_go_duration, go_list, go_quote
 from frontends.dockerfile._ports import exposed_ports
 from frontends.dockerfile.dispatch_copy import dispatch_copy
 from frontends.dockerfile.dispatch_run import dispatch_run
-from frontends.dockerfile.dispatch_signals import parse_signal
 from frontends.dockerfile.instructions import (
     ArgInstruction,
     CmdInstruction,
@@ -172,6 +171,8 @@ def _stopsignal(build: BuildContext, state: StageState, instruction: StopsignalI
     """The expanded value must name a signal, as BuildKit checks it when dispatching (so
     ``STOPSIGNAL $SIG`` is judged by the value of ``SIG``); it is kept as written."""
     signal = expand(build, state, instruction.signal)
+    from frontends.dockerfile.dispatch_signals import parse_signal  # only for a STOPSIGNAL
+
     if parse_signal(signal) is None:
         raise DockerfileError(f"invalid signal: {signal}", instruction.span)
     _config_op(state, instruction.span, f"STOPSIGNAL {signal}", StopSignal=signal)
