@@ -19,6 +19,7 @@ from typing import BinaryIO, cast
 from builder.errors import StoreError
 from builder.lazyclasses import dataclass
 from builder.processes import process_alive
+from builder.store.writeback import EarlyWriteback
 
 _CHUNK = 1 << 20
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -150,8 +151,12 @@ class BlobStore:
         temp_path = self.directory / f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}"
         try:
             with temp_path.open("xb") as raw:
-                hashing = _HashingWriter(raw)
-                filled = fill(hashing)
+                sink = EarlyWriteback(raw)
+                try:
+                    hashing = _HashingWriter(cast(BinaryIO, sink))
+                    filled = fill(hashing)
+                finally:
+                    sink.finish()
                 raw.flush()
                 os.fsync(raw.fileno())
             if hashed:
