@@ -95,13 +95,6 @@ class RunnerOptions:
     on_record: Callable[[CacheRecord], None] | None = None
 
 
-def _git_commit(source: GitSource) -> str:
-    """``ADD <git repo>`` is keyed on the commit its ref names now (git ls-remote)."""
-    from builder.fileops.git import resolve_commit
-
-    return f"git:{source.url}#{resolve_commit(source)}:{source.subdir}:{source.keep_git_dir}"
-
-
 #: Why a step ran whose cached layer a concurrent prune removed after the lookup.
 PRUNED_MEANWHILE = "its cached layer was pruned while this build ran"
 
@@ -142,6 +135,9 @@ class LocalRunner:
         self._cache_lock = threading.Lock()
         self._cache: BuildCache | None = None
         self._hasher: ContextHasher | None = None
+        #: The commit each ``ADD <git repo>`` ref named when its key was made: the checkout
+        #: fetches that one, so the ref is asked of the remote once a build.
+        self._git_commits: dict[tuple[str, str], str] = {}
 
     def close(self) -> None:
         """Flush and close the context stat cache (opened by the first keyed COPY)."""
@@ -240,6 +236,24 @@ class LocalRunner:
                 self._hasher = ContextHasher(self._store.root / "contenthash.db")
             return self._hasher
 
+    def _git_key(self, source: GitSource) -> str:
+        """``ADD <git repo>`` is keyed on the commit its ref names now (git ls-remote)."""
+        from builder.fileops.git import resolve_commit
+
+        with self._cache_lock:
+            commit = self._git_commits.get((source.url, source.ref))
+        if commit is None:
+            commit = resolve_commit(source)
+            with self._cache_lock:
+                commit = self._git_commits.setdefault((source.url, source.ref), commit)
+        return f"git:{source.url}#{commit}:{source.subdir}:{source.keep_git_dir}"
+
+    def _git_commit_of(self, source: object) -> str | None:
+        if not isinstance(source, GitSource):
+            return None
+        with self._cache_lock:
+            return self._git_commits.get((source.url, source.ref))
+
     def _probe(self, op: Op, state: ImageState, where: StepContext) -> Probe:
         """Key ``op`` on the state's key and its inputs' digests, and look for a record."""
         from cache.keys import SCRATCH
@@ -257,7 +271,7 @@ class LocalRunner:
             contexts,
             stage_digest,
             lambda ref: self._image_digest(ref, where.stage),
-            git_digest=_git_commit,
+            git_digest=self._git_key,
         )
         inputs = compute_inputs(op, self._context_hasher(), sources)
         stage = where.stage.name or str(where.stage.index)
@@ -390,6 +404,7 @@ class LocalRunner:
                 chown=chown,
                 donor=donor,
                 upper=workspace.upper,
+                git_commit=self._git_commit_of(op.source),
             )
         if donor is not None:
             donor.link_claimed()

@@ -71,6 +71,7 @@ def copy_into(
     chown: tuple[int, int] | None = None,
     donor: DonorLayer | None = None,
     upper: Path | None = None,
+    git_commit: str | None = None,
 ) -> None:
     """Apply ``op`` to the filesystem at ``dest_root``.
 
@@ -82,10 +83,12 @@ def copy_into(
     that did not change are claimed instead of copied (:mod:`builder.fileops.donor`; the
     caller links them once ``dest_root`` is unmounted). ``upper`` is the upper dir of the
     overlay mounted at ``dest_root``: what goes below a directory this copy makes is written
-    there directly (:class:`TreeWriter`). Failures raise :class:`BuildError` naming the step.
+    there directly (:class:`TreeWriter`). ``git_commit`` is the commit a git source's ref
+    named when the step was keyed (asked of the remote now when not given). Failures raise
+    :class:`BuildError` naming the step.
     """
     try:
-        _copy(op, dest_root, source_root, context, chown, donor=donor, upper=upper)
+        _copy(op, dest_root, source_root, context, chown, donor=donor, upper=upper, git_commit=git_commit)
     except BuildError as err:
         if err.span is None:
             raise BuildError(err.message, op.location) from err
@@ -116,6 +119,7 @@ def _copy(
     *,
     donor: DonorLayer | None,
     upper: Path | None,
+    git_commit: str | None = None,
 ) -> None:
     mode_change = parse_chmod(op.chmod) if op.chmod else None
     rules = _rules(op, chown, mode_change)
@@ -132,7 +136,7 @@ def _copy(
         return
     if isinstance(source, GitSource):
         with tempfile.TemporaryDirectory(prefix="kiln-git-") as scratch:
-            tree_root = checkout(source, resolve_commit(source), Path(scratch) / "repo")
+            tree_root = checkout(source, git_commit or resolve_commit(source), Path(scratch) / "repo")
             _copy_paths(op, dest_root, SourceTree(tree_root), (".",), rules, unpack=False)
         return
     if source_root is None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from builder.fileops import git as git_ops
 from tests.conftest import require_tool
 from tests.fixtures.context_files import make_tree
 from tests.fixtures.kiln_cli import kiln
@@ -91,6 +92,7 @@ def test_add_git_repository(
     tmp_path: Path,
     busybox_store: Path,
     capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url, work = served_repo
     dockerfile = (
@@ -122,7 +124,17 @@ def test_add_git_repository(
     assert "(4/4 steps cached)" in log
 
     _push(work, tmp_path / "served" / "repo.git", "VERSION = 2\n")
+    asked: list[str] = []
+    real_git = git_ops._git
+
+    def counting_git(args: Sequence[str], *, cwd: Path | None = None) -> str:
+        asked.append(args[0])
+        return real_git(args, cwd=cwd)
+
+    monkeypatch.setattr(git_ops, "_git", counting_git)
     log = build("moved")
+    # Each ref is asked of the remote once a build: the key and the checkout share it.
+    assert asked.count("ls-remote") == 2
     moved = tmp_path / "moved"
     assert (moved / "seen").read_text() == "VERSION = 2\n"
     # The tag did not move: its ADD (the first step) is still cached; main moved.
