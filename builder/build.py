@@ -78,11 +78,14 @@ def _store_image(
 
     timeless = timeless_digest(config)
     with store.writing():
-        known = None if request.options.no_cache else stored_image(store, timeless)
+        # With SOURCE_DATE_EPOCH the timestamps are the build's own, and part of the image.
+        reuse = not request.options.no_cache and request.options.source_date_epoch is None
+        known = stored_image(store, timeless) if reuse else None
         if known is None:
             first_name = request.tags[0] if request.tags else None
             known = store.put_image(config, layers, first_name)
-            remember_image(store, timeless, known)
+            if reuse:
+                remember_image(store, timeless, known)
         for name in request.tags:
             store.tag(known, name)
     return known

@@ -9,8 +9,9 @@ stays the first build's); kiln does the same: the image is remembered under the 
 its config with every timestamp left out, and when a build's config has the same digest and
 that image is still stored, the build names it instead of writing another.
 
-``--no-cache`` always makes a new image; with ``SOURCE_DATE_EPOCH`` the timestamps are fixed
-anyway, so the image is the same either way.
+``--no-cache`` always makes a new image. With ``SOURCE_DATE_EPOCH`` nothing is reused: the
+timestamps are then the epoch the build was asked for, and two epochs are two images (one
+epoch gives the same image anyway).
 """
 
 from __future__ import annotations

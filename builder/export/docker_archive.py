@@ -19,7 +19,7 @@ import shutil
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from builder.errors import ImageFormatError
 from builder.export._loading import (
@@ -29,7 +29,7 @@ from builder.export._loading import (
     parse_json_object,
     reference_or_none,
 )
-from builder.export._tarwrite import add_bytes, add_directory, add_file
+from builder.export._tarwrite import add_bytes, add_directory, add_file, add_stream
 from builder.layers.compression import open_decompressed
 from builder.oci import mediatypes
 from builder.oci.reference import parse_reference
@@ -75,7 +75,7 @@ def write_docker_archive(store: Store, names: Sequence[str], out: BinaryIO) -> N
             for layer_path, (blob_digest, diff_id) in layer_blobs.items():
                 add_directory(archive, layer_path.split("/")[0] + "/")
                 if blob_digest == diff_id:  # stored uncompressed (a built layer): it is the tar
-                    add_file(archive, layer_path, store.blobs.path(blob_digest))
+                    _add_verified_layer(archive, layer_path, store.blobs.path(blob_digest), diff_id)
                     continue
                 uncompressed = _uncompressed_layer(store, blob_digest, diff_id, scratch)
                 add_file(archive, layer_path, uncompressed)
@@ -85,6 +85,31 @@ def write_docker_archive(store: Store, names: Sequence[str], out: BinaryIO) -> N
                 add_bytes(archive, "repositories", json.dumps(repositories).encode())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+class _HashingReader:
+    """Reads a file for the archive, hashing what passes (verified after, not read twice)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.hasher = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.stream.read(size)
+        self.hasher.update(chunk)
+        return chunk
+
+
+def _add_verified_layer(archive: tarfile.TarFile, name: str, path: Path, diff_id: str) -> None:
+    """An uncompressed layer copied into the archive, checked against its diff id on the way
+    (as a compressed one is, by decompressing it): a damaged blob never leaves the store
+    unnoticed. The caller writes the archive beside its destination and renames it only when
+    whole, so a failure here leaves nothing."""
+    with path.open("rb") as stream:
+        reader = _HashingReader(stream)
+        add_stream(archive, name, cast(BinaryIO, reader), path.stat().st_size)
+    if "sha256:" + reader.hasher.hexdigest() != diff_id:
+        raise ImageFormatError(f"stored layer {diff_id} does not match its digest: the store is damaged")
 
 
 def _platform_images(store: Store, names: Sequence[str]) -> list[tuple[str, str]]:

@@ -148,6 +148,21 @@ class TreeWriter:
             self.copy(source / name, child_rel, below / name, child_info, nested=True, fresh=created)
         return created
 
+    def _same_side(self, path: Path, like: Path) -> Path:
+        """``path`` as seen from the side ``like`` is on. Below a directory this copy made,
+        files are written into the upper dir, elsewhere through the mount, and a hard link
+        cannot cross from one to the other; a file written either way is in the upper dir,
+        and shows through the mount."""
+        if self.upper_root is None:
+            return path
+        upper, mount = f"{self.upper_root}/", f"{self.dest_root}/"
+        text, side = str(path), str(like)
+        if side.startswith(upper) and text.startswith(mount):
+            return self.upper_root / text[len(mount) :]
+        if side.startswith(mount) and text.startswith(upper):
+            return self.dest_root / text[len(upper) :]
+        return path
+
     def _direct(self, directory: Path) -> Path:
         """Where to write below a directory this copy just made: its path in the upper dir
         when it was made through the overlay mount, else itself."""
@@ -191,7 +206,7 @@ class TreeWriter:
     def _copy_file(self, source: Path, target: Path, info: os.stat_result) -> None:
         key = (info.st_dev, info.st_ino)
         if info.st_nlink > 1 and key in self._links:
-            os.link(self._links[key], target)
+            os.link(self._same_side(self._links[key], target), target)
             return
         source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:

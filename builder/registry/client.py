@@ -152,7 +152,10 @@ class RegistryClient:
         self.session.mount("https://", adapter)
         if certs is not None and not plain:
             context = tls_context(certs, self.session.verify)
-            self.session.mount("https://", ContextAdapter(context, pool_connections=4, pool_maxsize=16))
+            # This registry's host only, as docker scopes certs.d: its token server and the
+            # places it redirects blob downloads to keep the system's trust.
+            tls = ContextAdapter(context, pool_connections=4, pool_maxsize=16)
+            self.session.mount(f"https://{api_host(registry)}/", tls)
             # A path, not True: with True requests swaps in its own context for ours.
             self.session.verify = context_bundle(self.session.verify)
         self._authorization: dict[frozenset[str], str] = {}

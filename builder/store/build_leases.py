@@ -49,15 +49,31 @@ class BuildLeases:
         try:
             return self._open()
         except sqlite3.DatabaseError as err:
-            if getattr(err, "sqlite_errorcode", None) not in _DAMAGED:
+            if not _damaged(err):
                 raise StoreError(f"cannot open build leases {self.path}: {err}") from err
-        # Damaged by a power failure: its leases died with their processes.
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        self._remove_files()
         try:
             return self._open()
         except sqlite3.Error as again:
             raise StoreError(f"cannot open build leases {self.path}: {again}") from again
+
+    def _remove_files(self) -> None:
+        """Damaged by a power failure: its leases died with their processes (and no lease
+        could be written or read in it since, so none can be lost now)."""
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    def _execute(self, statement: str, parameters: tuple[object, ...]) -> sqlite3.Cursor:
+        """One statement; a file found damaged only now (its header was whole) is made again
+        and the statement retried, rather than failing every build and prune from now on."""
+        try:
+            return self.connection.execute(statement, parameters)
+        except sqlite3.DatabaseError as err:
+            if not _damaged(err):
+                raise
+        self._connections.close()
+        self._remove_files()
+        return self.connection.execute(statement, parameters)
 
     def _open(self) -> sqlite3.Connection:
         connection = connect(self.path)
@@ -77,23 +93,23 @@ class BuildLeases:
     def create(self, expires: float) -> str:
         """A new lease expiring at ``expires`` (a time.time() value), named by 128 random bits."""
         lease_id = os.urandom(16).hex()
-        self.connection.execute("INSERT INTO leases VALUES (?, ?, ?)", (lease_id, time.time(), expires))
+        self._execute("INSERT INTO leases VALUES (?, ?, ?)", (lease_id, time.time(), expires))
         return lease_id
 
     def add(self, lease_id: str, kind: str, key: str) -> None:
         """One statement, so one transaction of its own: no ``BEGIN`` is needed."""
         statement = "INSERT OR IGNORE INTO lease_resources VALUES (?, ?, ?)"
-        self.connection.execute(statement, (lease_id, kind, key))
+        self._execute(statement, (lease_id, kind, key))
 
     def delete(self, lease_id: str) -> None:
-        self.connection.execute("DELETE FROM leases WHERE id = ?", (lease_id,))
+        self._execute("DELETE FROM leases WHERE id = ?", (lease_id,))
 
     def leased(self, kind: str) -> set[str]:
         """Keys of ``kind`` held by a lease that has not expired (none when no build ever
         leased anything in this store: the file is not made just to be read)."""
         if not self.path.exists():
             return set()
-        rows = self.connection.execute(
+        rows = self._execute(
             "SELECT r.key FROM lease_resources r JOIN leases l ON l.id = r.lease_id "
             "WHERE r.kind = ? AND l.expires > ?",
             (kind, time.time()),
@@ -103,5 +119,9 @@ class BuildLeases:
     def delete_expired(self) -> int:
         if not self.path.exists():
             return 0
-        cursor = self.connection.execute("DELETE FROM leases WHERE expires <= ?", (time.time(),))
+        cursor = self._execute("DELETE FROM leases WHERE expires <= ?", (time.time(),))
         return cursor.rowcount
+
+
+def _damaged(err: sqlite3.DatabaseError) -> bool:
+    return getattr(err, "sqlite_errorcode", None) in _DAMAGED

@@ -105,3 +105,47 @@ def test_files_copied_into_a_directory_of_the_base_are_linked_after_the_unmount(
     assert _inode(second / "tmp/sub/c.txt") == _inode(first / "tmp/sub/c.txt")
     kiln_build(monkeypatch, store_root, context, into_base, "--no-cache", "-t", "reuse:fresh")
     assert _copy_layer(store_root, "reuse:fresh")[0] == diff_id
+
+
+def test_hard_links_between_a_base_directory_and_a_new_one_stay_links(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, tmp_path: Path
+) -> None:
+    """/etc is in the base (written through the mount), /newdir is made by the copy (written
+    into the upper dir): a hard link between them must not cross the two."""
+    root = tmp_path / "linked"
+    (root / "etc").mkdir(parents=True)
+    (root / "newdir").mkdir()
+    (root / "etc/y").write_text("shared\n")
+    os.link(root / "etc/y", root / "newdir/x")
+    kiln_build(monkeypatch, store_root, root, f"FROM {BASE}\nCOPY . /\n", "-t", "links:1")
+    _diff, snapshot = _copy_layer_at(store_root, "links:1", -1)
+    assert os.lstat(snapshot / "etc/y").st_ino == os.lstat(snapshot / "newdir/x").st_ino
+    assert (snapshot / "newdir/x").read_text() == "shared\n"
+
+
+def test_two_sources_writing_one_destination_take_nothing_from_the_previous_layer(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, tmp_path: Path
+) -> None:
+    """``COPY a/ b/ /dest/``: b/x overwrote a/x. With b/x gone, /dest/x must be a's again,
+    although the previous layer's /dest/x has a/x's size and time."""
+    root = tmp_path / "two"
+    for name, text in (("a/x", "AAAA\n"), ("b/x", "BBBB\n")):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+        os.utime(root / name, ns=(MTIME_NS, MTIME_NS))
+    two = f"FROM {BASE}\nCOPY a/ b/ /dest/\n"
+    kiln_build(monkeypatch, store_root, root, two, "-t", "two:1")
+    (root / "b/x").unlink()
+    kiln_build(monkeypatch, store_root, root, two, "-t", "two:2")
+    _diff, snapshot = _copy_layer_at(store_root, "two:2", -1)
+    assert (snapshot / "dest/x").read_text() == "AAAA\n"
+
+
+MTIME_NS = 1_600_000_000_000_000_000
+
+
+def _copy_layer_at(store_root: Path, tag: str, index: int) -> tuple[str, Path]:
+    with Store.open(store_root) as store:
+        _manifest, config = store.get_image(store.resolve(tag))
+        diff_ids = config["rootfs"]["diff_ids"]
+        return diff_ids[index], store.snapshots.path(chain_ids(diff_ids)[index])

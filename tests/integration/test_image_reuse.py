@@ -45,6 +45,7 @@ def test_a_pruned_image_is_forgotten_and_made_again(
     from builder.cli.main import main
     from builder.image_reuse import NAMESPACE
 
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")  # with it set, nothing is remembered
     kiln_build(monkeypatch, store_root, context_dir, DOCKERFILE)  # no name: pruned next
     with Store.open(store_root) as store:
         assert len(store.meta.keys(NAMESPACE)) == 1
@@ -53,3 +54,16 @@ def test_a_pruned_image_is_forgotten_and_made_again(
         assert store.meta.keys(NAMESPACE) == []
     kiln_build(monkeypatch, store_root, context_dir, DOCKERFILE, "-t", "again:1")
     assert _image_id(store_root, "again:1").startswith("sha256:")
+
+
+def test_each_source_date_epoch_gets_its_own_image(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context_dir: Path
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "100")
+    kiln_build(monkeypatch, store_root, context_dir, DOCKERFILE, "-t", "epoch:1")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "2000000000")
+    kiln_build(monkeypatch, store_root, context_dir, DOCKERFILE, "-t", "epoch:2")
+    assert _image_id(store_root, "epoch:1") != _image_id(store_root, "epoch:2")
+    with Store.open(store_root) as store:
+        _manifest, config = store.get_image("epoch:2")
+        assert config["created"].startswith("2033-05-18")

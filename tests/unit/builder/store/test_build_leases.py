@@ -70,6 +70,26 @@ def test_a_damaged_leases_db_is_made_again(tmp_path: Path) -> None:
     table.close()
 
 
+def test_a_leases_db_whose_damage_shows_only_in_its_pages_is_made_again(tmp_path: Path) -> None:
+    """A whole header over damaged pages opens fine; the first statement finds it."""
+    path = tmp_path / "leases.db"
+    table = BuildLeases(path)
+    for index in range(200):  # enough rows for several pages
+        table.add(table.create(time.time() + 60), LEASE_BLOB, f"blob-{index:04d}" * 8)
+    table.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[2 * page : 4 * page] = b"\xff" * (2 * page)  # what a power cut may leave
+    path.write_bytes(bytes(data))
+    again = BuildLeases(path)
+    lease_id = again.create(time.time() + 60)
+    again.add(lease_id, LEASE_BLOB, "kept")
+    assert again.leased(LEASE_BLOB) == {"kept"}
+    again.close()
+
+
 def test_storing_a_stored_image_again_rewrites_neither_the_record_nor_index_json(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
         digest = _image(store)
