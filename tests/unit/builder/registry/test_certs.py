@@ -57,3 +57,23 @@ def test_loopback_with_a_certs_directory_speaks_tls() -> None:
     assert uses_plain_http("127.0.0.1:5000", ()) is True
     assert uses_plain_http("127.0.0.1:5000", (), has_certs=True) is False
     assert uses_plain_http("127.0.0.1:5000", ("127.0.0.1:5000",), has_certs=True) is True
+
+
+def test_a_registrys_certificates_serve_its_own_host_only(certs_root: Path) -> None:
+    """Its token server and the places it redirects downloads to keep the system's trust."""
+    from builder.registry.certs import ContextAdapter
+    from builder.registry.client import RegistryClient, system_ca_bundle
+
+    bundle = system_ca_bundle()
+    if not isinstance(bundle, str):
+        pytest.skip("no system CA bundle file to stand in for a registry's CA")
+    directory = certs_root / "registry.lan:5000"
+    directory.mkdir(parents=True)
+    (directory / "ca.crt").write_bytes(Path(bundle).read_bytes())
+    client = RegistryClient("registry.lan:5000", look_up_credentials=False)
+    try:
+        assert isinstance(client.session.get_adapter("https://registry.lan:5000/v2/"), ContextAdapter)
+        for elsewhere in ("https://auth.example.com/token", "https://cdn.example.com/blob"):
+            assert not isinstance(client.session.get_adapter(elsewhere), ContextAdapter)
+    finally:
+        client.session.close()
