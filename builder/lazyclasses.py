@@ -40,6 +40,11 @@ _pending: dict[type, dict[str, Any]] = {}
 _lock = threading.RLock()
 
 
+#: A class whose making failed (a definition error the stdlib reports), with that error: a
+#: second attempt would meet a class the first one already changed, so it is raised again.
+_failed: dict[type, Exception] = {}
+
+
 def materialize(cls: type) -> None:
     """Turn ``cls`` (and any pending base) into a real dataclass now; a no-op otherwise."""
     if cls not in _pending:
@@ -49,14 +54,22 @@ def materialize(cls: type) -> None:
             options = _pending.get(base)
             if options is None:
                 continue
-            with methods_on_first_call():  # all but __init__ compiled when first called
-                dataclasses.dataclass(base, **options)
+            if base in _failed:
+                raise _failed[base]
+            try:
+                with methods_on_first_call():  # all but __init__ compiled when first called
+                    dataclasses.dataclass(base, **options)
+            except Exception as err:
+                _failed[base] = err
+                raise
             # Only now: a thread that finds the class made may construct it at once.
             del _pending[base]
 
 
 def _defer(cls: type, options: dict[str, Any]) -> type:
     if options.get("slots") or "__new__" in cls.__dict__:
+        for base in cls.__mro__[1:]:  # its bases' fields are read from them now
+            materialize(base)
         made: type = dataclasses.dataclass(cls, **options)
         return made
 

@@ -144,7 +144,9 @@ class Solver:
         numbering = number_steps(graph)
         states = StageStates()
         failure = threading.Event()
-        if len(graph.stages) == 1:
+        if len(graph.stages) == 1 and threading.current_thread() is not threading.main_thread():
+            # Off the main thread no signal handler can interrupt a step halfway (its
+            # container stop, unmount or commit); on it, the stage gets a thread as below.
             self._run_stage_into(graph.stages[0], numbering, states, failure)
             return states.get(graph.target)
         workers = [

@@ -70,6 +70,8 @@ def parse_compression(value: str | None, where: str) -> Compression | None:
     in the error), ``None`` when it is absent."""
     if value is None:
         return None
+    if value == "uncompressed":  # BuildKit's spelling
+        return "none"
     for known in _COMPRESSIONS:
         if value == known:
             return known

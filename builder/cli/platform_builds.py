@@ -68,6 +68,8 @@ def build_for_platforms(
     """
     from builder.multiplatform import MultiPlatformRequest, run_multiplatform_build
 
+    if any(output.type in ("local", "tar") for output in outputs):
+        _check_split_names(platforms)
     # The Dockerfile's warnings are the same for every platform: the caller printed them.
     graphs = {platform: make_graph(platform) for platform in platforms}
     request = MultiPlatformRequest(graphs, context, tuple(args.tag), labels, options)
@@ -94,6 +96,17 @@ def build_for_platforms(
     if args.quiet:
         print(result.index_digest)
     return 0
+
+
+def _check_split_names(platforms: Sequence[Platform]) -> None:
+    """Before building: two platforms that are one to containerd (``linux/arm64`` and
+    ``linux/arm64/v8``) would share one directory of a split export."""
+    seen: dict[str, Platform] = {}
+    for platform in platforms:
+        name = platform_directory(platform)
+        if name in seen:
+            raise UsageError(f"--platform: {seen[name]} and {platform} are the same platform ({name})")
+        seen[name] = platform
 
 
 def platform_directory(platform: Platform) -> str:

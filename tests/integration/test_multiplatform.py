@@ -439,3 +439,13 @@ def test_platform_directory_names_as_buildkit(platform: Platform, directory: str
     from builder.cli.platform_builds import platform_directory
 
     assert platform_directory(platform) == directory
+
+
+def test_two_spellings_of_one_platform_are_refused_before_a_split_export(tmp_path: Path) -> None:
+    from builder.cli.main import main
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    argv = ["--root", str(tmp_path / "store"), "build", "--platform", "linux/amd64,linux/amd64/v1"]
+    argv += ["-o", f"type=local,dest={tmp_path / 'out'}", str(tmp_path)]
+    assert main(argv) == 2
+    assert not (tmp_path / "out").exists()

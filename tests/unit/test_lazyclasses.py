@@ -118,3 +118,26 @@ def test_exceptions_and_plain_subclasses() -> None:
 
     assert FailureError(3).code == 3 and str(FailureError(3)) == "3"  # as BaseException gives it
     assert Named(1, 2).y == 2
+
+
+def test_a_class_made_at_once_makes_its_pending_base_first() -> None:
+    @dataclass(frozen=True)
+    class Base:
+        x: int
+
+    @dataclass(frozen=True, slots=True)
+    class Slotted(Base):
+        y: int
+
+    assert Slotted(1, 2).x == 1
+
+
+def test_a_definition_error_is_raised_again_on_every_attempt() -> None:
+    @dataclass
+    class Broken:
+        a: list[int] = field(default_factory=list)
+        b: int  # type: ignore[misc]
+
+    for _attempt in range(2):
+        with pytest.raises(TypeError, match="non-default argument 'b'"):
+            Broken()  # type: ignore[call-arg]

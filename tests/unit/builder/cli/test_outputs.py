@@ -29,6 +29,10 @@ def test_outputs_parse(text: str, expected: OutputSpec) -> None:
     assert parse_output(text) == expected
 
 
+def test_buildkits_uncompressed_is_none() -> None:
+    assert parse_output("type=oci,dest=o.tar,compression=uncompressed").compression == "none"
+
+
 def test_an_unknown_compression_is_a_usage_error() -> None:
     with pytest.raises(UsageError) as caught:
         parse_output("type=oci,dest=o.tar,compression=xz")
