@@ -16,10 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from builder.cli.lazy_stdlib import defer_standard_modules
-
-defer_standard_modules()  # before anything below imports dataclasses
-
-from builder.errors import KilnError, UsageError  # noqa: E402
+from builder.errors import KilnError, UsageError
 
 #: Command modules, in the order ``kiln --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -147,8 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     short-lived process: :data:`GC_THRESHOLD` while it runs, and when the command is done
     every object is frozen (:func:`gc.freeze`), since the process ends next and the
     interpreter's final collection would scan them all (~12 ms after a build) only to free
-    memory that exit frees anyway. A caller passing ``argv`` keeps its collector as it is."""
+    memory that exit frees anyway; and ``inspect`` is deferred (:mod:`builder.cli.lazy_stdlib`,
+    before any command module imports ``dataclasses``). A caller passing ``argv`` (a test, a
+    program using kiln as a library) keeps its collector and its ``inspect`` as they are."""
     if argv is None:
+        defer_standard_modules()
         gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
     try:
         return _run(argv)

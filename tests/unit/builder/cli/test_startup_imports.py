@@ -116,7 +116,8 @@ def _cached_build_modules(store_root: Path, context: Path, progress: str) -> tup
     code = (
         "import json, sys\n"
         "from builder.cli.main import main\n"
-        f"status = main({argv!r})\n"
+        f"sys.argv = ['kiln', *{argv!r}]\n"
+        "status = main()\n"
         "print(json.dumps([status, sorted(sys.modules), type(sys.modules['inspect']).__name__]))"
     )
     result = subprocess.run(
@@ -170,3 +171,17 @@ def test_the_kiln_command_tunes_the_collector_and_a_caller_keeps_its_own() -> No
     assert kept == [default, 0]
     assert tuned == [threshold, *default[1:]]
     assert frozen > 1000  # the command's objects, left for exit to free
+
+
+def test_importing_the_cli_or_calling_main_with_arguments_leaves_inspect_alone() -> None:
+    """Only the ``kiln`` command itself defers ``inspect``: a program using kiln as a library
+    keeps the real module (``importlib.util.find_spec`` needs its ``__spec__``)."""
+    code = (
+        "import contextlib, io, sys, importlib.util\n"
+        "import builder.cli.main as cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    cli.main(['--version'])\n"
+        "assert 'inspect' not in sys.modules or type(sys.modules['inspect']).__name__ == 'module'\n"
+        "assert importlib.util.find_spec('inspect') is not None\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
