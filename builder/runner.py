@@ -102,12 +102,6 @@ PRUNED_MEANWHILE = "its cached layer was pruned while this build ran"
 LINK_PARENT = "link:independent-of-parent"
 
 
-def _has_wildcards(path: str) -> bool:
-    from builder.fileops.sources import has_wildcards
-
-    return has_wildcards(path)
-
-
 def _rebases(op: Op) -> bool:
     """A ``COPY --link`` layer does not depend on the layers under it, so its key leaves the
     parent out and its record is reused on any base (BuildKit's rebase). Not when
@@ -428,7 +422,9 @@ class LocalRunner:
         # One literal source: then each destination has one source file, and the donor's file
         # there came from the same one. With several sources (or a wildcard) two of them may
         # write one destination, and the donor holds whichever wrote it last.
-        if len(op.paths) != 1 or _has_wildcards(op.paths[0]):
+        from builder.fileops.sources import has_wildcards
+
+        if len(op.paths) != 1 or has_wildcards(op.paths[0]):
             return None
         new_preimage = probe.key.preimage
         if any(

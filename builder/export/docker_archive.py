@@ -32,6 +32,7 @@ from builder.export._loading import (
 from builder.export._tarwrite import add_bytes, add_directory, add_file, add_stream
 from builder.layers.compression import open_decompressed
 from builder.oci import mediatypes
+from builder.oci.digest import HashingReader
 from builder.oci.reference import parse_reference
 from builder.store.blobs import TEMP_PREFIX, digest_hex
 from builder.store.store import Store
@@ -87,28 +88,15 @@ def write_docker_archive(store: Store, names: Sequence[str], out: BinaryIO) -> N
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-class _HashingReader:
-    """Reads a file for the archive, hashing what passes (verified after, not read twice)."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self.stream = stream
-        self.hasher = hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self.stream.read(size)
-        self.hasher.update(chunk)
-        return chunk
-
-
 def _add_verified_layer(archive: tarfile.TarFile, name: str, path: Path, diff_id: str) -> None:
     """An uncompressed layer copied into the archive, checked against its diff id on the way
     (as a compressed one is, by decompressing it): a damaged blob never leaves the store
     unnoticed. The caller writes the archive beside its destination and renames it only when
     whole, so a failure here leaves nothing."""
     with path.open("rb") as stream:
-        reader = _HashingReader(stream)
+        reader = HashingReader(stream)
         add_stream(archive, name, cast(BinaryIO, reader), path.stat().st_size)
-    if "sha256:" + reader.hasher.hexdigest() != diff_id:
+    if reader.digest() != diff_id:
         raise ImageFormatError(f"stored layer {diff_id} does not match its digest: the store is damaged")
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from builder.errors import StoreError
 from builder.oci import mediatypes
-from builder.store.store import StoredLayer
+from builder.store.store import StoredLayer, parse_json_document
 from builder.store.variants import outgoing_layer
 from builder.store.whole_images import is_whole
 
@@ -41,6 +41,8 @@ class OutgoingImages:
         self.compression = compression
         #: Outgoing digest → bytes, for the manifests and indexes rewritten here.
         self.documents: dict[str, bytes] = {}
+        #: The platforms (``os/arch[/variant]``) indexes left out, not being whole here.
+        self.left_out: list[str] = []
         self._outgoing_digest: dict[str, str] = {}
 
     def digest(self, stored_digest: str) -> str:
@@ -72,13 +74,7 @@ class OutgoingImages:
         return len(payload) if payload is not None else self.store.blobs.size(digest)
 
     def json(self, digest: str) -> JsonObject:
-        try:
-            document = json.loads(self.read_bytes(digest))
-        except (ValueError, UnicodeDecodeError) as err:
-            raise StoreError(f"document {digest} is not valid JSON: {err}") from err
-        if not isinstance(document, dict):
-            raise StoreError(f"document {digest} is not a JSON object")
-        return document
+        return parse_json_document(self.read_bytes(digest), f"document {digest}")
 
     def _manifest(self, manifest: JsonObject) -> JsonObject | None:
         """``manifest`` with its uncompressed layers swapped, or None when none is."""
@@ -113,6 +109,7 @@ class OutgoingImages:
             child = str(entry.get("digest", ""))
             if not is_whole(self.store, child):
                 changed = True  # a platform this store never pulled: it cannot leave
+                self.left_out.append(_platform_text(entry))
                 continue
             outgoing = self.digest(child)
             if outgoing == child:
@@ -123,6 +120,12 @@ class OutgoingImages:
         if changed and not entries:
             raise StoreError("no platform of this index is in the store; pull one first")
         return {**index, "manifests": entries} if changed else None
+
+
+def _platform_text(entry: JsonObject) -> str:
+    platform = entry.get("platform") or {}
+    parts = [str(platform.get(key, "")) for key in ("os", "architecture", "variant")]
+    return "/".join(part for part in parts if part) or str(entry.get("digest", ""))
 
 
 def _is_index(document: JsonObject) -> bool:

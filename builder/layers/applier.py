@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import errno
 import gzip
-import hashlib
 import os
 import shutil
 import stat
@@ -46,30 +45,18 @@ from builder.layers.whiteouts import (
     WHITEOUT_PREFIX,
     is_overlay_private_xattr,
 )
-from builder.oci.digest import Digest
+from builder.oci.digest import Digest, HashingReader
 from builder.rootpath import ensure_dir_in_root, is_within, resolve_in_root
 
 _XATTR_PAX_PREFIX = "SCHILY.xattr."
 _COPY_SIZE = 1 << 20
 
 
-class _HashingReader:
-    """Hashes the uncompressed tar as tarfile reads it: the diff id, with no second pass."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self._hash = hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._stream.read(size)
-        self._hash.update(chunk)
-        return chunk
-
-    def drain(self) -> Digest:
-        """Read (and hash) whatever follows the tar's end blocks; return the diff id."""
-        while self.read(_COPY_SIZE):
-            pass
-        return Digest.from_hex(self._hash.hexdigest())
+def _drain(reader: HashingReader) -> Digest:
+    """Read (and hash) whatever follows the tar's end blocks; return the diff id."""
+    while reader.read(_COPY_SIZE):
+        pass
+    return reader.digest()
 
 
 def _entry_parts(name: str, path: str | None = None) -> list[str]:
@@ -283,7 +270,7 @@ def apply_layer(
     exist. Any refused entry stops the unpacking with a :class:`LayerError` naming it.
     """
     uncompressed, compression = open_decompressed(stream)
-    reader = _HashingReader(uncompressed)
+    reader = HashingReader(uncompressed)
     unpacker = _Unpacker(root, whiteout_format)
     try:
         with tarfile.open(fileobj=reader, mode="r|") as archive:  # type: ignore[call-overload]
@@ -296,7 +283,7 @@ def apply_layer(
     except OSError as err:
         raise LayerError(f"cannot unpack layer into {root}: {err}") from err
     unpacker.set_directory_times()
-    found = reader.drain()
+    found = _drain(reader)
     if diff_id is not None and found != diff_id:
         raise LayerError(f"layer content has diff id {found}, expected {diff_id}")
     return found

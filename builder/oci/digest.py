@@ -61,6 +61,28 @@ class ByteSink(Protocol):
     def write(self, chunk: bytes | bytearray | memoryview, /) -> object: ...
 
 
+class ByteSource(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class HashingReader:
+    """Passes reads of ``stream`` through while hashing them: a reader (``tarfile``, an
+    archive writer) consumes the bytes once and their digest comes with them."""
+
+    def __init__(self, stream: ByteSource) -> None:
+        self._stream = stream
+        self._hash = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self._hash.update(chunk)
+        return chunk
+
+    def digest(self) -> Digest:
+        """The digest of everything read so far."""
+        return Digest.from_hex(self._hash.hexdigest())
+
+
 class HashingWriter:
     """Passes bytes through to ``out`` while hashing and counting them.
 

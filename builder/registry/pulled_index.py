@@ -10,10 +10,10 @@ the store (no manifest, no config, no layers), so they are never handed out:
 
 - the store's view of an index (:meth:`Store.index_entries`) lists the pulled platforms
   only, and a ``FROM`` for another platform pulls it (the index digest stays the same);
-- ``kiln push`` sends the index unchanged (same digest as the source registry's) when
-  every platform it lists is whole in the store. Otherwise it sends an index of the whole
-  platforms only (:func:`complete_index`), never one naming a manifest the destination
-  will not receive.
+- ``kiln push`` (and an OCI archive) sends the index unchanged (same digest as the source
+  registry's) when every platform it lists is whole in the store. Otherwise it sends an
+  index of the whole platforms only (:class:`builder.export.outgoing.OutgoingImages`),
+  never one naming a manifest the destination will not receive.
 
 Pulling every platform's manifest and config without its layers was the other choice; it
 was rejected because the layers would still be missing, so the pushed index would still
@@ -22,14 +22,12 @@ name images the destination cannot have.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from builder.errors import StoreError
 from builder.oci import mediatypes
 from builder.registry.manifests import FetchedManifest
 from builder.store import Store
-from builder.store.whole_images import is_whole
+from builder.store.store import parse_json_document
 
 
 def record_pulled_index(store: Store, name: str, index: FetchedManifest) -> str:
@@ -44,44 +42,5 @@ def record_pulled_index(store: Store, name: str, index: FetchedManifest) -> str:
     return digest
 
 
-def complete_index(store: Store, digest: str) -> tuple[bytes | None, list[str]]:
-    """For a stored index, ``(None, [])`` when every platform it lists is whole in the store
-    (push it as it is); else the document reduced to the whole platforms, and the platform
-    texts left out. A single image gives ``(None, [])``."""
-    content = store.blobs.read_bytes(digest)
-    document = _json(content)
-    if "manifests" not in document:
-        return None, []
-    kept: list[dict[str, Any]] = []
-    left_out: list[str] = []
-    for entry in document["manifests"]:
-        if is_whole(store, str(entry.get("digest", ""))):
-            kept.append(entry)
-        else:
-            left_out.append(_platform_text(entry))
-    if not left_out:
-        return None, []
-    if not kept:
-        raise StoreError(f"no platform of the index {digest} is in the store; pull one first")
-    reduced = {**document, "manifests": kept}
-    return json.dumps(reduced, separators=(",", ":")).encode(), left_out
-
-
 def _entries(content: bytes) -> list[dict[str, Any]]:
-    return [dict(entry) for entry in _json(content).get("manifests", [])]
-
-
-def _platform_text(entry: dict[str, Any]) -> str:
-    platform = entry.get("platform") or {}
-    parts = [str(platform.get(key, "")) for key in ("os", "architecture", "variant")]
-    return "/".join(part for part in parts if part) or str(entry.get("digest", ""))
-
-
-def _json(content: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(content)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise StoreError(f"stored manifest is not valid JSON: {err}") from err
-    if not isinstance(document, dict):
-        raise StoreError("stored manifest is not a JSON object")
-    return document
+    return [dict(entry) for entry in parse_json_document(content, "stored manifest").get("manifests", [])]

@@ -36,7 +36,6 @@ from builder.registry.client import (
     pull_scope,
     push_scope,
 )
-from builder.registry.pulled_index import complete_index
 from builder.store import Store
 
 if TYPE_CHECKING:
@@ -70,16 +69,13 @@ def push_image(
     Layers the store keeps uncompressed go out compressed with ``compression``, so that
     digest differs from the stored one for a built image; the image id does not. A pulled
     index leaves unchanged when all its platforms were pulled, else reduced to those that
-    were (:func:`complete_index`), with a notice naming the others."""
+    were (:class:`OutgoingImages`), with a notice naming the others."""
     reference = parse_reference(ref)
     local_digest = store.resolve(source if source is not None else ref)
     outgoing = OutgoingImages(store, compression)
-    reduced, left_out = complete_index(store, local_digest)
-    if reduced is not None:
-        # A pulled index names platforms that were not pulled: push the whole ones only.
-        local_digest = sha256_digest(reduced)
-        outgoing.documents[local_digest] = reduced
-        sink(Notice(f"{reference}: pushing without {', '.join(left_out)}, which were not pulled"))
+    outgoing.digest(local_digest)  # a pulled index loses the platforms that were not pulled
+    if outgoing.left_out:
+        sink(Notice(f"{reference}: pushing without {', '.join(outgoing.left_out)}, which were not pulled"))
     own_client = client is None
     active = client if client is not None else RegistryClient(reference.registry, insecure=insecure)
     try:

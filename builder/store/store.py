@@ -190,7 +190,7 @@ class Store:
 
     def put_manifest(self, manifest_bytes: bytes, name: str | None = None) -> str:
         """Record a manifest whose config and layers are stored (used by ``load``)."""
-        manifest = _parse_json(manifest_bytes, "image manifest")
+        manifest = parse_json_document(manifest_bytes, "image manifest")
         config_digest = str(manifest.get("config", {}).get("digest", ""))
         needed = [config_digest] + [str(layer.get("digest", "")) for layer in manifest.get("layers", [])]
         with self.writing():
@@ -241,7 +241,7 @@ class Store:
 
         Only the entries whose image is stored: a pulled index lists platforms that were
         not pulled (see :mod:`builder.registry.pulled_index`)."""
-        document = _parse_json(self.blobs.read_bytes(digest), "image manifest")
+        document = parse_json_document(self.blobs.read_bytes(digest), "image manifest")
         if document.get("mediaType") != MEDIA_TYPE_INDEX and "manifests" not in document:
             return None
         entries = [dict(entry) for entry in document.get("manifests", [])]
@@ -304,11 +304,11 @@ class Store:
     def get_image(self, ref: str) -> tuple[JsonObject, JsonObject]:
         """The manifest and config (parsed JSON) of an image named by ``ref``."""
         manifest = self.manifest(self.resolve_for(ref))
-        config = _parse_json(self.blobs.read_bytes(manifest["config"]["digest"]), "image config")
+        config = parse_json_document(self.blobs.read_bytes(manifest["config"]["digest"]), "image config")
         return manifest, config
 
     def manifest(self, digest: str) -> JsonObject:
-        return _parse_json(self.blobs.read_bytes(digest), "image manifest")
+        return parse_json_document(self.blobs.read_bytes(digest), "image manifest")
 
     def layers(self, manifest: JsonObject, config: JsonObject) -> list[StoredLayer]:
         """The manifest's layers paired with the config's diff ids, bottom first."""
@@ -446,7 +446,7 @@ class Store:
 
     def _created(self, config_digest: str) -> str:
         try:
-            config = _parse_json(self.blobs.read_bytes(config_digest), "image config")
+            config = parse_json_document(self.blobs.read_bytes(config_digest), "image config")
         except StoreError:
             return ""
         return str(config.get("created", ""))
@@ -456,7 +456,7 @@ class Store:
     ) -> bytes:
         diff_ids = [layer.diff_id for layer in layers]
         if isinstance(config, bytes):
-            parsed = _parse_json(config, "image config")
+            parsed = parse_json_document(config, "image config")
             if parsed.get("rootfs", {}).get("diff_ids", []) != diff_ids:
                 raise StoreError("the image config's rootfs.diff_ids do not match its layers")
             return config
@@ -473,7 +473,9 @@ class Store:
         os.replace(temp_path, path)
 
 
-def _parse_json(payload: bytes, what: str) -> JsonObject:
+def parse_json_document(payload: bytes, what: str) -> JsonObject:
+    """A stored manifest, index or config as a JSON object; :class:`StoreError` naming
+    ``what`` when it is not one."""
     try:
         document = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as err:

@@ -8,10 +8,9 @@ side will never receive; this is the test they share.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
-from builder.errors import StoreError
+from builder.store.store import parse_json_document
 
 if TYPE_CHECKING:
     from builder.store.store import Store
@@ -31,10 +30,4 @@ def is_whole(store: Store, manifest_digest: str) -> bool:
 
 def stored_json(store: Store, digest: str) -> dict[str, Any]:
     """A stored manifest or index as a JSON object; :class:`StoreError` when it is not one."""
-    try:
-        document = json.loads(store.blobs.read_bytes(digest))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise StoreError(f"stored manifest is not valid JSON: {err}") from err
-    if not isinstance(document, dict):
-        raise StoreError("stored manifest is not a JSON object")
-    return document
+    return parse_json_document(store.blobs.read_bytes(digest), "stored manifest")
