@@ -32,21 +32,37 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Collection
-from pathlib import Path
 
 from builder.lazyclasses import dataclass
 
 #: Copies a source file to a path and gives it the copier's metadata (the fallback).
-CopyFile = Callable[[Path, Path, os.stat_result], None]
+CopyFile = Callable[[str, str, os.stat_result], None]
 
 
 @dataclass(frozen=True)
 class _Claim:
     donor: str
     inode: tuple[int, int]
-    source: Path
+    source: str
     info: os.stat_result
     copy_file: CopyFile
+
+
+@dataclass(frozen=True)
+class _Directory:
+    """One directory the copier writes files into, as the donor layer sees it.
+
+    Worked out once per directory, so that claiming each of its files costs string
+    concatenation, not path arithmetic. Each prefix is empty or ends with ``/``:
+    ``relative`` is the directory below the copy's root, ``donor`` its path in the donor's
+    snapshot and ``target`` the path the copier writes files to. ``direct`` says ``target``
+    is in the upper dir (files are linked at once) rather than below the mount.
+    """
+
+    relative: str
+    donor: str
+    target: str
+    direct: bool
 
 
 class DonorLayer:
@@ -57,19 +73,27 @@ class DonorLayer:
     the copier writes (the overlay mount); ``upper`` is that overlay's upper dir.
     """
 
-    def __init__(self, root: Path, unchanged: Collection[str], *, dest_root: Path, upper: Path) -> None:
+    def __init__(
+        self,
+        root: os.PathLike[str] | str,
+        unchanged: Collection[str],
+        *,
+        dest_root: os.PathLike[str] | str,
+        upper: os.PathLike[str] | str,
+    ) -> None:
         # Resolved once, so the per-directory symlink check compares like with like.
         self.root = os.path.realpath(root)
         self.unchanged = frozenset(unchanged)
-        self.dest_root = str(dest_root)
+        self.dest_root = os.fspath(dest_root)
         self._dest_prefix = self.dest_root.rstrip("/") + "/"
-        self.upper = str(upper)
+        self.upper = os.fspath(upper)
         self._upper_prefix = self.upper.rstrip("/") + "/"
         self._claims: dict[str, _Claim] = {}
         #: Files linked at once (written straight into the upper dir).
         self.linked = 0
         self._inodes: set[tuple[int, int]] = set()
-        self._directories: dict[str, bool] = {}
+        self._ready: dict[str, bool] = {}
+        self._directories: dict[str, _Directory | None] = {}
 
     @property
     def claimed(self) -> int:
@@ -79,8 +103,8 @@ class DonorLayer:
     def claim(
         self,
         name: str,
-        source: Path,
-        target: Path,
+        source: os.PathLike[str] | str,
+        target: os.PathLike[str] | str,
         info: os.stat_result,
         *,
         mode: int,
@@ -95,14 +119,14 @@ class DonorLayer:
         """
         if name not in self.unchanged or info.st_nlink != 1:
             return False
-        text = str(target)
-        # The copier writes below a directory it made straight into the upper dir: link there
-        # at once. Elsewhere it writes through the mount: link after the unmount.
-        direct = text.startswith(self._upper_prefix)
-        relative = text[len(self._upper_prefix) :] if direct else self._relative(target)
-        if relative is None or not self._directory_ready(os.path.dirname(relative)):
+        parent, _, filename = os.fspath(target).rpartition("/")
+        try:
+            directory = self._directories[parent]
+        except KeyError:
+            directory = self._directories[parent] = self._directory(parent)
+        if directory is None:
             return False
-        donor = os.path.join(self.root, relative)
+        donor = directory.donor + filename
         try:
             found = os.lstat(donor)
         except OSError:
@@ -116,26 +140,40 @@ class DonorLayer:
             or (owner is not None and (found.st_uid, found.st_gid) != owner)
             or inode in self._inodes
             or _has_xattrs(donor)
-            or _has_xattrs(str(source))
+            or _has_xattrs(source)
         ):
             return False
-        if direct:
-            if not _link(donor, text):
+        if directory.direct:
+            if not _link(donor, directory.target + filename):
                 return False
             self._inodes.add(inode)
             self.linked += 1
             return True
+        relative = directory.relative + filename
         replaced = self._claims.get(relative)
         if replaced is not None:
             self._inodes.discard(replaced.inode)
         self._inodes.add(inode)
-        self._claims[relative] = _Claim(donor, inode, source, info, copy_file)
+        self._claims[relative] = _Claim(donor, inode, os.fspath(source), info, copy_file)
         return True
 
-    def release(self, target: Path) -> None:
+    def _directory(self, target: str) -> _Directory | None:
+        """The directory ``target`` (where the copier writes) as a place to claim files in;
+        ``None`` when no file there can be taken from the donor. Asked at the first claim
+        in each directory, as late as the files it holds."""
+        # The copier writes below a directory it made straight into the upper dir: link there
+        # at once. Elsewhere it writes through the mount: link after the unmount.
+        text = target + "/"
+        direct = text.startswith(self._upper_prefix)
+        relative = text[len(self._upper_prefix) :] if direct else self._relative(text)
+        if relative is None or not self._directory_ready(relative.rstrip("/")):
+            return None
+        return _Directory(relative, os.path.join(self.root, relative), text, direct)
+
+    def release(self, target: os.PathLike[str] | str) -> None:
         """Forget a claim on ``target``: the copier is writing something else there."""
         if self._claims:
-            claim = self._claims.pop(self._relative(target) or "", None)
+            claim = self._claims.pop(self._relative(os.fspath(target)) or "", None)
             if claim is not None:
                 self._inodes.discard(claim.inode)
 
@@ -152,14 +190,13 @@ class DonorLayer:
             if not _link(claim.donor, target):
                 if os.path.lexists(target):
                     os.unlink(target)
-                claim.copy_file(claim.source, Path(target), claim.info)
+                claim.copy_file(claim.source, target, claim.info)
         for parent, (atime_ns, mtime_ns) in times.items():
             os.utime(os.path.join(self.upper, parent), ns=(atime_ns, mtime_ns), follow_symlinks=False)
         self._claims.clear()
 
-    def _relative(self, target: Path) -> str | None:
-        """``target`` below the copy's root (the copier resolved it there), else ``None``."""
-        text = str(target)
+    def _relative(self, text: str) -> str | None:
+        """The path ``text`` below the copy's root (the copier resolved it there), else ``None``."""
         if not text.startswith(self._dest_prefix) or "/../" in text or text.endswith("/.."):
             return None
         return text[len(self._dest_prefix) :]
@@ -167,7 +204,7 @@ class DonorLayer:
     def _directory_ready(self, relative: str) -> bool:
         """Whether a directory exists as a real directory both in the upper dir and in the
         donor, with no symlink on the way in the donor (memoized per directory)."""
-        known = self._directories.get(relative)
+        known = self._ready.get(relative)
         if known is None:
             upper = os.path.join(self.upper, relative)
             donor = os.path.join(self.root, relative)
@@ -177,7 +214,7 @@ class DonorLayer:
                 and os.path.realpath(donor) == os.path.normpath(donor)
                 and os.path.isdir(donor)
             )
-            self._directories[relative] = known
+            self._ready[relative] = known
         return known
 
 
@@ -198,7 +235,7 @@ def _link(donor: str, target: str) -> bool:
         return False
 
 
-def _has_xattrs(path: str) -> bool:
+def _has_xattrs(path: os.PathLike[str] | str) -> bool:
     try:
         return bool(os.listxattr(path, follow_symlinks=False))
     except OSError:

@@ -82,3 +82,90 @@ def test_a_released_claim_is_not_linked(layout: dict[str, Path]) -> None:
     donor.release(layout["merged"] / "app/a.txt")
     donor.link_claimed()
     assert not (layout["upper"] / "app/a.txt").exists()
+
+
+def _claim_direct(donor: DonorLayer, layout: dict[str, Path], name: str = "a.txt") -> bool:
+    """Claim ``app/<name>`` written straight into the upper dir, as below a new directory."""
+    source = layout["context"] / "app" / name
+    return donor.claim(
+        f"app/{name}",
+        str(source),
+        f"{layout['upper']}/app/{name}",
+        os.lstat(source),
+        mode=0o644,
+        owner=None,
+        copy_file=_copy,
+    )
+
+
+def test_a_file_written_into_the_upper_dir_is_linked_at_once(layout: dict[str, Path]) -> None:
+    donor = _donor(layout)
+    assert _claim_direct(donor, layout)
+    assert (donor.linked, donor.claimed) == (1, 1)
+    linked = os.lstat(layout["upper"] / "app/a.txt")
+    assert linked.st_ino == os.lstat(layout["donor"] / "app/a.txt").st_ino
+
+
+def test_extended_attributes_on_either_side_stop_a_claim(layout: dict[str, Path]) -> None:
+    os.setxattr(layout["donor"] / "app/a.txt", "user.origin", b"donor")
+    assert not _claim_direct(_donor(layout), layout)
+    os.removexattr(layout["donor"] / "app/a.txt", "user.origin")
+    os.setxattr(layout["context"] / "app/a.txt", "user.origin", b"context")
+    assert not _claim_direct(_donor(layout), layout)
+    os.removexattr(layout["context"] / "app/a.txt", "user.origin")
+    assert _claim_direct(_donor(layout), layout)
+
+
+def test_two_files_never_take_one_donor_inode(layout: dict[str, Path]) -> None:
+    os.link(layout["donor"] / "app/a.txt", layout["donor"] / "app/b.txt")
+    shutil.copy2(layout["context"] / "app/a.txt", layout["context"] / "app/b.txt")
+    donor = _donor(layout, unchanged=("app/a.txt", "app/b.txt"))
+    assert _claim_direct(donor, layout, "a.txt")
+    assert not _claim_direct(donor, layout, "b.txt")
+    assert donor.linked == 1
+
+
+def test_a_directory_is_judged_at_its_first_claim(layout: dict[str, Path]) -> None:
+    for name in ("donor", "context"):
+        (layout[name] / "lib").mkdir()
+        (layout[name] / "lib/a.txt").write_text("alpha\n")
+        os.chmod(layout[name] / "lib/a.txt", 0o644)
+        os.utime(layout[name] / "lib/a.txt", ns=(MTIME_NS, MTIME_NS))
+    donor = _donor(layout, unchanged=("lib/a.txt",))
+    source = layout["context"] / "lib/a.txt"
+
+    def claim() -> bool:
+        return donor.claim(
+            "lib/a.txt",
+            source,
+            layout["merged"] / "lib/a.txt",
+            os.lstat(source),
+            mode=0o644,
+            owner=None,
+            copy_file=_copy,
+        )
+
+    # A claim refused before the directory is looked at (a changed file) does not settle it...
+    assert not donor.claim(
+        "lib/changed",
+        source,
+        layout["merged"] / "lib/changed",
+        os.lstat(source),
+        mode=0o644,
+        owner=None,
+        copy_file=_copy,
+    )
+    (layout["upper"] / "lib").mkdir()  # ...so the overlay copying it up meanwhile counts
+    assert claim()
+    # Once judged, it stays judged for this copy.
+    donor = _donor(layout, unchanged=("lib/a.txt",))
+    (layout["upper"] / "lib").rmdir()
+    assert not claim()
+    (layout["upper"] / "lib").mkdir()
+    assert not claim()
+
+
+def test_a_symlink_on_the_way_into_the_donor_stops_a_claim(layout: dict[str, Path]) -> None:
+    os.rename(layout["donor"] / "app", layout["donor"] / "real")
+    os.symlink("real", layout["donor"] / "app")
+    assert not _claim_direct(_donor(layout), layout)
