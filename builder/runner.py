@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from builder.context import BuildContext
 from builder.errors import BuildError, KilnError, StoreError
@@ -45,7 +45,7 @@ from builder.lazyclasses import dataclass
 from builder.leftovers import remove_dead_workspaces
 from builder.resolver import ImageResolver
 from builder.solver import StepContext, StepOutcome
-from builder.store.blobs import BlobInfo
+from builder.stepcommit import commit_layer, takes_from_previous
 from builder.store.snapshots import chain_ids
 from builder.store.store import Lease, Store
 
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from builder.exec.runtime import OciRuntime
     from builder.exec.spec import SpecMount
     from builder.fileops.donor import DonorLayer
-    from builder.layers import Compression, LayerDescriptor
+    from builder.layers import Compression
     from builder.secrets import SecretSource
     from builder.workspace import StepWorkspace
     from cache.contenthash import ContextHasher
@@ -326,17 +326,29 @@ class LocalRunner:
         from builder.fileops.mkdir import make_workdir
         from builder.workspace import step_workspace
 
+        indexed, previous = takes_from_previous(op), None
         with step_workspace(self._containers_dir) as workspace:
             if isinstance(op, Exec):
                 self._run_exec(op, state, workspace, where)
             elif isinstance(op, CopyOp):
-                self._run_copy(op, state, workspace, where, self._donor(op, state, probe, workspace))
+                donor = self._donor(op, state, probe, workspace)
+                self._run_copy(op, state, workspace, where, donor)
+                previous = probe.previous if donor is not None and donor.claimed else None
             elif isinstance(op, MkdirOp):
                 with self._mounted(state, workspace) as rootfs:
                     make_workdir(op, dest_root=rootfs)
             else:
                 raise BuildError(f"unexpected op {type(op).__name__}", op.location)
-            layer = self._commit(workspace, state)
+            layer = commit_layer(
+                self._store,
+                self._lease,
+                workspace.upper,
+                state.layers[-1].chain_id if state.layers else "",
+                compression=self._options.compression,
+                source_date_epoch=self._options.source_date_epoch,
+                index=indexed,
+                previous=previous,
+            )
         new_state = state.with_layer(layer).with_config(op.config)
         created = utc_timestamp(self._options.source_date_epoch)
         return new_state.with_history(op.created_by, empty_layer=False, created=created)
@@ -417,14 +429,7 @@ class LocalRunner:
         from builder.fileops.donor import DonorLayer
 
         previous, old_files = probe.previous, probe.previous_files
-        if previous is None or not old_files or not isinstance(op.source, ContextSource) or op.parents:
-            return None
-        # One literal source: then each destination has one source file, and the donor's file
-        # there came from the same one. With several sources (or a wildcard) two of them may
-        # write one destination, and the donor holds whichever wrote it last.
-        from builder.fileops.sources import has_wildcards
-
-        if len(op.paths) != 1 or has_wildcards(op.paths[0]):
+        if previous is None or not old_files or not takes_from_previous(op):
             return None
         new_preimage = probe.key.preimage
         if any(
@@ -503,36 +508,3 @@ class LocalRunner:
 
         with OverlayMount(self._snapshot_dirs(state), workspace.upper, workspace.work, workspace.merged):
             yield workspace.merged
-
-    def _commit(self, workspace: StepWorkspace, state: ImageState) -> LayerRef:
-        """Write the upper dir as a layer blob and keep it as the layer's snapshot."""
-        from builder.layers import write_layer
-
-        options = self._options
-        with self._store.writing():
-            described: list[LayerDescriptor] = []
-
-            def fill(out: BinaryIO) -> BlobInfo:
-                layer = write_layer(
-                    workspace.upper,
-                    out,
-                    compression=options.compression,
-                    source_date_epoch=options.source_date_epoch,
-                )
-                described.append(layer)
-                return BlobInfo(str(layer.digest), layer.size)
-
-            # The layer writer hashes the blob as it writes it: the store need not again.
-            info = self._store.blobs.put_self_hashed(fill)
-            diff_id = described[0].diff_id
-            media_type = described[0].media_type
-            parent = state.layers[-1].chain_id if state.layers else ""
-            chain_id = chain_ids([parent, diff_id])[-1] if parent else diff_id
-            # One metadata commit for the step's leases and snapshot record.
-            with self._store.meta.transaction():
-                self._lease.add_blob(info.digest)
-                self._lease.add_snapshot(chain_id)
-                self._store.snapshots.adopt(
-                    workspace.upper, chain_id, parent, diff_id, size=described[0].content_size
-                )
-        return LayerRef(diff_id, info.digest, info.size, media_type, chain_id)

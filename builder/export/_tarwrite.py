@@ -8,7 +8,10 @@ from __future__ import annotations
 import io
 import tarfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from builder.store.blobs import BlobStore
 
 
 def _header(name: str, size: int) -> tarfile.TarInfo:
@@ -39,3 +42,10 @@ def add_stream(archive: tarfile.TarFile, name: str, stream: BinaryIO, size: int)
 def add_file(archive: tarfile.TarFile, name: str, path: Path) -> None:
     with path.open("rb") as stream:
         add_stream(archive, name, stream, path.stat().st_size)
+
+
+def add_blob(archive: tarfile.TarFile, name: str, blobs: BlobStore, digest: str) -> None:
+    """A stored blob as a file of the archive, read through the store (which may keep it as
+    a splice of other blobs, :mod:`builder.store.splices`)."""
+    with blobs.open(digest) as stream:
+        add_stream(archive, name, stream, blobs.size(digest))

@@ -29,7 +29,7 @@ from builder.export._loading import (
     parse_json_object,
     reference_or_none,
 )
-from builder.export._tarwrite import add_bytes, add_directory, add_file, add_stream
+from builder.export._tarwrite import add_blob, add_bytes, add_directory, add_file, add_stream
 from builder.layers.compression import open_decompressed
 from builder.oci import mediatypes
 from builder.oci.digest import HashingReader
@@ -72,11 +72,11 @@ def write_docker_archive(store: Store, names: Sequence[str], out: BinaryIO) -> N
     try:
         with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
             for file_name, config_digest in config_files.items():
-                add_file(archive, file_name, store.blobs.path(config_digest))
+                add_blob(archive, file_name, store.blobs, config_digest)
             for layer_path, (blob_digest, diff_id) in layer_blobs.items():
                 add_directory(archive, layer_path.split("/")[0] + "/")
                 if blob_digest == diff_id:  # stored uncompressed (a built layer): it is the tar
-                    _add_verified_layer(archive, layer_path, store.blobs.path(blob_digest), diff_id)
+                    _add_verified_layer(archive, layer_path, store, blob_digest, diff_id)
                     continue
                 uncompressed = _uncompressed_layer(store, blob_digest, diff_id, scratch)
                 add_file(archive, layer_path, uncompressed)
@@ -88,14 +88,14 @@ def write_docker_archive(store: Store, names: Sequence[str], out: BinaryIO) -> N
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _add_verified_layer(archive: tarfile.TarFile, name: str, path: Path, diff_id: str) -> None:
+def _add_verified_layer(archive: tarfile.TarFile, name: str, store: Store, digest: str, diff_id: str) -> None:
     """An uncompressed layer copied into the archive, checked against its diff id on the way
     (as a compressed one is, by decompressing it): a damaged blob never leaves the store
     unnoticed. The caller writes the archive beside its destination and renames it only when
     whole, so a failure here leaves nothing."""
-    with path.open("rb") as stream:
+    with store.blobs.open(digest) as stream:
         reader = HashingReader(stream)
-        add_stream(archive, name, cast(BinaryIO, reader), path.stat().st_size)
+        add_stream(archive, name, cast(BinaryIO, reader), store.blobs.size(digest))
     if reader.digest() != diff_id:
         raise ImageFormatError(f"stored layer {diff_id} does not match its digest: the store is damaged")
 

@@ -27,7 +27,7 @@ from builder.export._loading import (
     reference_or_none,
     verify_file,
 )
-from builder.export._tarwrite import add_bytes, add_directory, add_file
+from builder.export._tarwrite import add_blob, add_bytes, add_directory
 from builder.export.outgoing import OutgoingImages
 from builder.oci import mediatypes
 from builder.store.blobs import digest_hex
@@ -83,7 +83,7 @@ def write_oci_archive(
             if rewritten is not None:
                 add_bytes(archive, member, rewritten)
             else:
-                add_file(archive, member, store.blobs.path(digest))
+                add_blob(archive, member, store.blobs, digest)
 
 
 def read_oci_layout(staging: Path) -> list[PendingImage]:

@@ -24,6 +24,8 @@ from typing import BinaryIO, Literal
 from builder.errors import LayerError
 from builder.layers import _tarheader as tarheader
 from builder.layers.compression import Compression, open_compressor
+from builder.layers.layerindex import FileKey, LayerIndex, PreviousLayer, file_key
+from builder.layers.splicing import TarSink
 from builder.layers.whiteouts import (
     OPAQUE_MARKER,
     WHITEOUT_PREFIX,
@@ -55,10 +57,26 @@ class LayerDescriptor:
     media_type: str
     compression: Compression
     content_size: int = 0
+    #: Where each regular file's entry lies, when asked for (``write_layer(index=True)``).
+    index: LayerIndex | None = None
+    #: When ranges of a previous layer were reused: what ``out`` received, and the parts.
+    splice: Splice | None = None
 
     def descriptor(self) -> Descriptor:
         """The manifest entry for this layer blob."""
         return Descriptor(media_type=self.media_type, digest=self.digest, size=self.size)
+
+
+@dataclass(frozen=True)
+class Splice:
+    """A layer tar made of new bytes (written to the blob ``out``: ``literal_digest``,
+    ``literal_size``) and ranges of the previous layer's tar. ``parts`` holds
+    ``(literal, offset, length)`` in order: a range of the new bytes when ``literal``,
+    else of the previous tar."""
+
+    literal_digest: Digest
+    literal_size: int
+    parts: tuple[tuple[bool, int, int], ...]
 
 
 class _TarStream:
@@ -66,13 +84,19 @@ class _TarStream:
 
     def __init__(
         self,
-        tar_out: HashingWriter,
+        tar_out: HashingWriter | TarSink,
         *,
         source_date_epoch: int | None,
         convert_overlay: bool,
         exclude: Callable[[str], bool] | None,
+        index: dict[bytes, tuple[int, int, FileKey]] | None = None,
+        previous: PreviousLayer | None = None,
     ) -> None:
         self._out = tar_out
+        self._sink = tar_out if isinstance(tar_out, TarSink) else None
+        #: Filled with each regular file's entry span (a layer index is being written).
+        self._index = index
+        self._reusable = previous.index.entries if previous is not None else {}
         self._epoch = source_date_epoch
         self._convert_overlay = convert_overlay
         self._exclude = exclude
@@ -132,6 +156,9 @@ class _TarStream:
             else:
                 if status.st_nlink > 1:
                     self._first_names[inode] = name
+                if self._sink is not None:
+                    self._emit_file(path, name, status)
+                    return
                 size = status.st_size
         elif stat.S_ISLNK(mode):
             type_flag, linkname = tarheader.SYMLINK, os.readlink(path)
@@ -158,6 +185,31 @@ class _TarStream:
         self._out.write(tarheader.encode_header(entry))
         if size:
             self._copy_content(path, name, size)
+
+    def _emit_file(self, path: bytes, name: bytes, status: os.stat_result) -> None:
+        """A regular file's entry, its previous layer's bytes reused when they are the same
+        inode unchanged (see :mod:`builder.layers.layerindex`), and its span indexed."""
+        assert self._sink is not None
+        start, key = self._sink.position, file_key(status)
+        known = self._reusable.get(name)
+        if known is not None and known[2] == key:
+            self._sink.reference(known[0], known[1])
+        else:
+            entry = tarheader.TarEntry(
+                name=name,
+                type_flag=tarheader.REGULAR,
+                mode=stat.S_IMODE(status.st_mode),
+                uid=status.st_uid,
+                gid=status.st_gid,
+                size=status.st_size,
+                mtime=self._mtime(status),
+                xattrs=_read_xattrs(path),
+            )
+            self._out.write(tarheader.encode_header(entry))
+            if status.st_size:
+                self._copy_content(path, name, status.st_size)
+        if self._index is not None:
+            self._index[name] = (start, self._sink.position - start, key)
 
     def _copy_content(self, path: bytes, name: bytes, size: int) -> None:
         """Stream a file's bytes through one reused buffer; every sink copies what it keeps."""
@@ -202,6 +254,8 @@ def write_layer(
     source_date_epoch: int | None = None,
     whiteout_format: WhiteoutFormat = "overlay",
     exclude: Callable[[str], bool] | None = None,
+    index: bool = False,
+    previous: PreviousLayer | None = None,
 ) -> LayerDescriptor:
     """Write the tree under ``diff_dir`` to ``out`` as one layer blob and describe it.
 
@@ -210,11 +264,25 @@ def write_layer(
     OCI way). ``exclude`` receives each path relative to ``diff_dir`` (``etc/hosts``, no
     leading slash) and leaves it out when true; a left-out directory takes its subtree with
     it. ``out`` is written sequentially and left open.
+
+    Uncompressed, ``index=True`` also describes where each file's entry lies
+    (``LayerDescriptor.index``), and ``previous`` lets unchanged files' entries be named
+    in that layer instead of written: then ``out`` receives only the new bytes, and
+    ``LayerDescriptor.splice`` says how the tar is made of them and the previous tar's.
     """
+    if compression == "none":
+        return _write_uncompressed(
+            diff_dir,
+            out,
+            source_date_epoch=source_date_epoch,
+            whiteout_format=whiteout_format,
+            exclude=exclude,
+            index=index,
+            previous=previous,
+        )
     blob = HashingWriter(out)
     compressor = open_compressor(compression, blob)
-    # Uncompressed, the blob is the tar: hash it once.
-    tar = blob if compression == "none" else HashingWriter(compressor)
+    tar = HashingWriter(compressor)
     stream = _TarStream(
         tar,
         source_date_epoch=source_date_epoch,
@@ -234,4 +302,54 @@ def write_layer(
         media_type=layer_media_type(compression),
         compression=compression,
         content_size=stream.content_size,
+    )
+
+
+def _write_uncompressed(
+    diff_dir: Path,
+    out: BinaryIO,
+    *,
+    source_date_epoch: int | None,
+    whiteout_format: WhiteoutFormat,
+    exclude: Callable[[str], bool] | None,
+    index: bool,
+    previous: PreviousLayer | None,
+) -> LayerDescriptor:
+    """The blob is the tar: each byte hashed once, ranges of ``previous`` reused."""
+    if previous is not None and previous.index.epoch != source_date_epoch:
+        previous = None  # its headers' times were clamped differently
+    sink = TarSink(out, previous=previous, checkpoints=index)
+    entries: dict[bytes, tuple[int, int, FileKey]] | None = {} if index else None
+    stream = _TarStream(
+        sink,
+        source_date_epoch=source_date_epoch,
+        convert_overlay=whiteout_format == "overlay",
+        exclude=exclude,
+        index=entries,
+        previous=previous,
+    )
+    try:
+        stream.walk(os.fsencode(diff_dir), b"")
+        sink.write(tarheader.END_OF_ARCHIVE)
+        diff_id = Digest(sink.diff_id())
+    finally:
+        sink.close()
+    layer_index = None
+    if entries is not None:
+        root = os.lstat(diff_dir)
+        layer_index = LayerIndex(
+            (root.st_dev, root.st_ino), source_date_epoch, sink.position, entries, sink.checkpoints
+        )
+    splice = None
+    if sink.spliced:
+        splice = Splice(Digest(sink.literal_digest()), sink.literal_size, tuple(sink.parts))
+    return LayerDescriptor(
+        digest=diff_id,
+        diff_id=diff_id,
+        size=sink.position,
+        media_type=layer_media_type("none"),
+        compression="none",
+        content_size=stream.content_size,
+        index=layer_index,
+        splice=splice,
     )

@@ -10,20 +10,23 @@ remove those of dead writers without touching a live one's.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, cast
 
 from builder.errors import StoreError
 from builder.lazyclasses import dataclass
 from builder.processes import process_alive
+from builder.store import splices
 from builder.store.writeback import EarlyWriteback
 
 _CHUNK = 1 << 20
 _HEX = re.compile(r"[0-9a-f]{64}")
 TEMP_PREFIX = ".tmp-"
+INDEX_SUFFIX = ".index"
 
 
 @dataclass(frozen=True)
@@ -54,16 +57,73 @@ class BlobStore:
     def path(self, digest: str) -> Path:
         return self.directory / digest_hex(digest)
 
+    def splice_path(self, digest: str) -> Path:
+        """Where a blob kept as a splice of others records its parts (:mod:`.splices`)."""
+        return self.directory / (digest_hex(digest) + splices.SUFFIX)
+
+    def index_path(self, digest: str) -> Path:
+        """Where a layer blob's index lives (:mod:`builder.layers.layerindex`), removed with it."""
+        return self.directory / (digest_hex(digest) + INDEX_SUFFIX)
+
     def has(self, digest: str) -> bool:
         # A string path: a cached build asks this of every layer and record it reuses.
-        return os.path.isfile(os.path.join(self.directory, digest_hex(digest)))
+        plain = os.path.join(self.directory, digest_hex(digest))
+        return os.path.isfile(plain) or os.path.isfile(plain + splices.SUFFIX)
 
     def open(self, digest: str) -> BinaryIO:
         """Open a stored blob for reading; raise :class:`StoreError` when it is absent."""
         try:
             return self.path(digest).open("rb")
+        except FileNotFoundError:
+            pass
+        try:
+            _size, parts = splices.read_splice(self.splice_path(digest))
         except FileNotFoundError as err:
             raise StoreError(f"blob {digest} is not in the store") from err
+        located = [(self.path(part.source), part) for part in parts]
+        return cast(BinaryIO, io.BufferedReader(splices.SplicedReader(located, digest), _CHUNK))
+
+    def parts(self, digest: str) -> list[splices.Part]:
+        """The plain blob ranges ``digest`` is made of: itself whole, or a splice's parts."""
+        try:
+            return [splices.Part(digest, 0, self.path(digest).stat().st_size)]
+        except FileNotFoundError:
+            pass
+        try:
+            return splices.read_splice(self.splice_path(digest))[1]
+        except FileNotFoundError as err:
+            raise StoreError(f"blob {digest} is not in the store") from err
+
+    def ranges(self, digest: str) -> splices.BlobRanges:
+        """A reader of byte ranges of a blob, plain or spliced (close it when done)."""
+        return splices.BlobRanges([(self.path(part.source), part) for part in self.parts(digest)], digest)
+
+    def put_splice(self, digest: str, parts: Sequence[splices.Part]) -> BlobInfo:
+        """Record the blob ``digest`` as ``parts`` of stored blobs, whose hash the caller
+        computed over exactly those bytes. Parts naming a splice are replaced by its own, so
+        every part names a plain blob that must be present."""
+        flat: list[splices.Part] = []
+        for part in parts:
+            flat += splices.slice_parts(self.parts(part.source), part.offset, part.length)
+        flat = splices.merge_parts(flat)
+        if self.has(digest):
+            return BlobInfo(digest, sum(part.length for part in flat))
+        size = splices.write_splice(self.splice_path(digest), flat)
+        self._sync_directory()
+        return BlobInfo(digest, size)
+
+    def splice_sources(self, digests: Iterable[str]) -> set[str]:
+        """The plain blobs the splices among ``digests`` are made of (a prune keeps them)."""
+        found: set[str] = set()
+        for digest in digests:
+            path = self.splice_path(digest)
+            if not os.path.isfile(path) or os.path.isfile(self.path(digest)):
+                continue
+            try:
+                found |= {part.source for part in splices.read_splice(path)[1]}
+            except (FileNotFoundError, StoreError):
+                continue
+        return found
 
     def read_bytes(self, digest: str) -> bytes:
         with self.open(digest) as stream:
@@ -114,26 +174,44 @@ class BlobStore:
         """Whether the stored blob still hashes to its name (false when absent)."""
         hasher = hashlib.sha256()
         try:
-            with self.path(digest).open("rb") as stream:
+            with self.open(digest) as stream:
                 while chunk := stream.read(_CHUNK):
                     hasher.update(chunk)
-        except FileNotFoundError:
+        except StoreError:
             return False
         return hasher.hexdigest() == digest_hex(digest)
 
     def size(self, digest: str) -> int:
+        """The blob's size as its readers see it (a splice's whole length)."""
         try:
             return self.path(digest).stat().st_size
+        except FileNotFoundError:
+            pass
+        try:
+            return splices.read_splice(self.splice_path(digest))[0]
         except FileNotFoundError as err:
             raise StoreError(f"blob {digest} is not in the store") from err
 
+    def disk_size(self, digest: str) -> int:
+        """What the blob itself takes on disk: a splice's list of parts, not their bytes."""
+        for path in (self.path(digest), self.splice_path(digest)):
+            try:
+                return path.stat().st_size
+            except FileNotFoundError:
+                continue
+        return 0
+
     def delete(self, digest: str) -> None:
-        self.path(digest).unlink(missing_ok=True)
+        for path in (self.path(digest), self.splice_path(digest), self.index_path(digest)):
+            path.unlink(missing_ok=True)
 
     def digests(self) -> Iterator[str]:
-        for entry in self.directory.iterdir():
-            if _HEX.fullmatch(entry.name):
-                yield "sha256:" + entry.name
+        seen: set[str] = set()
+        for name in os.listdir(self.directory):
+            hex_part = name.removesuffix(splices.SUFFIX)
+            if _HEX.fullmatch(hex_part) and hex_part not in seen:
+                seen.add(hex_part)
+                yield "sha256:" + hex_part
 
     def remove_stale_temp_files(self) -> list[Path]:
         """Remove temporary files whose writer process is gone; return what was removed."""

@@ -4,7 +4,8 @@ Mark and sweep under the exclusive gc lock, so no import, load or build (which h
 shared while they write and record) runs at the same time. Roots are the refs, the leases,
 and any extra blob digests a caller names (the build cache's records). From each live image
 the manifest, config and layer blobs are marked, and the snapshots of its layer chain; then
-the compressed variants of every marked uncompressed layer (:mod:`builder.store.variants`).
+the compressed variants of every marked uncompressed layer (:mod:`builder.store.variants`),
+and the blobs every marked splice is made of (:mod:`builder.store.splices`).
 """
 
 from __future__ import annotations
@@ -51,9 +52,10 @@ def prune(store: Store, *, extra_blob_roots: Iterable[str] = (), dry_run: bool =
             live_blobs |= blobs
             live_snapshots |= snapshots
         live_blobs |= live_variant_blobs(store, live_blobs)  # a variant lives as its layer does
+        live_blobs |= store.blobs.splice_sources(live_blobs)  # a splice needs its parts' blobs
         for digest in sorted(set(store.blobs.digests()) - live_blobs):
             report.blobs.append(digest)
-            report.bytes_freed += store.blobs.size(digest)
+            report.bytes_freed += store.blobs.disk_size(digest)
             if not dry_run:
                 store.blobs.delete(digest)
         if not dry_run:

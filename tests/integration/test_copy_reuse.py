@@ -3,6 +3,7 @@ and the layer it makes is exactly the one a fresh copy makes."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -57,6 +58,54 @@ def test_unchanged_files_are_linked_and_the_layer_matches_a_fresh_copy(
     # The same context copied with nothing to reuse (--no-cache) gives the same layer.
     kiln_build(monkeypatch, store_root, context, DOCKERFILE, "--no-cache", "-t", "reuse:fresh")
     assert _copy_layer(store_root, "reuse:fresh")[0] == diff_id
+
+
+def test_the_re_run_layer_is_kept_as_a_splice_that_outlives_its_source_image(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, tmp_path: Path
+) -> None:
+    """The re-run's layer is stored as ranges of the previous layer's blob plus the new
+    bytes; removing the first image and pruning keeps what the second needs, and it
+    exports whole."""
+    from builder.cli.main import main
+    from builder.store import prune
+
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
+    first_diff, _first = _copy_layer(store_root, "reuse:1")
+    (context / "app/sub/c.txt").write_text("charlie, edited\n")
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:2")
+    diff_id, _second = _copy_layer(store_root, "reuse:2")
+    with Store.open(store_root) as store:
+        assert store.blobs.splice_path(diff_id).is_file()
+        assert not store.blobs.path(diff_id).exists()
+        assert first_diff in {part.source for part in store.blobs.parts(diff_id)}
+    assert main(["--root", str(store_root), "rmi", "reuse:1"]) == 0
+    with Store.open(store_root) as store:
+        prune(store)
+        assert store.blobs.verify(diff_id)
+    archive = tmp_path / "reuse.tar"
+    assert (
+        main(
+            [
+                "--root",
+                str(store_root),
+                "save",
+                "--format",
+                "oci",
+                "--compression",
+                "none",
+                "-o",
+                str(archive),
+                "reuse:2",
+            ]
+        )
+        == 0
+    )
+    import tarfile
+
+    with tarfile.open(archive) as saved:
+        member = saved.extractfile(f"blobs/sha256/{diff_id.removeprefix('sha256:')}")
+        assert member is not None
+        assert "sha256:" + hashlib.sha256(member.read()).hexdigest() == diff_id
 
 
 def test_a_changed_file_of_the_same_size_and_time_is_copied_not_linked(

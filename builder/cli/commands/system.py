@@ -49,7 +49,7 @@ def store_usage(store: Store) -> list[UsageLine]:
     cache_mounts = _entries(store.root / "cache-mounts")
     return [
         UsageLine("Images", len(store.meta.images()), None),
-        UsageLine("Blobs", len(blob_digests), sum(store.blobs.size(digest) for digest in blob_digests)),
+        UsageLine("Blobs", len(blob_digests), sum(store.blobs.disk_size(digest) for digest in blob_digests)),
         UsageLine("Snapshots", len(snapshots), snapshot_bytes),
         UsageLine("Containers", len(containers), sum(tree_size(entry) for entry in containers)),
         UsageLine("Cache mounts", len(cache_mounts), sum(tree_size(entry) for entry in cache_mounts)),

@@ -1,0 +1,100 @@
+"""Where each file of a layer sits in its tar, so a later layer can reuse those bytes.
+
+A ``COPY`` re-run after a few context files changed hard-links the unchanged files from
+the previous layer's snapshot (:mod:`builder.fileops.donor`): they are the very inodes
+that layer's tar was written from. With this index (per regular file: the byte range of
+its entry and the identity of the inode it was read from) the layer writer copies nothing
+for them: it names the old range (:mod:`builder.layers.splicing`), and the store keeps the
+new layer as a splice of the old one (:mod:`builder.store.splices`).
+
+An entry is reused only when the file met now has the same device, inode, size,
+nanosecond mtime, mode and owner as the one indexed: then its tar header (name, mode,
+owner, size, mtime) and content are the same bytes. Snapshots never change once made,
+and the index also records the identity of its tree's root directory, which becomes the
+snapshot's, so an index is used only with the snapshot it was written from (inode numbers
+of a removed snapshot may be reused by other files).
+
+The index also holds SHA-256 states of the tar stream every few MB (when the resumable
+hash is available), so the diff id of a spliced layer is hashed from the last state
+before its first changed byte rather than from the start.
+
+The format is ``marshal`` of plain tuples: fast to load for 20,000 entries, and the index
+is only a cache (one that does not load, from another Python or a crash, is ignored).
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from builder.lazyclasses import dataclass
+
+#: device, inode, size, mtime in ns, mode, uid, gid of the file an entry was written from.
+FileKey = tuple[int, int, int, int, int, int, int]
+_VERSION = 1
+
+
+def file_key(status: os.stat_result) -> FileKey:
+    return (
+        status.st_dev,
+        status.st_ino,
+        status.st_size,
+        status.st_mtime_ns,
+        status.st_mode,
+        status.st_uid,
+        status.st_gid,
+    )
+
+
+@dataclass
+class LayerIndex:
+    """One layer tar's file entries (name → start, length, key) and hash checkpoints."""
+
+    #: (device, inode) of the tree's root directory when the layer was written.
+    root: tuple[int, int]
+    #: The ``SOURCE_DATE_EPOCH`` clamp the headers were written with.
+    epoch: int | None
+    #: The tar's total length: an index must describe the blob it sits beside.
+    size: int
+    entries: dict[bytes, tuple[int, int, FileKey]]
+    #: (offset, saved hash state after exactly ``offset`` bytes), ascending.
+    checkpoints: list[tuple[int, bytes]]
+
+    def save(self, path: Path) -> None:
+        """Write the index beside its blob, atomically and durably (it steers what bytes a
+        later layer is made of, so a torn one must never load)."""
+        names = list(self.entries)
+        spans = [self.entries[name] for name in names]
+        payload = marshal.dumps((_VERSION, self.root, self.epoch, self.size, names, spans, self.checkpoints))
+        temp = path.with_name(f".tmp-{os.getpid()}-{os.urandom(8).hex()}")
+        try:
+            with temp.open("xb") as out:
+                out.write(payload)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+
+
+def load_index(path: Path) -> LayerIndex | None:
+    """The index at ``path``, or ``None`` when absent or unreadable."""
+    try:
+        version, root, epoch, size, names, spans, checkpoints = marshal.loads(path.read_bytes())
+        if version != _VERSION or len(names) != len(spans):
+            return None
+        entries = dict(zip(names, spans, strict=True))
+        return LayerIndex(tuple(root), epoch, int(size), entries, list(checkpoints))
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+
+
+@dataclass(frozen=True)
+class PreviousLayer:
+    """The layer a new one may splice from: its index and a reader of its tar's bytes."""
+
+    index: LayerIndex
+    read: Callable[[int, int], Iterator[bytes]]

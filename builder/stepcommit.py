@@ -1,0 +1,132 @@
+"""A step's overlay upper dir → a stored layer: its blob written, its snapshot kept.
+
+A ``COPY`` of one literal context path (the kind whose re-run takes unchanged files from
+its previous layer, :mod:`builder.fileops.donor`) also gets a layer index, and its re-run
+splices the new tar from the previous one (:mod:`builder.layers.layerindex`,
+:mod:`builder.store.splices`): a one-file change to a 300 MB ``COPY .`` then writes and
+hashes little more than that file, instead of 300 MB.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from builder.graph import ContextSource, CopyOp, Op
+from builder.imagestate import LayerRef
+from builder.store.blobs import BlobInfo
+from builder.store.snapshots import chain_ids
+
+if TYPE_CHECKING:
+    from builder.layers import Compression, LayerDescriptor
+    from builder.layers.layerindex import PreviousLayer
+    from builder.store.splices import BlobRanges
+    from builder.store.store import Lease, Store
+    from cache.records import CacheRecord
+
+
+def takes_from_previous(op: Op) -> bool:
+    """Whether a re-run of ``op`` may take unchanged files from its previous layer: a COPY
+    of one literal context path, so each destination has one source file, and the previous
+    layer's file there came from the same one (with several sources or a wildcard two may
+    write one destination, and the previous layer holds whichever wrote it last)."""
+    if not isinstance(op, CopyOp) or not isinstance(op.source, ContextSource) or op.parents:
+        return False
+    from builder.fileops.sources import has_wildcards
+
+    return len(op.paths) == 1 and not has_wildcards(op.paths[0])
+
+
+def commit_layer(
+    store: Store,
+    lease: Lease,
+    upper: Path,
+    parent: str,
+    *,
+    compression: Compression,
+    source_date_epoch: int | None,
+    index: bool = False,
+    previous: CacheRecord | None = None,
+) -> LayerRef:
+    """Write ``upper`` as a layer over the chain ``parent`` and adopt it as the snapshot.
+
+    ``index`` keeps a layer index beside the blob; ``previous`` is the record of the
+    layer this one may splice from (its unchanged files were linked from its snapshot).
+    """
+    from builder.layers import write_layer
+
+    with store.writing(), ExitStack() as cleanup:
+        spliced_from = _previous_layer(store, lease, previous) if compression == "none" else None
+        if spliced_from is not None:
+            cleanup.callback(spliced_from[2].close)
+        described: list[LayerDescriptor] = []
+
+        def fill(out: BinaryIO) -> BlobInfo:
+            layer = write_layer(
+                upper,
+                out,
+                compression=compression,
+                source_date_epoch=source_date_epoch,
+                index=index and compression == "none",
+                previous=spliced_from[1] if spliced_from else None,
+            )
+            described.append(layer)
+            if layer.splice is not None:
+                return BlobInfo(str(layer.splice.literal_digest), layer.splice.literal_size)
+            return BlobInfo(str(layer.digest), layer.size)
+
+        # The layer writer hashes the blob as it writes it: the store need not again.
+        info = store.blobs.put_self_hashed(fill)
+        layer = described[0]
+        diff_id = str(layer.diff_id)
+        if layer.splice is not None and spliced_from is not None:
+            from builder.store.splices import Part
+
+            parts = [
+                Part(info.digest if literal else spliced_from[0], offset, length)
+                for literal, offset, length in layer.splice.parts
+            ]
+            info = store.blobs.put_splice(diff_id, parts)
+        chain_id = chain_ids([parent, diff_id])[-1] if parent else diff_id
+        # One metadata commit for the step's leases and snapshot record.
+        with store.meta.transaction():
+            lease.add_blob(info.digest)
+            lease.add_snapshot(chain_id)
+            snapshot = store.snapshots.adopt(upper, chain_id, parent, diff_id, size=layer.content_size)
+        if layer.index is not None and _same_directory(snapshot, layer.index.root):
+            # Only when this tree became the snapshot: the index names its inodes.
+            layer.index.save(store.blobs.index_path(diff_id))
+    return LayerRef(diff_id, info.digest, info.size, layer.media_type, chain_id)
+
+
+def _previous_layer(
+    store: Store, lease: Lease, record: CacheRecord | None
+) -> tuple[str, PreviousLayer, BlobRanges] | None:
+    """The blob digest, index and byte reader of the layer ``record`` names, when a new layer can
+    splice from it: stored uncompressed, indexed, and its snapshot the one the index was
+    written from. Leased first (under the gc lock the caller holds), then checked."""
+    if record is None or record.blob_digest != record.diff_id:
+        return None
+    from builder.layers.layerindex import PreviousLayer, load_index
+
+    digest = record.blob_digest
+    lease.add_blob(digest)
+    if not store.blobs.has(digest):
+        return None
+    index = load_index(store.blobs.index_path(digest))
+    if index is None or not _same_directory(store.snapshots.path(record.chain_id), index.root):
+        return None
+    if store.blobs.size(digest) != index.size:
+        return None
+    ranges = store.blobs.ranges(digest)
+    return digest, PreviousLayer(index, ranges.chunks), ranges
+
+
+def _same_directory(path: Path, identity: tuple[int, int]) -> bool:
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return False
+    return (found.st_dev, found.st_ino) == identity

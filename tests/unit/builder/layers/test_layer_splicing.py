@@ -1,0 +1,162 @@
+"""A layer written from a tree that shares inodes with the previous one reuses that tar's
+bytes, and is byte for byte the layer a fresh write gives."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from builder.layers import write_layer
+from builder.layers.layerindex import LayerIndex, PreviousLayer, load_index
+from builder.layers.splicing import CHECKPOINT_EVERY
+from builder.layers.writer import LayerDescriptor
+from builder.oci.resumable_sha256 import resumable_available
+
+MTIME = 1_700_000_000
+SMALL = [f"z/f{index:03d}.txt" for index in range(40)]
+
+
+def _set_time(path: Path) -> None:
+    os.utime(path, (MTIME, MTIME), follow_symlinks=False)
+
+
+def _old_tree(root: Path) -> Path:
+    """Big files first in tar order (so a later change leaves a long shared prefix)."""
+    (root / "a").mkdir(parents=True)
+    (root / "z").mkdir()
+    (root / "a/big1.bin").write_bytes(os.urandom(CHECKPOINT_EVERY + 12345))
+    (root / "a/big2.bin").write_bytes(os.urandom(CHECKPOINT_EVERY // 2))
+    for index, name in enumerate(SMALL):
+        (root / name).write_text(f"small file {index}\n")
+    (root / "z/link").symlink_to("f000.txt")
+    for path in [*root.rglob("*"), root]:
+        _set_time(path)
+    return root
+
+
+def _next_tree(old: Path, root: Path, *, changed: str = "z/f020.txt") -> Path:
+    """What a COPY re-run leaves: unchanged files hard-linked from ``old``, one changed, one
+    removed, one added; directories made anew with the same times."""
+    for directory in ("a", "z"):
+        (root / directory).mkdir(parents=True)
+    for name in ["a/big1.bin", "a/big2.bin", *SMALL]:
+        if name == "z/f030.txt":
+            continue  # removed
+        if name == changed:
+            (root / name).write_text("changed!\n")
+            _set_time(root / name)
+        else:
+            os.link(old / name, root / name)
+    (root / "z/link").symlink_to("f000.txt")
+    (root / "z/new.txt").write_text("added\n")
+    for path in [root / "z/link", root / "z/new.txt", root / "a", root / "z", root]:
+        _set_time(path)
+    return root
+
+
+def _write(tree: Path, **options: object) -> tuple[bytes, LayerDescriptor]:
+    out = io.BytesIO()
+    layer = write_layer(tree, out, compression="none", **options)  # type: ignore[arg-type]
+    return out.getvalue(), layer
+
+
+class _Reads:
+    """The previous tar's bytes, recording which ranges the writer asked for."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.ranges: list[tuple[int, int]] = []
+
+    def __call__(self, offset: int, length: int) -> Iterator[bytes]:
+        self.ranges.append((offset, length))
+        yield self.payload[offset : offset + length]
+
+
+def _assemble(literal: bytes, previous: bytes, layer: LayerDescriptor) -> bytes:
+    assert layer.splice is not None
+    return b"".join(
+        (literal if is_literal else previous)[offset : offset + length]
+        for is_literal, offset, length in layer.splice.parts
+    )
+
+
+def _previous(tmp_path: Path) -> tuple[Path, bytes, LayerIndex]:
+    old = _old_tree(tmp_path / "old")
+    payload, layer = _write(old, index=True)
+    assert layer.index is not None and layer.splice is None
+    assert layer.diff_id == "sha256:" + hashlib.sha256(payload).hexdigest() == layer.digest
+    return old, payload, layer.index
+
+
+def test_a_spliced_layer_is_the_fresh_layer_and_writes_only_what_changed(tmp_path: Path) -> None:
+    old, old_bytes, index = _previous(tmp_path)
+    new = _next_tree(old, tmp_path / "new")
+    literal, layer = _write(new, index=True, previous=PreviousLayer(index, _Reads(old_bytes)))
+    fresh, fresh_layer = _write(new)
+    assert _assemble(literal, old_bytes, layer) == fresh
+    assert layer.diff_id == fresh_layer.diff_id == "sha256:" + hashlib.sha256(fresh).hexdigest()
+    assert layer.size == len(fresh)
+    assert layer.splice is not None
+    assert layer.splice.literal_size == len(literal) < 20_000  # headers and the changed files
+    assert layer.splice.literal_digest == "sha256:" + hashlib.sha256(literal).hexdigest()
+    # The new index names the new tar's spans, ready for the next re-run.
+    assert layer.index is not None
+    start, length, _key = layer.index.entries[b"z/f020.txt"]
+    assert fresh[start : start + length].startswith(b"z/f020.txt\0")
+    assert b"z/f030.txt" not in layer.index.entries
+
+
+@pytest.mark.skipif(not resumable_available(), reason="the resumable SHA-256 needs libcrypto")
+def test_the_hash_resumes_from_the_previous_tars_last_state_before_the_change(tmp_path: Path) -> None:
+    old, old_bytes, index = _previous(tmp_path)
+    assert index.checkpoints and index.checkpoints[0][0] >= CHECKPOINT_EVERY
+    reads = _Reads(old_bytes)
+    _literal, layer = _write(
+        _next_tree(old, tmp_path / "new"), index=True, previous=PreviousLayer(index, reads)
+    )
+    fresh, _fresh_layer = _write(tmp_path / "new")
+    assert layer.diff_id == "sha256:" + hashlib.sha256(fresh).hexdigest()
+    # Nothing before the first saved state was read again, but for a few headers compared.
+    resumed_at = index.checkpoints[0][0]
+    assert sum(length for _offset, length in reads.ranges) < len(old_bytes) - resumed_at + 4096
+    assert layer.index is not None and layer.index.checkpoints[0] == index.checkpoints[0]
+
+
+def test_a_file_changed_in_place_on_the_same_inode_is_written_anew(tmp_path: Path) -> None:
+    old, old_bytes, index = _previous(tmp_path)
+    new = _next_tree(old, tmp_path / "new")
+    shared = new / "z/f010.txt"  # the same inode as the previous tree's file
+    shared.write_text("edited!!!!!!!\n")  # same size as "small file 10\n"
+    os.utime(shared, (MTIME + 1, MTIME + 1))
+    literal, layer = _write(new, previous=PreviousLayer(index, _Reads(old_bytes)))
+    fresh, _fresh_layer = _write(new)
+    assert _assemble(literal, old_bytes, layer) == fresh
+    assert b"edited!!!!!!!" in literal
+
+
+def test_another_source_date_epoch_reuses_nothing(tmp_path: Path) -> None:
+    old, old_bytes, index = _previous(tmp_path)
+    new = _next_tree(old, tmp_path / "new")
+    literal, layer = _write(
+        new, source_date_epoch=MTIME - 10, previous=PreviousLayer(index, _Reads(old_bytes))
+    )
+    assert layer.splice is None
+    assert layer.diff_id == "sha256:" + hashlib.sha256(literal).hexdigest()
+
+
+def test_an_index_round_trips_and_a_damaged_one_is_ignored(tmp_path: Path) -> None:
+    _old, _old_bytes, index = _previous(tmp_path)
+    path = tmp_path / "layer.index"
+    index.save(path)
+    loaded = load_index(path)
+    assert loaded is not None
+    assert loaded.entries == index.entries and loaded.checkpoints == index.checkpoints
+    assert (loaded.root, loaded.epoch, loaded.size) == (index.root, index.epoch, index.size)
+    path.write_bytes(path.read_bytes()[:100])
+    assert load_index(path) is None
+    assert load_index(tmp_path / "absent") is None

@@ -1,0 +1,115 @@
+"""Blobs kept as splices of other blobs read as the whole, and keep their parts alive."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+
+from builder.errors import StoreError
+from builder.store import Store, prune
+from builder.store.blobs import BlobStore
+from builder.store.splices import Part, merge_parts, slice_parts
+
+
+def sha(payload: bytes) -> str:
+    return "sha256:" + hashlib.sha256(payload).hexdigest()
+
+
+@pytest.fixture
+def blobs(tmp_path: Path) -> BlobStore:
+    return BlobStore(tmp_path)
+
+
+def _splice(blobs: BlobStore, pieces: list[tuple[str, int, int]]) -> tuple[str, bytes]:
+    whole = b"".join(blobs.read_bytes(source)[offset : offset + length] for source, offset, length in pieces)
+    digest = sha(whole)
+    blobs.put_splice(digest, [Part(*piece) for piece in pieces])
+    return digest, whole
+
+
+def test_a_splice_reads_as_the_bytes_of_its_parts(blobs: BlobStore) -> None:
+    old = blobs.put_bytes(b"0123456789" * 1000).digest
+    new = blobs.put_bytes(b"NEW").digest
+    digest, whole = _splice(blobs, [(old, 0, 5000), (new, 0, 3), (old, 5000, 5000)])
+    assert blobs.has(digest)
+    assert blobs.read_bytes(digest) == whole
+    assert blobs.size(digest) == len(whole) == 10_003
+    assert blobs.disk_size(digest) < 1000  # the list of parts, not their bytes
+    assert blobs.verify(digest)
+    assert sorted(blobs.digests()) == sorted([old, new, digest])
+    assert not blobs.path(digest).exists()
+
+
+def test_a_splice_is_seekable_and_reads_ranges_across_parts(blobs: BlobStore) -> None:
+    first = blobs.put_bytes(b"a" * 100).digest
+    second = blobs.put_bytes(b"b" * 100).digest
+    digest, whole = _splice(blobs, [(first, 10, 50), (second, 0, 100), (first, 0, 10)])
+    with blobs.open(digest) as stream:
+        stream.seek(45)
+        assert stream.read(10) == whole[45:55]
+        assert stream.tell() == 55
+        stream.seek(-5, io.SEEK_END)
+        assert stream.read() == whole[-5:]
+    ranges = blobs.ranges(digest)
+    try:
+        assert b"".join(ranges.chunks(40, 120)) == whole[40:160]
+        with pytest.raises(StoreError, match="past the end"):
+            list(ranges.chunks(150, 20))
+    finally:
+        ranges.close()
+
+
+def test_a_splice_of_a_splice_names_only_plain_blobs(blobs: BlobStore) -> None:
+    base = blobs.put_bytes(bytes(range(256)) * 4).digest
+    edit = blobs.put_bytes(b"XY").digest
+    middle, middle_bytes = _splice(blobs, [(base, 0, 500), (edit, 0, 2), (base, 502, 522)])
+    top_bytes = middle_bytes[:100] + b"XY" + middle_bytes[102:]
+    top = sha(top_bytes)
+    blobs.put_splice(top, [Part(middle, 0, 100), Part(edit, 0, 2), Part(middle, 102, 922)])
+    assert blobs.read_bytes(top) == top_bytes
+    assert {part.source for part in blobs.parts(top)} == {base, edit}
+
+
+def test_a_missing_part_is_a_store_error_and_delete_removes_the_splice(blobs: BlobStore) -> None:
+    old = blobs.put_bytes(b"old bytes").digest
+    digest, _whole = _splice(blobs, [(old, 0, 3), (old, 4, 5)])
+    blobs.delete(old)
+    with pytest.raises(StoreError, match="missing"), blobs.open(digest) as stream:
+        stream.read()
+    assert not blobs.verify(digest)
+    blobs.delete(digest)
+    assert not blobs.has(digest)
+    assert list(blobs.digests()) == []
+
+
+def test_a_damaged_splice_is_a_store_error(blobs: BlobStore) -> None:
+    old = blobs.put_bytes(b"old bytes").digest
+    digest, _whole = _splice(blobs, [(old, 0, 3)])
+    blobs.splice_path(digest).write_text('{"format": "kiln.splice.v1", "size": 9, "parts": [')
+    with pytest.raises(StoreError, match="damaged"):
+        blobs.size(digest)
+
+
+def test_prune_keeps_the_parts_of_a_kept_splice(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        old = store.blobs.put_bytes(b"the previous layer").digest
+        new = store.blobs.put_bytes(b"!").digest
+        digest, whole = _splice(store.blobs, [(old, 0, 18), (new, 0, 1)])
+        with store.lease() as lease:
+            lease.add_blob(digest)
+            report = prune(store)
+            assert report.blobs == []
+            assert store.blobs.read_bytes(digest) == whole
+        assert sorted(prune(store).blobs) == sorted([old, new, digest])
+        assert list(store.blobs.digests()) == []
+
+
+def test_parts_merge_and_slice() -> None:
+    parts = merge_parts([Part("a", 0, 5), Part("a", 5, 5), Part("b", 0, 0), Part("b", 1, 2)])
+    assert parts == [Part("a", 0, 10), Part("b", 1, 2)]
+    assert slice_parts(parts, 8, 3) == [Part("a", 8, 2), Part("b", 1, 1)]
+    with pytest.raises(StoreError):
+        slice_parts(parts, 10, 5)
