@@ -94,7 +94,8 @@ def load_index(path: Path) -> LayerIndex | None:
 
 @dataclass(frozen=True)
 class PreviousLayer:
-    """The layer a new one may splice from: its index and a reader of its tar's bytes."""
+    """The layer a new one may splice from: its index and a reader of its tar's bytes
+    (``read(offset, length)`` yields chunks, each valid until the next is asked for)."""
 
     index: LayerIndex
-    read: Callable[[int, int], Iterator[bytes]]
+    read: Callable[[int, int], Iterator[bytes | memoryview]]

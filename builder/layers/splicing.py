@@ -26,10 +26,12 @@ from typing import BinaryIO, Protocol
 from builder.layers.layerindex import PreviousLayer
 
 #: A hash state is saved after at least this many bytes since the last one.
-CHECKPOINT_EVERY = 4 << 20
+CHECKPOINT_EVERY = 16 << 20
 #: New bytes shorter than this (tar headers, small files) are gathered before hashing.
 _SMALL = 64 << 10
 _BATCH = 1 << 20
+#: New bytes queued for hashing at most (beyond one chunk), so memory stays bounded.
+_IN_FLIGHT = 32 << 20
 
 
 class _Hash(Protocol):
@@ -56,7 +58,7 @@ class _HashFeed:
         self,
         hasher: _Hash,
         *,
-        read_previous: Callable[[int, int], Iterator[bytes]] | None,
+        read_previous: Callable[[int, int], Iterator[bytes | memoryview]] | None,
         saveable: bool,
         hashed_to: int,
         checkpoints: list[tuple[int, bytes]] | None,
@@ -67,12 +69,21 @@ class _HashFeed:
         self._hashed_to = self._last_checkpoint = hashed_to
         #: Saved states, when kept; only the feed's thread appends until :meth:`finish`.
         self.checkpoints = checkpoints
-        self._queue: queue.Queue[bytes | tuple[int, int] | None] = queue.Queue(maxsize=16)
+        # Unbounded: a range costs a few bytes to queue, however long it is. New bytes are
+        # bounded instead (:data:`_IN_FLIGHT`), so the writer waits only for memory.
+        self._queue: queue.SimpleQueue[bytes | tuple[int, int] | None] = queue.SimpleQueue()
+        self._in_flight = 0
+        self._drained = threading.Condition()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="layer-hash", daemon=True)
         self._thread.start()
 
     def add(self, item: bytes | tuple[int, int]) -> None:
+        if isinstance(item, bytes):
+            with self._drained:
+                while self._in_flight > _IN_FLIGHT and self._thread.is_alive():
+                    self._drained.wait(0.5)
+                self._in_flight += len(item)
         self._queue.put(item)
 
     def finish(self) -> str:
@@ -100,8 +111,12 @@ class _HashFeed:
                     self._update(item)
             except BaseException as err:  # re-raised by finish() on the writer's thread
                 self._error = err
+            if isinstance(item, bytes):
+                with self._drained:
+                    self._in_flight -= len(item)
+                    self._drained.notify()
 
-    def _update(self, data: bytes) -> None:
+    def _update(self, data: bytes | memoryview) -> None:
         self._hash.update(data)
         self._hashed_to += len(data)
         if (
@@ -255,7 +270,12 @@ class TarSink:
         previous = self._previous
         if previous is None or len(data) > _SMALL or self.position + len(data) > previous.index.size:
             return False
-        return b"".join(previous.read(self.position, len(data))) == data
+        view, compared = memoryview(data).cast("B"), 0
+        for chunk in previous.read(self.position, len(data)):
+            if chunk != view[compared : compared + len(chunk)]:
+                return False
+            compared += len(chunk)
+        return compared == len(data)
 
     def _diverge(self) -> None:
         if self._feed is None:

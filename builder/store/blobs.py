@@ -103,8 +103,11 @@ class BlobStore:
         computed over exactly those bytes. Parts naming a splice are replaced by its own, so
         every part names a plain blob that must be present."""
         flat: list[splices.Part] = []
+        sources: dict[str, list[splices.Part]] = {}
         for part in parts:
-            flat += splices.slice_parts(self.parts(part.source), part.offset, part.length)
+            if part.source not in sources:
+                sources[part.source] = self.parts(part.source)
+            flat += splices.slice_parts(sources[part.source], part.offset, part.length)
         flat = splices.merge_parts(flat)
         if self.has(digest):
             return BlobInfo(digest, sum(part.length for part in flat))
