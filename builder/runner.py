@@ -45,7 +45,7 @@ from builder.lazyclasses import dataclass
 from builder.leftovers import remove_dead_workspaces
 from builder.resolver import ImageResolver
 from builder.solver import StepContext, StepOutcome
-from builder.stepcommit import commit_layer, takes_from_previous
+from builder.stepcommit import IndexedLayer, commit_layer, indexed_layer, takes_from_previous
 from builder.store.snapshots import chain_ids
 from builder.store.store import Lease, Store
 
@@ -331,9 +331,10 @@ class LocalRunner:
             if isinstance(op, Exec):
                 self._run_exec(op, state, workspace, where)
             elif isinstance(op, CopyOp):
-                donor = self._donor(op, state, probe, workspace)
+                indexed_previous = indexed_layer(self._store, probe.previous) if indexed else None
+                donor = self._donor(op, state, probe, workspace, indexed_previous)
                 self._run_copy(op, state, workspace, where, donor)
-                previous = probe.previous if donor is not None and donor.claimed else None
+                previous = indexed_previous if donor is not None and donor.claimed else None
             elif isinstance(op, MkdirOp):
                 with self._mounted(state, workspace) as rootfs:
                     make_workdir(op, dest_root=rootfs)
@@ -422,10 +423,16 @@ class LocalRunner:
             donor.link_claimed()
 
     def _donor(
-        self, op: CopyOp, state: ImageState, probe: Probe, workspace: StepWorkspace
+        self,
+        op: CopyOp,
+        state: ImageState,
+        probe: Probe,
+        workspace: StepWorkspace,
+        indexed: IndexedLayer | None,
     ) -> DonorLayer | None:
         """The previous layer of this COPY step when it differs from this run only in some
-        context files: those that did not change are linked from its snapshot."""
+        context files: those that did not change are linked from its snapshot (``indexed``
+        is that layer's index, which spares looking at each file of the snapshot)."""
         from builder.fileops.donor import DonorLayer
 
         previous, old_files = probe.previous, probe.previous_files
@@ -452,6 +459,7 @@ class LocalRunner:
             unchanged,
             dest_root=workspace.merged,
             upper=workspace.upper,
+            index=indexed.index.entries if indexed is not None else None,
         )
 
     def _resolve_chown(self, op: CopyOp, state: ImageState) -> tuple[int, int]:

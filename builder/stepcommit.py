@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from builder.graph import ContextSource, CopyOp, Op
 from builder.imagestate import LayerRef
+from builder.lazyclasses import dataclass
 from builder.store.blobs import BlobInfo
 from builder.store.snapshots import chain_ids
 
 if TYPE_CHECKING:
     from builder.layers import Compression, LayerDescriptor
-    from builder.layers.layerindex import PreviousLayer
+    from builder.layers.layerindex import LayerIndex, PreviousLayer
     from builder.store.splices import BlobRanges
     from builder.store.store import Lease, Store
     from cache.records import CacheRecord
@@ -39,6 +40,28 @@ def takes_from_previous(op: Op) -> bool:
     return len(op.paths) == 1 and not has_wildcards(op.paths[0])
 
 
+@dataclass(frozen=True)
+class IndexedLayer:
+    """A stored layer with a usable index: the one its snapshot was written from."""
+
+    digest: str
+    index: LayerIndex
+
+
+def indexed_layer(store: Store, record: CacheRecord | None) -> IndexedLayer | None:
+    """The index of the layer ``record`` names, when it is stored uncompressed, indexed, and
+    its snapshot is the tree the index was written from (so the index's inode keys name
+    that snapshot's files, :mod:`builder.layers.layerindex`)."""
+    if record is None or record.blob_digest != record.diff_id:
+        return None
+    from builder.layers.layerindex import load_index
+
+    index = load_index(store.blobs.index_path(record.blob_digest))
+    if index is None or not _same_directory(store.snapshots.path(record.chain_id), index.root):
+        return None
+    return IndexedLayer(record.blob_digest, index)
+
+
 def commit_layer(
     store: Store,
     lease: Lease,
@@ -48,19 +71,19 @@ def commit_layer(
     compression: Compression,
     source_date_epoch: int | None,
     index: bool = False,
-    previous: CacheRecord | None = None,
+    previous: IndexedLayer | None = None,
 ) -> LayerRef:
     """Write ``upper`` as a layer over the chain ``parent`` and adopt it as the snapshot.
 
-    ``index`` keeps a layer index beside the blob; ``previous`` is the record of the
-    layer this one may splice from (its unchanged files were linked from its snapshot).
+    ``index`` keeps a layer index beside the blob; ``previous`` is the layer this one may
+    splice from (its unchanged files were linked from its snapshot).
     """
     from builder.layers import write_layer
 
     with store.writing(), ExitStack() as cleanup:
-        spliced_from = _previous_layer(store, lease, previous) if compression == "none" else None
+        spliced_from = _reader(store, lease, previous) if compression == "none" else None
         if spliced_from is not None:
-            cleanup.callback(spliced_from[2].close)
+            cleanup.callback(spliced_from[1].close)
         described: list[LayerDescriptor] = []
 
         def fill(out: BinaryIO) -> BlobInfo:
@@ -70,7 +93,7 @@ def commit_layer(
                 compression=compression,
                 source_date_epoch=source_date_epoch,
                 index=index and compression == "none",
-                previous=spliced_from[1] if spliced_from else None,
+                previous=spliced_from[0] if spliced_from else None,
             )
             described.append(layer)
             if layer.splice is not None:
@@ -81,11 +104,11 @@ def commit_layer(
         info = store.blobs.put_self_hashed(fill)
         layer = described[0]
         diff_id = str(layer.diff_id)
-        if layer.splice is not None and spliced_from is not None:
+        if layer.splice is not None and previous is not None:
             from builder.store.splices import Part
 
             parts = [
-                Part(info.digest if literal else spliced_from[0], offset, length)
+                Part(info.digest if literal else previous.digest, offset, length)
                 for literal, offset, length in layer.splice.parts
             ]
             info = store.blobs.put_splice(diff_id, parts)
@@ -101,27 +124,20 @@ def commit_layer(
     return LayerRef(diff_id, info.digest, info.size, layer.media_type, chain_id)
 
 
-def _previous_layer(
-    store: Store, lease: Lease, record: CacheRecord | None
-) -> tuple[str, PreviousLayer, BlobRanges] | None:
-    """The blob digest, index and byte reader of the layer ``record`` names, when a new layer can
-    splice from it: stored uncompressed, indexed, and its snapshot the one the index was
-    written from. Leased first (under the gc lock the caller holds), then checked."""
-    if record is None or record.blob_digest != record.diff_id:
+def _reader(
+    store: Store, lease: Lease, previous: IndexedLayer | None
+) -> tuple[PreviousLayer, BlobRanges] | None:
+    """What the layer writer reads ``previous`` through, once its blob is leased (under the
+    gc lock the caller holds) and found whole; ``None`` when it is gone."""
+    if previous is None:
         return None
-    from builder.layers.layerindex import PreviousLayer, load_index
+    from builder.layers.layerindex import PreviousLayer
 
-    digest = record.blob_digest
-    lease.add_blob(digest)
-    if not store.blobs.has(digest):
+    lease.add_blob(previous.digest)
+    if not store.blobs.has(previous.digest) or store.blobs.size(previous.digest) != previous.index.size:
         return None
-    index = load_index(store.blobs.index_path(digest))
-    if index is None or not _same_directory(store.snapshots.path(record.chain_id), index.root):
-        return None
-    if store.blobs.size(digest) != index.size:
-        return None
-    ranges = store.blobs.ranges(digest)
-    return digest, PreviousLayer(index, ranges.chunks), ranges
+    ranges = store.blobs.ranges(previous.digest)
+    return PreviousLayer(previous.index, ranges.chunks), ranges
 
 
 def _same_directory(path: Path, identity: tuple[int, int]) -> bool:

@@ -192,9 +192,12 @@ class _TarStream:
         assert self._sink is not None
         start, key = self._sink.position, file_key(status)
         known = self._reusable.get(name)
+        indexed = True
         if known is not None and known[2] == key:
             self._sink.reference(known[0], known[1])
         else:
+            xattrs = _read_xattrs(path)
+            indexed = not xattrs  # an index entry promises the file has none
             entry = tarheader.TarEntry(
                 name=name,
                 type_flag=tarheader.REGULAR,
@@ -203,12 +206,12 @@ class _TarStream:
                 gid=status.st_gid,
                 size=status.st_size,
                 mtime=self._mtime(status),
-                xattrs=_read_xattrs(path),
+                xattrs=xattrs,
             )
             self._out.write(tarheader.encode_header(entry))
             if status.st_size:
                 self._copy_content(path, name, status.st_size)
-        if self._index is not None:
+        if self._index is not None and indexed:
             self._index[name] = (start, self._sink.position - start, key)
 
     def _copy_content(self, path: bytes, name: bytes, size: int) -> None:

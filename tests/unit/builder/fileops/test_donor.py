@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from builder.fileops.donor import DonorLayer
+from builder.layers.layerindex import file_key
 
 MTIME_NS = 1_600_000_000_000_000_000
 
@@ -169,3 +170,38 @@ def test_a_symlink_on_the_way_into_the_donor_stops_a_claim(layout: dict[str, Pat
     os.rename(layout["donor"] / "app", layout["donor"] / "real")
     os.symlink("real", layout["donor"] / "app")
     assert not _claim_direct(_donor(layout), layout)
+
+
+def _indexed_donor(layout: dict[str, Path], **changes: int) -> DonorLayer:
+    """A donor with an index entry for app/a.txt (as its layer writer recorded it)."""
+    found = os.lstat(layout["donor"] / "app/a.txt")
+    key = file_key(found)
+    fields = {"size": 2, "mtime_ns": 3, "mode": 4}
+    changed = tuple(changes.get(name, key[index]) for name, index in fields.items())
+    key = (*key[:2], *changed, *key[5:])
+    index = {b"app/a.txt": (0, 1024, key)}
+    return DonorLayer(
+        layout["donor"], ("app/a.txt",), dest_root=layout["merged"], upper=layout["upper"], index=index
+    )
+
+
+def test_an_indexed_donor_file_is_judged_by_its_index_entry(layout: dict[str, Path]) -> None:
+    # The index, not the file, speaks for the donor: xattrs on the donor file are not looked
+    # at (an index holds only files written without any, and snapshots never change).
+    os.setxattr(layout["donor"] / "app/a.txt", "user.origin", b"donor")
+    assert _claim_direct(_indexed_donor(layout), layout)
+    os.unlink(layout["upper"] / "app/a.txt")
+    assert not _claim_direct(_indexed_donor(layout, size=99), layout)
+    assert not _claim_direct(_indexed_donor(layout, mtime_ns=MTIME_NS + 1), layout)
+    assert not _claim_direct(_indexed_donor(layout, mode=0o100600), layout)
+    # Still looked at on the source's side.
+    os.setxattr(layout["context"] / "app/a.txt", "user.origin", b"context")
+    assert not _claim_direct(_indexed_donor(layout), layout)
+
+
+def test_a_file_missing_from_the_index_is_looked_at(layout: dict[str, Path]) -> None:
+    os.setxattr(layout["donor"] / "app/a.txt", "user.origin", b"donor")
+    donor = DonorLayer(
+        layout["donor"], ("app/a.txt",), dest_root=layout["merged"], upper=layout["upper"], index={}
+    )
+    assert not _claim_direct(donor, layout)

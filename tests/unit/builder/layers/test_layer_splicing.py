@@ -160,3 +160,12 @@ def test_an_index_round_trips_and_a_damaged_one_is_ignored(tmp_path: Path) -> No
     path.write_bytes(path.read_bytes()[:100])
     assert load_index(path) is None
     assert load_index(tmp_path / "absent") is None
+
+
+def test_files_with_extended_attributes_are_left_out_of_the_index(tmp_path: Path) -> None:
+    old = _old_tree(tmp_path / "old")
+    os.setxattr(old / "z/f001.txt", "user.note", b"kept in the tar")
+    _payload, layer = _write(old, index=True)
+    assert layer.index is not None
+    assert b"z/f001.txt" not in layer.index.entries
+    assert b"z/f002.txt" in layer.index.entries
