@@ -82,7 +82,12 @@ def split_lines(chunk: bytes) -> Iterator[tuple[str, bytes]]:
     """The ``(name, line)`` of each entry line in ``chunk``: ``<len>:<name> ...\\n``.
 
     The name is skipped by its length, so a name holding a newline or a colon is no trouble.
+    The length counts characters; in an all-ASCII chunk (nearly every one) that is bytes, and
+    the chunk is cut up as it is, without decoding it whole and encoding each line again.
     """
+    if chunk.isascii():
+        yield from _split_ascii_lines(chunk)
+        return
     text = chunk.decode("utf-8", "surrogatepass")
     position = 0
     while position < len(text):
@@ -90,6 +95,17 @@ def split_lines(chunk: bytes) -> Iterator[tuple[str, bytes]]:
         name_end = colon + 1 + int(text[position:colon])
         line_end = text.index("\n", name_end) + 1
         yield text[colon + 1 : name_end], text[position:line_end].encode("utf-8", "surrogatepass")
+        position = line_end
+
+
+def _split_ascii_lines(chunk: bytes) -> Iterator[tuple[str, bytes]]:
+    position, size = 0, len(chunk)
+    find = chunk.index
+    while position < size:
+        colon = find(b":", position)
+        name_end = colon + 1 + int(chunk[position:colon])
+        line_end = find(b"\n", name_end) + 1
+        yield chunk[colon + 1 : name_end].decode("ascii"), chunk[position:line_end]
         position = line_end
 
 

@@ -196,14 +196,18 @@ def _input_change(
 
 
 def changed_files(old: Mapping[str, str], new: Mapping[str, str]) -> Iterator[tuple[str, str]]:
-    """``(path, "changed" | "added" | "removed")`` for each difference, in path order."""
-    for path in sorted(set(old) | set(new)):
-        if path not in old:
-            yield path, "added"
-        elif path not in new:
-            yield path, "removed"
-        elif old[path] != new[path]:
-            yield path, "changed"
+    """``(path, "changed" | "added" | "removed")`` for each difference, in path order.
+
+    Only the differences are sorted: a one-file change to 20,000 files sorts one path."""
+    differences = {path: "removed" for path in old.keys() - new.keys()}
+    for path, digest in new.items():
+        known = old.get(path)
+        if known is None:
+            differences[path] = "added"
+        elif known != digest:
+            differences[path] = "changed"
+    for path in sorted(differences):
+        yield path, differences[path]
 
 
 def _describe_files(changes: list[tuple[str, str]]) -> str:
