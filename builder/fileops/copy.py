@@ -28,16 +28,12 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-import tempfile
 from pathlib import Path
 
 from builder.context import BuildContext
 from builder.errors import BuildError, KilnError
-from builder.fileops.archive import extract_archive, is_archive
 from builder.fileops.chmod import ModeChange, parse_chmod
 from builder.fileops.donor import DonorLayer
-from builder.fileops.fetch import fetch_url
-from builder.fileops.git import checkout, resolve_commit
 from builder.fileops.sources import (
     SourceTree,
     context_tree,
@@ -124,6 +120,13 @@ def _copy(
     mode_change = parse_chmod(op.chmod) if op.chmod else None
     rules = _rules(op, chown, mode_change)
     source = op.source
+    if isinstance(source, UrlSource | InlineSource | GitSource):
+        # Only here: a copy from the context needs neither HTTP, git nor temporary files,
+        # and their modules take a tenth of a second to import.
+        import tempfile
+
+        from builder.fileops.fetch import fetch_url
+        from builder.fileops.git import checkout, resolve_commit
     if isinstance(source, UrlSource):
         with tempfile.TemporaryDirectory(prefix="kiln-fetch-") as scratch:
             fetched = fetch_url(source.url, Path(scratch), checksum=source.checksum)
@@ -245,11 +248,14 @@ def _copy_one(
     if info is None:
         raise BuildError(f'"/{source_path}" not found')
     writer = TreeWriter(dest_root, tree, rules, donor=donor, item_name=source_path or ".", upper_root=upper)
-    if unpack and is_archive(source):
-        target_dir = resolve_in_root(dest_root, dest)
-        writer.make_dirs(target_dir)
-        extract_archive(source, target_dir, chown=rules.chown)
-        return
+    if unpack:
+        from builder.fileops.archive import extract_archive, is_archive  # ADD only: tarfile
+
+        if is_archive(source):
+            target_dir = resolve_in_root(dest_root, dest)
+            writer.make_dirs(target_dir)
+            extract_archive(source, target_dir, chown=rules.chown)
+            return
     writer.make_dirs(resolve_in_root(dest_root, dest if names_dir else posixpath.dirname(dest)))
     target = resolve_in_root(dest_root, dest)
     try:
