@@ -106,6 +106,9 @@ def test_the_re_run_layer_is_kept_as_a_splice_that_outlives_its_source_image(
         member = saved.extractfile(f"blobs/sha256/{diff_id.removeprefix('sha256:')}")
         assert member is not None
         assert "sha256:" + hashlib.sha256(member.read()).hexdigest() == diff_id
+    # A docker archive checks each uncompressed layer against its diff id on the way out.
+    docker_archive = tmp_path / "reuse-docker.tar"
+    assert main(["--root", str(store_root), "save", "-o", str(docker_archive), "reuse:2"]) == 0
 
 
 def test_a_changed_file_of_the_same_size_and_time_is_copied_not_linked(
