@@ -69,16 +69,9 @@ class LayerIndex:
         names = list(self.entries)
         spans = [self.entries[name] for name in names]
         payload = marshal.dumps((_VERSION, self.root, self.epoch, self.size, names, spans, self.checkpoints))
-        temp = path.with_name(f".tmp-{os.getpid()}-{os.urandom(8).hex()}")
-        try:
-            with temp.open("xb") as out:
-                out.write(payload)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        from builder.store.durable import write_durably
+
+        write_durably(path, payload)
 
 
 def load_index(path: Path) -> LayerIndex | None:

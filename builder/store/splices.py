@@ -79,16 +79,9 @@ def write_splice(path: Path, parts: Sequence[Part]) -> int:
         "size": size,
         "parts": [[part.source, part.offset, part.length] for part in parts],
     }
-    temp = path.with_name(f".tmp-{os.getpid()}-{os.urandom(8).hex()}")
-    try:
-        with temp.open("x") as out:
-            json.dump(document, out, separators=(",", ":"))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    from builder.store.durable import write_durably
+
+    write_durably(path, json.dumps(document, separators=(",", ":")).encode())
     return size
 
 

@@ -22,7 +22,8 @@ from builder.graph import Platform
 from builder.lazyclasses import dataclass
 from builder.oci.config import ImageConfig
 from builder.oci.reference import Reference, is_digest, parse_reference
-from builder.store.blobs import TEMP_PREFIX, BlobStore, remove_stale_temp_entries
+from builder.store.blobs import BlobStore, remove_stale_temp_entries
+from builder.store.durable import write_durably
 from builder.store.leases import Lease
 from builder.store.locks import file_lock
 from builder.store.meta import MetaStore, RefRecord
@@ -100,7 +101,7 @@ class Store:
         self.snapshots = SnapshotStore(root, self.blobs, self.meta)
         layout_file = root / "oci-layout"
         if not layout_file.exists():
-            self._write_atomically(layout_file, b'{"imageLayoutVersion":"1.0.0"}')
+            write_durably(layout_file, b'{"imageLayoutVersion":"1.0.0"}')
         if not (root / "index.json").exists():
             self.write_index()
 
@@ -426,7 +427,7 @@ class Store:
                 }
                 entries.append(entry)
             index = {"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": entries}
-            self._write_atomically(self.root / "index.json", json.dumps(index, indent=2).encode())
+            write_durably(self.root / "index.json", json.dumps(index, indent=2).encode())
 
     def _needs_image_record(self, digest: str) -> bool:
         """Whether the image needs its record written: it has none, or one last used more
@@ -463,14 +464,6 @@ class Store:
         document = dict(config.to_mapping() if isinstance(config, ImageConfig) else config)
         document["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
         return json.dumps(document, separators=(",", ":")).encode()
-
-    def _write_atomically(self, path: Path, payload: bytes) -> None:
-        temp_path = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}")
-        with temp_path.open("xb") as out:
-            out.write(payload)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp_path, path)
 
 
 def parse_json_document(payload: bytes, what: str) -> JsonObject:
