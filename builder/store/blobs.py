@@ -102,18 +102,36 @@ class BlobStore:
         """Record the blob ``digest`` as ``parts`` of stored blobs, whose hash the caller
         computed over exactly those bytes. Parts naming a splice are replaced by its own, so
         every part names a plain blob that must be present."""
+        sources: dict[str, splices.PartTable] = {}
         flat: list[splices.Part] = []
-        sources: dict[str, list[splices.Part]] = {}
         for part in parts:
-            if part.source not in sources:
-                sources[part.source] = self.parts(part.source)
-            flat += splices.slice_parts(sources[part.source], part.offset, part.length)
+            table = sources.get(part.source)
+            if table is None:
+                table = sources[part.source] = splices.PartTable(self.parts(part.source))
+            flat += table.slice(part.offset, part.length)
         flat = splices.merge_parts(flat)
         if self.has(digest):
             return BlobInfo(digest, sum(part.length for part in flat))
+        if len(flat) > splices.MAX_PARTS:
+            return self._materialize(digest, flat)
         size = splices.write_splice(self.splice_path(digest), flat)
         self._sync_directory()
         return BlobInfo(digest, size)
+
+    def _materialize(self, digest: str, parts: Sequence[splices.Part]) -> BlobInfo:
+        """Store the bytes ``parts`` make as a plain blob, checked against ``digest``: a
+        splice of too many pieces (one layer edited file by file, many times over) reads
+        slowly and keeps many small blobs alive, so it is written out whole instead."""
+        ranges = splices.BlobRanges([(self.path(part.source), part) for part in parts], digest)
+
+        def copy(out: _HashingWriter) -> None:
+            for chunk in ranges.chunks(0, ranges.size):
+                out.write(chunk)
+
+        try:
+            return self._write(copy, expected_digest=digest)
+        finally:
+            ranges.close()
 
     def splice_sources(self, digests: Iterable[str]) -> set[str]:
         """The plain blobs the splices among ``digests`` are made of (a prune keeps them)."""
@@ -276,7 +294,7 @@ class _HashingWriter:
         self.hasher = hashlib.sha256()
         self.size = 0
 
-    def write(self, chunk: bytes) -> int:
+    def write(self, chunk: bytes | bytearray | memoryview) -> int:
         self.hasher.update(chunk)
         self.size += len(chunk)
         return self.raw.write(chunk)

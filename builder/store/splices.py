@@ -24,6 +24,8 @@ from builder.errors import StoreError
 from builder.lazyclasses import dataclass
 
 SUFFIX = ".splice"
+#: A splice of more parts than this is written out whole instead (:meth:`BlobStore.put_splice`).
+MAX_PARTS = 2048
 _FORMAT = "kiln.splice.v1"
 _CHUNK_SIZE = 16 << 20
 
@@ -52,23 +54,39 @@ def merge_parts(parts: Iterable[Part]) -> list[Part]:
     return merged
 
 
+class PartTable:
+    """The parts of one stream with where each starts, to cut ranges out by bisection."""
+
+    def __init__(self, parts: Sequence[Part]) -> None:
+        self.parts = list(parts)
+        self.starts: list[int] = []
+        position = 0
+        for part in self.parts:
+            self.starts.append(position)
+            position += part.length
+        self.size = position
+
+    def slice(self, offset: int, length: int) -> list[Part]:
+        """The parts covering bytes ``[offset, offset + length)`` of the stream."""
+        from bisect import bisect_right
+
+        end = offset + length
+        if offset < 0 or length < 0 or end > self.size:
+            raise StoreError(f"range {offset}+{length} is past the end of the blob")
+        found: list[Part] = []
+        index = max(bisect_right(self.starts, offset) - 1, 0)
+        while index < len(self.parts) and self.starts[index] < end:
+            part, position = self.parts[index], self.starts[index]
+            start, stop = max(offset, position), min(end, position + part.length)
+            if stop > start:
+                found.append(Part(part.source, part.offset + start - position, stop - start))
+            index += 1
+        return found
+
+
 def slice_parts(parts: Sequence[Part], offset: int, length: int) -> list[Part]:
     """The parts covering bytes ``[offset, offset + length)`` of the stream ``parts`` make."""
-    found: list[Part] = []
-    position = 0
-    end = offset + length
-    for part in parts:
-        part_end = position + part.length
-        if part_end > offset and position < end:
-            start = max(offset, position)
-            stop = min(end, part_end)
-            found.append(Part(part.source, part.offset + start - position, stop - start))
-        position = part_end
-        if position >= end:
-            break
-    if sum(part.length for part in found) != length:
-        raise StoreError(f"range {offset}+{length} is past the end of the blob")
-    return found
+    return PartTable(parts).slice(offset, length)
 
 
 def write_splice(path: Path, parts: Sequence[Part]) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from builder.errors import StoreError
-from builder.store import Store, prune
+from builder.store import Store, prune, splices
 from builder.store.blobs import BlobStore
 from builder.store.splices import Part, merge_parts, slice_parts
 
@@ -113,3 +113,19 @@ def test_parts_merge_and_slice() -> None:
     assert slice_parts(parts, 8, 3) == [Part("a", 8, 2), Part("b", 1, 1)]
     with pytest.raises(StoreError):
         slice_parts(parts, 10, 5)
+
+
+def test_a_splice_of_too_many_parts_is_written_out_whole(
+    blobs: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(splices, "MAX_PARTS", 3)
+    first = blobs.put_bytes(b"a" * 10).digest
+    second = blobs.put_bytes(b"b" * 10).digest
+    digest, whole = _splice(blobs, [(first, 0, 2), (second, 0, 2), (first, 4, 2), (second, 4, 2)])
+    assert blobs.path(digest).read_bytes() == whole
+    assert not blobs.splice_path(digest).exists()
+    # What it was asked to be is checked on the way: wrong bytes are refused.
+    with pytest.raises(StoreError, match="does not match"):
+        blobs.put_splice(
+            sha(b"other"), [Part(first, 0, 2), Part(second, 0, 2), Part(first, 4, 2), Part(second, 4, 2)]
+        )
