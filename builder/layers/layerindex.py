@@ -7,13 +7,16 @@ its entry and the identity of the inode it was read from) the layer writer copie
 for them: it names the old range (:mod:`builder.layers.splicing`), and the store keeps the
 new layer as a splice of the old one (:mod:`builder.store.splices`).
 
-Only files without extended attributes are indexed (the donor of a COPY re-run relies on
-it, :mod:`builder.fileops.donor`). An entry is reused only when the file met now has the
-same device, inode, size, nanosecond mtime, mode and owner as the one indexed: then its
-tar header (name, mode, owner, size, mtime) and content are the same bytes. Snapshots
-never change once made, and the index also records the identity of its tree's root
-directory, which becomes the snapshot's, so an index is used only with the snapshot it was
-written from (inode numbers of a removed snapshot may be reused by other files).
+Directories are indexed too, under their name with a trailing ``/``: their headers are
+written anew, but where the bytes are the previous tar's they are named there instead, so
+a splice stays a few long runs. Only files without extended attributes are indexed (the
+donor of a COPY re-run relies on it, :mod:`builder.fileops.donor`). An entry is reused
+only when the file met now has the same device, inode, size, nanosecond mtime, mode and
+owner as the one indexed: then its tar header (name, mode, owner, size, mtime) and
+content are the same bytes. Snapshots never change once made, and the index also records
+the identity of its tree's root directory, which becomes the snapshot's, so an index is
+used only with the snapshot it was written from (inode numbers of a removed snapshot may
+be reused by other files).
 
 The index also holds SHA-256 states of the tar stream every few MB (when the resumable
 hash is available), so the diff id of a spliced layer is hashed from the last state

@@ -185,6 +185,15 @@ class TarSink:
             self._fed(bytes(data))  # the caller reuses its buffer
         return count
 
+    def write_or_reference(self, data: bytes, span: tuple[int, int] | None) -> None:
+        """``data`` next: named as the previous tar's ``span`` when it holds exactly these
+        bytes (a directory's unchanged header), else written."""
+        if span is not None and self._previous is not None and span[1] == len(data):
+            if self._previous_equals(span[0], data):
+                self.reference(*span)
+                return
+        self.write(data)
+
     def reference(self, offset: int, length: int) -> None:
         """The previous tar's bytes ``[offset, offset + length)`` come next in this one."""
         if self._previous is None:
@@ -270,8 +279,15 @@ class TarSink:
         previous = self._previous
         if previous is None or len(data) > _SMALL or self.position + len(data) > previous.index.size:
             return False
+        return self._previous_equals(self.position, data)
+
+    def _previous_equals(self, offset: int, data: bytes | bytearray | memoryview) -> bool:
+        """Whether the previous tar holds ``data`` at ``offset``."""
+        previous = self._previous
+        if previous is None or offset + len(data) > previous.index.size:
+            return False
         view, compared = memoryview(data).cast("B"), 0
-        for chunk in previous.read(self.position, len(data)):
+        for chunk in previous.read(offset, len(data)):
             if chunk != view[compared : compared + len(chunk)]:
                 return False
             compared += len(chunk)

@@ -182,7 +182,18 @@ class _TarStream:
             devminor=minor,
             xattrs=_read_xattrs(path),
         )
-        self._out.write(tarheader.encode_header(entry))
+        header = tarheader.encode_header(entry)
+        if type_flag == tarheader.DIRECTORY and self._sink is not None:
+            # A directory's header is made anew (its inode is new), but most often it is
+            # the very bytes the previous tar holds for it: then name those, so that the
+            # splice stays a few long runs rather than two pieces per directory.
+            start = self._sink.position
+            known = self._reusable.get(name)
+            self._sink.write_or_reference(header, (known[0], known[1]) if known else None)
+            if self._index is not None:
+                self._index[name] = (start, len(header), file_key(status))
+            return
+        self._out.write(header)
         if size:
             self._copy_content(path, name, size)
 
