@@ -102,7 +102,8 @@ class DonorLayer:
         self.upper = os.fspath(upper)
         self._upper_prefix = self.upper.rstrip("/") + "/"
         self._claims: dict[str, _Claim] = {}
-        #: Files linked at once (written straight into the upper dir).
+        #: Files linked so far: at once (written straight into the upper dir), and those
+        #: claimed through the mount once :meth:`link_claimed` has linked them.
         self.linked = 0
         self._inodes: set[tuple[int, int]] = set()
         self._ready: dict[str, bool] = {}
@@ -208,10 +209,12 @@ class DonorLayer:
             times[parent] = (found.st_atime_ns, found.st_mtime_ns)
         for relative, claim in self._claims.items():
             target = os.path.join(self.upper, relative)
-            if not _link(claim.donor, target):
-                if os.path.lexists(target):
-                    os.unlink(target)
-                claim.copy_file(claim.source, target, claim.info)
+            if _link(claim.donor, target):
+                self.linked += 1
+                continue
+            if os.path.lexists(target):
+                os.unlink(target)
+            claim.copy_file(claim.source, target, claim.info)
         for parent, (atime_ns, mtime_ns) in times.items():
             os.utime(os.path.join(self.upper, parent), ns=(atime_ns, mtime_ns), follow_symlinks=False)
         self._claims.clear()

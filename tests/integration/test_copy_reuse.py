@@ -155,6 +155,8 @@ def test_files_copied_into_a_directory_of_the_base_are_linked_after_the_unmount(
     assert (second / "tmp/a.txt").read_text() == "alpha, edited\n"
     assert _inode(second / "tmp/b.txt") == _inode(first / "tmp/b.txt")
     assert _inode(second / "tmp/sub/c.txt") == _inode(first / "tmp/sub/c.txt")
+    with Store.open(store_root) as store:  # files linked after the unmount count for a splice
+        assert store.blobs.splice_path(diff_id).is_file()
     kiln_build(monkeypatch, store_root, context, into_base, "--no-cache", "-t", "reuse:fresh")
     assert _copy_layer(store_root, "reuse:fresh")[0] == diff_id
 
