@@ -155,10 +155,28 @@ def test_files_copied_into_a_directory_of_the_base_are_linked_after_the_unmount(
     assert (second / "tmp/a.txt").read_text() == "alpha, edited\n"
     assert _inode(second / "tmp/b.txt") == _inode(first / "tmp/b.txt")
     assert _inode(second / "tmp/sub/c.txt") == _inode(first / "tmp/sub/c.txt")
-    with Store.open(store_root) as store:  # files linked after the unmount count for a splice
-        assert store.blobs.splice_path(diff_id).is_file()
     kiln_build(monkeypatch, store_root, context, into_base, "--no-cache", "-t", "reuse:fresh")
     assert _copy_layer(store_root, "reuse:fresh")[0] == diff_id
+
+
+def test_a_re_run_whose_files_were_all_linked_after_the_unmount_is_spliced(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, tmp_path: Path
+) -> None:
+    """Files right in the destination directory are written through the mount, and claimed
+    to be linked after it: they count as taken from the previous layer, so the layer is
+    spliced from it rather than written whole."""
+    root = tmp_path / "flat"
+    (root / "app").mkdir(parents=True)
+    for index in range(10):
+        (root / f"app/f{index}.txt").write_text(f"file {index}\n" * 100)
+    flat = f"FROM {BASE}\nCOPY app /app\n"
+    kiln_build(monkeypatch, store_root, root, flat, "-t", "flat:1")
+    (root / "app/f3.txt").write_text("edited\n")
+    kiln_build(monkeypatch, store_root, root, flat, "-t", "flat:2")
+    diff_id, _snapshot = _copy_layer_at(store_root, "flat:2", -1)
+    with Store.open(store_root) as store:
+        assert store.blobs.splice_path(diff_id).is_file()
+        assert store.blobs.verify(diff_id)
 
 
 def test_hard_links_between_a_base_directory_and_a_new_one_stay_links(
