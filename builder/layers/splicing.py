@@ -75,6 +75,7 @@ class _HashFeed:
         self._in_flight = 0
         self._drained = threading.Condition()
         self._error: BaseException | None = None
+        self._cancelled = False
         self._thread = threading.Thread(target=self._run, name="layer-hash", daemon=True)
         self._thread.start()
 
@@ -88,19 +89,24 @@ class _HashFeed:
 
     def finish(self) -> str:
         """Wait for everything given so far to be hashed; the hex digest."""
-        self.close()
+        self._stop()
         if self._error is not None:
             raise self._error
         return self._hash.hexdigest()
 
     def close(self) -> None:
+        """Stop at once, leaving what is queued unhashed (the layer is being given up)."""
+        self._cancelled = True
+        self._stop()
+
+    def _stop(self) -> None:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            if self._error is not None:
+            if self._error is not None or self._cancelled:
                 continue  # drain, so the writer never blocks on a full queue
             try:
                 if isinstance(item, tuple):
@@ -229,6 +235,8 @@ class TarSink:
         return "sha256:" + self._literal_hash.hexdigest()
 
     def close(self) -> None:
+        """Stop the hashing thread; after :meth:`diff_id` it has stopped already, and before
+        it (the layer failed) what it has not hashed yet is dropped."""
         if self._feed is not None:
             self._feed.close()
 

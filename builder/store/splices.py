@@ -133,7 +133,16 @@ class BlobRanges:
             self._starts.append(position)
             position += part.length
         self.size = position
+        # Each file opened once, now: the layer writer's thread and its hashing thread may
+        # read at the same time, and a part whose blob is gone fails here, at opening.
         self._descriptors: dict[Path, int] = {}
+        try:
+            for path, _part in self._parts:
+                if path not in self._descriptors:
+                    self._descriptors[path] = _open(path, name)
+        except BaseException:
+            self.close()
+            raise
 
     def chunks(self, offset: int, length: int) -> Iterator[memoryview]:
         """Bytes ``[offset, offset + length)`` in chunks of up to 16 MiB, each a view of one
@@ -180,14 +189,7 @@ class BlobRanges:
         self._descriptors.clear()
 
     def _descriptor(self, path: Path) -> int:
-        descriptor = self._descriptors.get(path)
-        if descriptor is None:
-            try:
-                descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError as err:
-                raise StoreError(f"blob {path.name}, part of blob {self.name}, is missing") from err
-            self._descriptors[path] = descriptor
-        return descriptor
+        return self._descriptors[path]
 
 
 class SplicedReader(io.RawIOBase):
@@ -230,3 +232,10 @@ class SplicedReader(io.RawIOBase):
     def close(self) -> None:
         self._ranges.close()
         super().close()
+
+
+def _open(path: Path, name: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError as err:
+        raise StoreError(f"blob {path.name}, part of blob {name}, is missing") from err

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from builder.layers import write_layer
 from builder.layers.layerindex import LayerIndex, PreviousLayer, load_index
-from builder.layers.splicing import CHECKPOINT_EVERY
+from builder.layers.splicing import CHECKPOINT_EVERY, TarSink
 from builder.layers.writer import LayerDescriptor
 from builder.oci.resumable_sha256 import resumable_available
 
@@ -171,3 +172,25 @@ def test_files_with_extended_attributes_are_left_out_of_the_index(tmp_path: Path
     assert layer.index is not None
     assert b"z/f001.txt" not in layer.index.entries
     assert b"z/f002.txt" in layer.index.entries
+
+
+def test_a_given_up_layer_stops_hashing_what_is_queued(tmp_path: Path) -> None:
+    """Closing the sink before the end (the layer failed) leaves queued ranges unread."""
+    _old, old_bytes, index = _previous(tmp_path)
+    release = threading.Event()
+    reads: list[tuple[int, int]] = []
+
+    def slow_read(offset: int, length: int) -> Iterator[bytes]:
+        if threading.current_thread().name == "layer-hash":  # not the writer's comparisons
+            reads.append((offset, length))
+            release.wait(5)
+        yield old_bytes[offset : offset + length]
+
+    sink = TarSink(io.BytesIO(), previous=PreviousLayer(index, slow_read), checkpoints=False)
+    sink.write(b"x" * 512)  # diverges at once
+    for offset in (0, 2048, 4096):  # three ranges that do not continue one another
+        sink.reference(offset, 512)
+    sink.write(b"y" * 512)  # hands the last range over
+    threading.Timer(0.2, release.set).start()
+    sink.close()
+    assert len(reads) <= 1
