@@ -57,7 +57,7 @@ def indexed_layer(store: Store, record: CacheRecord | None) -> IndexedLayer | No
     from builder.layers.layerindex import load_index
 
     index = load_index(store.blobs.index_path(record.blob_digest))
-    if index is None or not _same_directory(store.snapshots.path(record.chain_id), index.root):
+    if index is None or _identity(store.snapshots.path(record.chain_id)) != index.root:
         return None
     return IndexedLayer(record.blob_digest, index)
 
@@ -118,8 +118,12 @@ def commit_layer(
             lease.add_blob(info.digest)
             lease.add_snapshot(chain_id)
             snapshot = store.snapshots.adopt(upper, chain_id, parent, diff_id, size=layer.content_size)
-        if layer.index is not None and _same_directory(snapshot, layer.index.root):
-            # Only when this tree became the snapshot: the index names its inodes.
+        identity = _identity(snapshot)
+        if layer.index is not None and identity is not None and identity[:2] == layer.index.root[:2]:
+            # Only when this tree became the snapshot: the index names its inodes. Its
+            # identity now takes the time of that rename, which a snapshot unpacked again
+            # later (in a directory that may get the same inode number) will not have.
+            layer.index.root = identity
             layer.index.save(store.blobs.index_path(diff_id))
     return LayerRef(diff_id, info.digest, info.size, layer.media_type, chain_id)
 
@@ -140,9 +144,11 @@ def _reader(
     return PreviousLayer(previous.index, ranges.chunks), ranges
 
 
-def _same_directory(path: Path, identity: tuple[int, int]) -> bool:
+def _identity(path: Path) -> tuple[int, ...] | None:
+    """A snapshot directory's device, inode and change time: a directory removed and made
+    again may get the same inode number (ext4 reuses them at once), not the same ctime."""
     try:
         found = os.lstat(path)
     except OSError:
-        return False
-    return (found.st_dev, found.st_ino) == identity
+        return None
+    return (found.st_dev, found.st_ino, found.st_ctime_ns)

@@ -14,9 +14,10 @@ donor of a COPY re-run relies on it, :mod:`builder.fileops.donor`). An entry is 
 only when the file met now has the same device, inode, size, nanosecond mtime, mode and
 owner as the one indexed: then its tar header (name, mode, owner, size, mtime) and
 content are the same bytes. Snapshots never change once made, and the index also records
-the identity of its tree's root directory, which becomes the snapshot's, so an index is
-used only with the snapshot it was written from (inode numbers of a removed snapshot may
-be reused by other files).
+the identity of its tree's root directory, which becomes the snapshot's (device, inode, and
+the change time of that rename), so an index is used only with the snapshot it was written
+from: inode numbers of a removed snapshot may be reused, even by a snapshot of the same
+layer unpacked again.
 
 The index also holds SHA-256 states of the tar stream every few MB (when the resumable
 hash is available), so the diff id of a spliced layer is hashed from the last state
@@ -37,7 +38,7 @@ from builder.lazyclasses import dataclass
 
 #: device, inode, size, mtime in ns, mode, uid, gid of the file an entry was written from.
 FileKey = tuple[int, int, int, int, int, int, int]
-_VERSION = 1
+_VERSION = 2
 
 
 def file_key(status: os.stat_result) -> FileKey:
@@ -56,8 +57,9 @@ def file_key(status: os.stat_result) -> FileKey:
 class LayerIndex:
     """One layer tar's file entries (name → start, length, key) and hash checkpoints."""
 
-    #: (device, inode) of the tree's root directory when the layer was written.
-    root: tuple[int, int]
+    #: (device, inode) of the tree's root directory when the layer was written, and its
+    #: change time once it became the snapshot (what the store compares before use).
+    root: tuple[int, ...]
     #: The ``SOURCE_DATE_EPOCH`` clamp the headers were written with.
     epoch: int | None
     #: The tar's total length: an index must describe the blob it sits beside.

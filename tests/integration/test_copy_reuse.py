@@ -179,6 +179,35 @@ def test_a_re_run_whose_files_were_all_linked_after_the_unmount_is_spliced(
         assert store.blobs.verify(diff_id)
 
 
+def test_an_index_is_not_trusted_for_a_snapshot_unpacked_again(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path
+) -> None:
+    """A layer's index names the inodes of the snapshot it was written from. Once that
+    snapshot is removed and unpacked again (into a directory that may well get the same
+    inode number), the index no longer describes it and is not used."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from builder.stepcommit import indexed_layer
+    from cache.records import CacheRecord
+
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
+    with Store.open(store_root) as store:
+        _manifest, config = store.get_image(store.resolve("reuse:1"))
+        diff_ids = config["rootfs"]["diff_ids"]
+        chains = chain_ids(diff_ids)
+        diff_id, chain_id = diff_ids[-2], chains[-2]
+        record = cast(CacheRecord, SimpleNamespace(blob_digest=diff_id, diff_id=diff_id, chain_id=chain_id))
+        assert indexed_layer(store, record) is not None
+        # A directory keeping its device and inode but not its change time is another one.
+        snapshot = store.snapshots.path(chain_id)
+        os.chmod(snapshot, os.lstat(snapshot).st_mode & 0o7777)
+        assert indexed_layer(store, record) is None
+        store.snapshots.remove(chain_id)
+        store.snapshots.ensure(chain_id, chains[-3], diff_id, diff_id)
+        assert indexed_layer(store, record) is None
+
+
 def test_hard_links_between_a_base_directory_and_a_new_one_stay_links(
     monkeypatch: pytest.MonkeyPatch, store_root: Path, tmp_path: Path
 ) -> None:
