@@ -53,6 +53,9 @@ class BlobStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         #: A blob was renamed into place without the directory being synced since.
         self._unsynced = False
+        #: Blobs this process stored as splices (:mod:`builder.store.write_out` writes
+        #: those of the images built out whole afterwards).
+        self.spliced: set[str] = set()
 
     def path(self, digest: str) -> Path:
         return self.directory / digest_hex(digest)
@@ -116,7 +119,22 @@ class BlobStore:
             return self._materialize(digest, flat)
         size = splices.write_splice(self.splice_path(digest), flat)
         self._sync_directory()
+        self.spliced.add(digest)
         return BlobInfo(digest, size)
+
+    def write_out(self, digest: str) -> bool:
+        """Write a blob kept as a splice out whole, beside its parts (checked against its
+        digest on the way), so that outside tools reading the store's OCI layout find it;
+        false when it is whole already or gone. The parts file stays: a reader that looked
+        for the whole file a moment before finds the parts still there."""
+        if os.path.isfile(self.path(digest)):
+            return False
+        try:
+            _size, parts = splices.read_splice(self.splice_path(digest))
+        except FileNotFoundError:
+            return False
+        self._materialize(digest, parts)
+        return True
 
     def _materialize(self, digest: str, parts: Sequence[splices.Part]) -> BlobInfo:
         """Store the bytes ``parts`` make as a plain blob, checked against ``digest``: a

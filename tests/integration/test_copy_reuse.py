@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from builder.store.snapshots import chain_ids
 from builder.store.store import Store
+from builder.store.write_out import KEEP_SPLICES
+from tests.conftest import require_tool
 from tests.fixtures.cache_builds import BASE, busybox_tar, kiln_build, ran, store_root
 
 __all__ = ["busybox_tar", "store_root"]  # fixtures used here
@@ -69,6 +73,7 @@ def test_the_re_run_layer_is_kept_as_a_splice_that_outlives_its_source_image(
     from builder.cli.main import main
     from builder.store import prune
 
+    monkeypatch.setenv(KEEP_SPLICES, "1")  # as it stands, not written out in the background
     kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
     first_diff, _first = _copy_layer(store_root, "reuse:1")
     (context / "app/sub/c.txt").write_text("charlie, edited\n")
@@ -109,6 +114,32 @@ def test_the_re_run_layer_is_kept_as_a_splice_that_outlives_its_source_image(
     # A docker archive checks each uncompressed layer against its diff id on the way out.
     docker_archive = tmp_path / "reuse-docker.tar"
     assert main(["--root", str(store_root), "save", "-o", str(docker_archive), "reuse:2"]) == 0
+
+
+def test_a_spliced_layer_is_written_out_whole_for_outside_tools(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, tmp_path: Path
+) -> None:
+    """After the build, a background writer puts the spliced layer's whole blob into the
+    store's OCI layout, where skopeo copies the image from."""
+    skopeo = require_tool("skopeo")
+    monkeypatch.delenv(KEEP_SPLICES, raising=False)
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
+    (context / "app/sub/c.txt").write_text("charlie, edited\n")
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:2")
+    diff_id, _second = _copy_layer(store_root, "reuse:2")
+    with Store.open(store_root) as store:
+        whole = store.blobs.path(diff_id)
+        assert store.blobs.splice_path(diff_id).is_file()
+        deadline = time.monotonic() + 60
+        while not whole.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert whole.exists(), "the spliced layer was not written out"
+        assert store.blobs.verify(diff_id)
+    copied = tmp_path / "copied"
+    subprocess.run(
+        [skopeo, "copy", f"oci:{store_root}:reuse:2", f"dir:{copied}"], check=True, capture_output=True
+    )
+    assert (copied / diff_id.removeprefix("sha256:")).is_file()
 
 
 def test_a_changed_file_of_the_same_size_and_time_is_copied_not_linked(
@@ -165,6 +196,7 @@ def test_a_re_run_whose_files_were_all_linked_after_the_unmount_is_spliced(
     """Files right in the destination directory are written through the mount, and claimed
     to be linked after it: they count as taken from the previous layer, so the layer is
     spliced from it rather than written whole."""
+    monkeypatch.setenv(KEEP_SPLICES, "1")
     root = tmp_path / "flat"
     (root / "app").mkdir(parents=True)
     for index in range(10):

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from builder.cli.outputs import OutputSpec
     from builder.graph import BuildGraph, Platform
     from builder.progress import Renderer
+    from builder.store.store import Store
 
 
 def _pairs(values: Sequence[str], flag: str, *, from_env: bool = False) -> dict[str, str]:
@@ -193,7 +194,7 @@ def run_build_command(args: argparse.Namespace) -> int:
                     build_contexts=named,
                 )
 
-            return build_for_platforms(
+            status = build_for_platforms(
                 store,
                 args,
                 platforms,
@@ -205,6 +206,8 @@ def run_build_command(args: argparse.Namespace) -> int:
                 outputs=outputs,
                 after_build=after_build,
             )
+            _write_out_splices(store)
+            return status
         request = BuildRequest(graph, context, tuple(args.tag), labels, options)
         result = run_build(store, request, sink)
         after_build(frozenset(layer.chain_id for layer in result.state.layers))
@@ -230,6 +233,7 @@ def run_build_command(args: argparse.Namespace) -> int:
                 pushed[tag] = push_image(
                     store, tag, sink=sink, insecure=args.insecure_registry, compression=args.compression
                 )
+        _write_out_splices(store)
     if collector is not None:
         extra: dict[str, object] = {"manifest_digest": result.manifest_digest}
         if pushed:
@@ -240,6 +244,15 @@ def run_build_command(args: argparse.Namespace) -> int:
     if args.quiet:
         print(result.image_id)
     return 0
+
+
+def _write_out_splices(store: Store) -> None:
+    """Layers this build kept as splices are written out whole in the background, so the
+    store stays an OCI layout outside tools can read (:mod:`builder.store.write_out`)."""
+    if store.blobs.spliced:
+        from builder.store.write_out import write_out_later
+
+        write_out_later(store)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

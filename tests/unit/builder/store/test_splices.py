@@ -129,3 +129,22 @@ def test_a_splice_of_too_many_parts_is_written_out_whole(
         blobs.put_splice(
             sha(b"other"), [Part(first, 0, 2), Part(second, 0, 2), Part(first, 4, 2), Part(second, 4, 2)]
         )
+
+
+def test_write_out_puts_the_whole_blob_beside_its_parts(tmp_path: Path) -> None:
+    from builder.store.write_out import write_out
+
+    with Store.open(tmp_path) as store:
+        old = store.blobs.put_bytes(b"the previous layer").digest
+        new = store.blobs.put_bytes(b"!").digest
+        digest, whole = _splice(store.blobs, [(old, 0, 18), (new, 0, 1)])
+        assert store.blobs.spliced == {digest}
+        assert write_out(store, [digest, sha(b"gone meanwhile")]) == 1
+        assert store.blobs.path(digest).read_bytes() == whole
+        assert store.blobs.splice_path(digest).is_file()  # a reader may be about to use it
+        assert write_out(store, [digest]) == 0
+        # Whole, it needs its parts no more.
+        with store.lease() as lease:
+            lease.add_blob(digest)
+            assert sorted(prune(store).blobs) == sorted([old, new])
+        assert store.blobs.read_bytes(digest) == whole
