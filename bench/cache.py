@@ -212,6 +212,7 @@ def bench(builder: Builder, work: Path, scale: Scale) -> list[tuple[str, float]]
     large = work / f"{builder.name.split()[0]}-large"
     edited = make_large_context(large, scale)
     builder.import_base(make_base_tar(work))
+    os.sync()  # the 300 MB just written would be flushed while the first timings run
     results.append(("30-step: first build", timed(lambda: builder.build(steps, "bench-steps"))))
     results.append(("30-step: fully cached", best_of(lambda: builder.build(steps, "bench-steps"))))
     label = f"{scale.small_files} files + {scale.large_files * scale.large_file_mb} MB"
