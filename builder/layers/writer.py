@@ -156,8 +156,7 @@ class _TarStream:
             else:
                 if status.st_nlink > 1:
                     self._first_names[inode] = name
-                if self._sink is not None:
-                    self._emit_file(path, name, status)
+                if self._reused(name, status):
                     return
                 size = status.st_size
         elif stat.S_ISLNK(mode):
@@ -169,6 +168,7 @@ class _TarStream:
             type_flag = tarheader.FIFO
         else:
             raise LayerError(f"cannot put {os.fsdecode(name)!r} in a layer: unknown file type {mode:o}")
+        xattrs = _read_xattrs(path)
         entry = tarheader.TarEntry(
             name=name,
             type_flag=type_flag,
@@ -180,50 +180,45 @@ class _TarStream:
             linkname=linkname,
             devmajor=major,
             devminor=minor,
-            xattrs=_read_xattrs(path),
+            xattrs=xattrs,
         )
         header = tarheader.encode_header(entry)
-        if type_flag == tarheader.DIRECTORY and self._sink is not None:
+        if self._sink is None:
+            self._out.write(header)
+            if size:
+                self._copy_content(path, name, size)
+            return
+        start = self._sink.position
+        if type_flag == tarheader.DIRECTORY:
             # A directory's header is made anew (its inode is new), but most often it is
             # the very bytes the previous tar holds for it: then name those, so that the
             # splice stays a few long runs rather than two pieces per directory.
-            start = self._sink.position
             known = self._reusable.get(name)
             self._sink.write_or_reference(header, (known[0], known[1]) if known else None)
-            if self._index is not None:
-                self._index[name] = (start, len(header), file_key(status))
-            return
-        self._out.write(header)
-        if size:
-            self._copy_content(path, name, size)
-
-    def _emit_file(self, path: bytes, name: bytes, status: os.stat_result) -> None:
-        """A regular file's entry, its previous layer's bytes reused when they are the same
-        inode unchanged (see :mod:`builder.layers.layerindex`), and its span indexed."""
-        assert self._sink is not None
-        start, key = self._sink.position, file_key(status)
-        known = self._reusable.get(name)
-        indexed = True
-        if known is not None and known[2] == key:
-            self._sink.reference(known[0], known[1])
         else:
-            xattrs = _read_xattrs(path)
-            indexed = not xattrs  # an index entry promises the file has none
-            entry = tarheader.TarEntry(
-                name=name,
-                type_flag=tarheader.REGULAR,
-                mode=stat.S_IMODE(status.st_mode),
-                uid=status.st_uid,
-                gid=status.st_gid,
-                size=status.st_size,
-                mtime=self._mtime(status),
-                xattrs=xattrs,
-            )
-            self._out.write(tarheader.encode_header(entry))
-            if status.st_size:
-                self._copy_content(path, name, status.st_size)
+            self._sink.write(header)
+            if size:
+                self._copy_content(path, name, size)
+        # Directories, and regular files without xattrs (an index entry promises a file has
+        # none, :mod:`builder.fileops.donor` relies on it); not hard links to a first name.
+        indexed = type_flag == tarheader.DIRECTORY or (type_flag == tarheader.REGULAR and not xattrs)
         if self._index is not None and indexed:
-            self._index[name] = (start, self._sink.position - start, key)
+            self._index[name] = (start, self._sink.position - start, file_key(status))
+
+    def _reused(self, name: bytes, status: os.stat_result) -> bool:
+        """Name the previous layer's entry for a regular file when it is the same inode,
+        unchanged (see :mod:`builder.layers.layerindex`), and index it; false otherwise."""
+        known = self._reusable.get(name)
+        if known is None or self._sink is None:
+            return False
+        key = file_key(status)
+        if known[2] != key:
+            return False
+        start = self._sink.position
+        self._sink.reference(known[0], known[1])
+        if self._index is not None:
+            self._index[name] = (start, known[1], key)
+        return True
 
     def _copy_content(self, path: bytes, name: bytes, size: int) -> None:
         """Stream a file's bytes through one reused buffer; every sink copies what it keeps."""
