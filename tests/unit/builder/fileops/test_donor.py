@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from builder.fileops.donor import DonorLayer
-from builder.layers.layerindex import file_key
+from builder.layers.layerindex import FileKey, file_key
 
 MTIME_NS = 1_600_000_000_000_000_000
 
@@ -27,8 +27,14 @@ def layout(tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
-def _donor(layout: dict[str, Path], unchanged: tuple[str, ...] = ("app/a.txt",)) -> DonorLayer:
-    return DonorLayer(layout["donor"], unchanged, dest_root=layout["merged"], upper=layout["upper"])
+def _donor(
+    layout: dict[str, Path],
+    unchanged: tuple[str, ...] = ("app/a.txt",),
+    index: dict[bytes, tuple[int, int, FileKey]] | None = None,
+) -> DonorLayer:
+    return DonorLayer(
+        layout["donor"], unchanged, dest_root=layout["merged"], upper=layout["upper"], index=index
+    )
 
 
 def _copy(source: Path, target: Path, info: os.stat_result) -> None:
@@ -135,27 +141,13 @@ def test_a_directory_is_judged_at_its_first_claim(layout: dict[str, Path]) -> No
     donor = _donor(layout, unchanged=("lib/a.txt",))
     source = layout["context"] / "lib/a.txt"
 
-    def claim() -> bool:
+    def claim(name: str = "lib/a.txt") -> bool:
         return donor.claim(
-            "lib/a.txt",
-            source,
-            layout["merged"] / "lib/a.txt",
-            os.lstat(source),
-            mode=0o644,
-            owner=None,
-            copy_file=_copy,
+            name, source, layout["merged"] / name, os.lstat(source), mode=0o644, owner=None, copy_file=_copy
         )
 
     # A claim refused before the directory is looked at (a changed file) does not settle it...
-    assert not donor.claim(
-        "lib/changed",
-        source,
-        layout["merged"] / "lib/changed",
-        os.lstat(source),
-        mode=0o644,
-        owner=None,
-        copy_file=_copy,
-    )
+    assert not claim("lib/changed")
     (layout["upper"] / "lib").mkdir()  # ...so the overlay copying it up meanwhile counts
     assert claim()
     # Once judged, it stays judged for this copy.
@@ -179,10 +171,7 @@ def _indexed_donor(layout: dict[str, Path], **changes: int) -> DonorLayer:
     fields = {"size": 2, "mtime_ns": 3, "mode": 4}
     changed = tuple(changes.get(name, key[index]) for name, index in fields.items())
     key = (*key[:2], *changed, *key[5:])
-    index = {b"app/a.txt": (0, 1024, key)}
-    return DonorLayer(
-        layout["donor"], ("app/a.txt",), dest_root=layout["merged"], upper=layout["upper"], index=index
-    )
+    return _donor(layout, index={b"app/a.txt": (0, 1024, key)})
 
 
 def test_an_indexed_donor_file_is_judged_by_its_index_entry(layout: dict[str, Path]) -> None:
@@ -201,7 +190,4 @@ def test_an_indexed_donor_file_is_judged_by_its_index_entry(layout: dict[str, Pa
 
 def test_a_file_missing_from_the_index_is_looked_at(layout: dict[str, Path]) -> None:
     os.setxattr(layout["donor"] / "app/a.txt", "user.origin", b"donor")
-    donor = DonorLayer(
-        layout["donor"], ("app/a.txt",), dest_root=layout["merged"], upper=layout["upper"], index={}
-    )
-    assert not _claim_direct(donor, layout)
+    assert not _claim_direct(_donor(layout, index={}), layout)
