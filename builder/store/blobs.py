@@ -83,8 +83,7 @@ class BlobStore:
             _size, parts = splices.read_splice(self.splice_path(digest))
         except FileNotFoundError as err:
             raise StoreError(f"blob {digest} is not in the store") from err
-        located = [(self.path(part.source), part) for part in parts]
-        return cast(BinaryIO, io.BufferedReader(splices.SplicedReader(located, digest), _CHUNK))
+        return cast(BinaryIO, io.BufferedReader(splices.SplicedReader(self._located(parts), digest), _CHUNK))
 
     def parts(self, digest: str) -> list[splices.Part]:
         """The plain blob ranges ``digest`` is made of: itself whole, or a splice's parts."""
@@ -99,7 +98,11 @@ class BlobStore:
 
     def ranges(self, digest: str) -> splices.BlobRanges:
         """A reader of byte ranges of a blob, plain or spliced (close it when done)."""
-        return splices.BlobRanges([(self.path(part.source), part) for part in self.parts(digest)], digest)
+        return splices.BlobRanges(self._located(self.parts(digest)), digest)
+
+    def _located(self, parts: Sequence[splices.Part]) -> list[tuple[Path, splices.Part]]:
+        """Each part with the file of the blob it is read from."""
+        return [(self.path(part.source), part) for part in parts]
 
     def put_splice(self, digest: str, parts: Sequence[splices.Part]) -> BlobInfo:
         """Record the blob ``digest`` as ``parts`` of stored blobs, whose hash the caller
@@ -140,7 +143,7 @@ class BlobStore:
         """Store the bytes ``parts`` make as a plain blob, checked against ``digest``: a
         splice of too many pieces (one layer edited file by file, many times over) reads
         slowly and keeps many small blobs alive, so it is written out whole instead."""
-        ranges = splices.BlobRanges([(self.path(part.source), part) for part in parts], digest)
+        ranges = splices.BlobRanges(self._located(parts), digest)
 
         def copy(out: _HashingWriter) -> None:
             for chunk in ranges.chunks(0, ranges.size):

@@ -84,11 +84,6 @@ class PartTable:
         return found
 
 
-def slice_parts(parts: Sequence[Part], offset: int, length: int) -> list[Part]:
-    """The parts covering bytes ``[offset, offset + length)`` of the stream ``parts`` make."""
-    return PartTable(parts).slice(offset, length)
-
-
 def write_splice(path: Path, parts: Sequence[Part]) -> int:
     """Record ``parts`` at ``path`` (atomically); return the spliced blob's size."""
     size = sum(part.length for part in parts)

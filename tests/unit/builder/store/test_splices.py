@@ -11,7 +11,7 @@ import pytest
 from builder.errors import StoreError
 from builder.store import Store, prune, splices
 from builder.store.blobs import BlobStore
-from builder.store.splices import Part, merge_parts, slice_parts
+from builder.store.splices import Part, PartTable, merge_parts
 
 
 def sha(payload: bytes) -> str:
@@ -110,9 +110,9 @@ def test_prune_keeps_the_parts_of_a_kept_splice(tmp_path: Path) -> None:
 def test_parts_merge_and_slice() -> None:
     parts = merge_parts([Part("a", 0, 5), Part("a", 5, 5), Part("b", 0, 0), Part("b", 1, 2)])
     assert parts == [Part("a", 0, 10), Part("b", 1, 2)]
-    assert slice_parts(parts, 8, 3) == [Part("a", 8, 2), Part("b", 1, 1)]
+    assert PartTable(parts).slice(8, 3) == [Part("a", 8, 2), Part("b", 1, 1)]
     with pytest.raises(StoreError):
-        slice_parts(parts, 10, 5)
+        PartTable(parts).slice(10, 5)
 
 
 def test_a_splice_of_too_many_parts_is_written_out_whole(
