@@ -194,11 +194,10 @@ class TarSink:
     def write_or_reference(self, data: bytes, span: tuple[int, int] | None) -> None:
         """``data`` next: named as the previous tar's ``span`` when it holds exactly these
         bytes (a directory's unchanged header), else written."""
-        if span is not None and self._previous is not None and span[1] == len(data):
-            if self._previous_equals(span[0], data):
-                self.reference(*span)
-                return
-        self.write(data)
+        if span is not None and span[1] == len(data) and self._previous_equals(span[0], data):
+            self.reference(*span)
+        else:
+            self.write(data)
 
     def reference(self, offset: int, length: int) -> None:
         """The previous tar's bytes ``[offset, offset + length)`` come next in this one."""
@@ -284,10 +283,7 @@ class TarSink:
     def _repeats_previous(self, data: bytes | bytearray | memoryview) -> bool:
         """Whether small new bytes (a directory's header, say) are the previous tar's at the
         same place: then the two still share their beginning, and hashing can wait."""
-        previous = self._previous
-        if previous is None or len(data) > _SMALL or self.position + len(data) > previous.index.size:
-            return False
-        return self._previous_equals(self.position, data)
+        return len(data) <= _SMALL and self._previous_equals(self.position, data)
 
     def _previous_equals(self, offset: int, data: bytes | bytearray | memoryview) -> bool:
         """Whether the previous tar holds ``data`` at ``offset``."""
