@@ -59,15 +59,14 @@ class _HashFeed:
         hasher: _Hash,
         *,
         read_previous: Callable[[int, int], Iterator[bytes | memoryview]] | None,
-        saveable: bool,
         hashed_to: int,
         checkpoints: list[tuple[int, bytes]] | None,
     ) -> None:
         self._hash = hasher
         self._read_previous = read_previous
-        self._saveable = saveable
         self._hashed_to = self._last_checkpoint = hashed_to
-        #: Saved states, when kept; only the feed's thread appends until :meth:`finish`.
+        #: Saved states, when kept (only with a resumable ``hasher``); only the feed's
+        #: thread appends until :meth:`finish`.
         self.checkpoints = checkpoints
         # Unbounded: a range costs a few bytes to queue, however long it is. New bytes are
         # bounded instead (:data:`_IN_FLIGHT`), so the writer waits only for memory.
@@ -125,11 +124,7 @@ class _HashFeed:
     def _update(self, data: bytes | memoryview) -> None:
         self._hash.update(data)
         self._hashed_to += len(data)
-        if (
-            self.checkpoints is not None
-            and self._saveable
-            and self._hashed_to - self._last_checkpoint >= CHECKPOINT_EVERY
-        ):
+        if self.checkpoints is not None and self._hashed_to - self._last_checkpoint >= CHECKPOINT_EVERY:
             self.checkpoints.append((self._hashed_to, self._hash.state()))  # type: ignore[attr-defined]
             self._last_checkpoint = self._hashed_to
 
@@ -273,7 +268,6 @@ class TarSink:
         self._feed = _HashFeed(
             hasher,
             read_previous=previous.read if previous is not None else None,
-            saveable=saveable,
             hashed_to=state_offset,
             checkpoints=kept,
         )
