@@ -331,9 +331,16 @@ class LocalRunner:
             if isinstance(op, Exec):
                 self._run_exec(op, state, workspace, where)
             elif isinstance(op, CopyOp):
+                from builder.fileops.donor import DonorConflictError
+
                 indexed_previous = indexed_layer(self._store, probe.previous) if indexed else None
                 donor = self._donor(op, state, probe, workspace, indexed_previous)
-                self._run_copy(op, state, workspace, where, donor)
+                try:
+                    self._run_copy(op, state, workspace, where, donor)
+                except DonorConflictError:
+                    workspace.empty_upper()
+                    donor = None
+                    self._run_copy(op, state, workspace, where)
                 previous = indexed_previous if donor is not None and donor.claimed else None
             elif isinstance(op, MkdirOp):
                 with self._mounted(state, workspace) as rootfs:
@@ -421,6 +428,11 @@ class LocalRunner:
             )
         if donor is not None:
             donor.link_claimed()
+            if donor.in_place:
+                from builder.workspace import rootfs_view
+
+                with rootfs_view(self._snapshot_dirs(base), self._containers_dir) as lower:
+                    donor.restamp_items(lower)
 
     def _donor(
         self,
@@ -454,13 +466,35 @@ class LocalRunner:
         ]
         if not unchanged:
             return None
+        in_place = indexed is not None and self._take_previous(previous.chain_id, old_files, probe, workspace)
         return DonorLayer(
-            self._store.snapshots.path(previous.chain_id),
+            workspace.upper if in_place else self._store.snapshots.path(previous.chain_id),
             unchanged,
             dest_root=workspace.merged,
             upper=workspace.upper,
             index=indexed.index.entries if indexed is not None else None,
+            in_place=in_place,
+            graveyard=workspace.directory / "replaced",
         )
+
+    def _take_previous(
+        self,
+        chain_id: str,
+        old_files: Mapping[str, Mapping[str, str]],
+        probe: Probe,
+        workspace: StepWorkspace,
+    ) -> bool:
+        """Whether the previous layer's snapshot became this step's upper dir
+        (:mod:`builder.store.takeover`). Only when every file it holds is still selected: a
+        copy writes files, it never removes one."""
+        selected = probe.inputs.files()
+        for input_name, files in old_files.items():
+            now = selected.get(input_name)
+            if now is None or any(name not in now for name in files):
+                return False
+        from builder.store.takeover import take_snapshot
+
+        return take_snapshot(self._store, chain_id, workspace.upper)
 
     def _resolve_chown(self, op: CopyOp, state: ImageState) -> tuple[int, int]:
         """``--chown`` names resolve in the destination image (also for ``--link``)."""

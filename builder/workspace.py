@@ -37,6 +37,12 @@ class StepWorkspace:
     def merged(self) -> Path:
         return self.directory / "merged"
 
+    def empty_upper(self) -> None:
+        """Start the step over: an empty upper dir and no overlay work dir (nothing mounted)."""
+        for directory in (self.upper, self.work):
+            shutil.rmtree(directory, ignore_errors=True)
+        self.upper.mkdir()
+
 
 @contextmanager
 def step_workspace(containers_dir: Path) -> Iterator[StepWorkspace]:

@@ -31,12 +31,21 @@ describe this very snapshot) the donor's side is read from the index instead of 
 file: an indexed file's inode, type, size, mode, owner and time are those recorded when the
 layer was written (snapshots never change), and only files without extended attributes are
 indexed. That spares an ``lstat`` and a ``listxattr`` per file of a large copy.
+
+Better still, when the donor's snapshot can be taken out of the store
+(:mod:`builder.store.takeover`), its tree *is* the step's upper dir (``in_place``): an
+unchanged file is then already where the copy writes it, and a claim leaves it there,
+linking nothing. Only an indexed file is kept so (the index says what is there); any other
+is written again by the copier. Where the taken tree holds an entry of another type than
+the copy writes (a directory where a file goes, or the reverse), the copier raises
+:class:`DonorConflictError`, and the step starts over in an empty upper dir without a donor.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
 
@@ -47,6 +56,11 @@ if TYPE_CHECKING:
 
 #: Copies a source file to a path and gives it the copier's metadata (the fallback).
 CopyFile = Callable[[str, str, os.stat_result], None]
+
+
+class DonorConflictError(Exception):
+    """The donor's tree, taken as the upper dir, holds an entry of another type where the
+    copy writes: the step must start over without it (the copy itself may be valid)."""
 
 
 @dataclass(frozen=True)
@@ -91,9 +105,17 @@ class DonorLayer:
         dest_root: os.PathLike[str] | str,
         upper: os.PathLike[str] | str,
         index: Mapping[bytes, tuple[int, int, FileKey]] | None = None,
+        in_place: bool = False,
+        graveyard: os.PathLike[str] | str | None = None,
     ) -> None:
         #: The donor layer's index entries by path below the copy's root, if it has one.
         self._index = index
+        #: The donor's tree is the upper dir itself (``root`` is ``upper``): see the module doc.
+        self.in_place = in_place
+        #: Where the files the copy replaces in a taken tree are kept alive (see
+        #: :meth:`replacing`), on the upper dir's filesystem; made on first use.
+        self._graveyard = os.fspath(graveyard) if graveyard is not None else None
+        self._buried = 0
         # Resolved once, so the per-directory symlink check compares like with like.
         self.root = os.path.realpath(root)
         self.unchanged = frozenset(unchanged)
@@ -102,17 +124,21 @@ class DonorLayer:
         self.upper = os.fspath(upper)
         self._upper_prefix = self.upper.rstrip("/") + "/"
         self._claims: dict[str, _Claim] = {}
+        #: Where the copy's item went, below ``dest_root`` (:meth:`note_item`).
+        self.items: list[str] = []
         #: Files linked so far: at once (written straight into the upper dir), and those
         #: claimed through the mount once :meth:`link_claimed` has linked them.
         self.linked = 0
+        #: Files left where they are in a tree taken as the upper dir (``in_place``).
+        self.kept = 0
         self._inodes: set[tuple[int, int]] = set()
         self._ready: dict[str, bool] = {}
         self._directories: dict[str, _Directory | None] = {}
 
     @property
     def claimed(self) -> int:
-        """How many files are (or will be, once the mount is gone) linked, not copied."""
-        return self.linked + len(self._claims)
+        """How many files are (or will be, once the mount is gone) taken, not copied."""
+        return self.linked + self.kept + len(self._claims)
 
     def claim(
         self,
@@ -142,6 +168,8 @@ class DonorLayer:
             return False
         donor = directory.donor + filename
         indexed = self._index.get(os.fsencode(directory.relative + filename)) if self._index else None
+        if indexed is None and self.in_place:
+            return False
         if indexed is not None:
             device, inode_number, size, mtime_ns, file_mode, uid, gid = indexed[2]
             donor_xattrs = False  # only files without them are indexed
@@ -165,6 +193,10 @@ class DonorLayer:
             or _has_xattrs(source)
         ):
             return False
+        if self.in_place:
+            self._inodes.add(inode)
+            self.kept += 1
+            return True
         if directory.direct:
             if not _link(donor, directory.target + filename):
                 return False
@@ -191,6 +223,54 @@ class DonorLayer:
         if relative is None or not self._directory_ready(relative.rstrip("/")):
             return None
         return _Directory(relative, os.path.join(self.root, relative), text, direct)
+
+    def replacing(self, target: str) -> None:
+        """The copier is about to remove ``target`` (below the mount) to write another file
+        there. In a taken tree that may be one of the tree's own files: it is linked into the
+        graveyard first, so that its inode outlives the step. Otherwise the new file could
+        get its inode number at once (ext4 reuses them), and with the same size, time and
+        mode pass for it in the index: the layer would be given the old file's bytes."""
+        if not self.in_place or self._graveyard is None:
+            return
+        relative = self._relative(target)
+        if relative is None:
+            return
+        if not self._buried:
+            os.makedirs(self._graveyard, exist_ok=True)
+        try:
+            os.link(
+                os.path.join(self.upper, relative), f"{self._graveyard}/{self._buried}", follow_symlinks=False
+            )
+        except FileNotFoundError:
+            return  # not in the upper dir: a file of the layers below
+        self._buried += 1
+
+    def note_item(self, target: os.PathLike[str] | str) -> None:
+        """The copy writes its item (the path the COPY names) at ``target``."""
+        relative = self._relative(os.fspath(target))
+        if relative is not None:
+            self.items.append(relative)
+
+    def restamp_items(self, lower: os.PathLike[str] | str) -> None:
+        """Give the directories at and above the copy's item, in a taken tree, the times a
+        fresh copy gives them (call once the mount is gone; ``lower`` shows the layers below).
+
+        The copier sets the times of the directories below its item from their sources, not
+        of these: a fresh copy makes them, or writes into them through the overlay, so they
+        take the time of the copy, unless they are directories of the layers below that the
+        overlay only copied up (it keeps their times). In the taken tree they hold the times
+        of the previous copy: each one not as the layers below have it gets the time of now.
+        """
+        now = time.time_ns()
+        for item in self.items:
+            path = item if os.path.isdir(os.path.join(self.upper, item)) else os.path.dirname(item)
+            while path:
+                here = os.path.join(self.upper, path)
+                mine, theirs = _lstat(here), _lstat(os.path.join(lower, path))
+                if mine is not None and stat.S_ISDIR(mine.st_mode):
+                    if theirs is None or theirs.st_mtime_ns != mine.st_mtime_ns:
+                        os.utime(here, ns=(now, now), follow_symlinks=False)
+                path = os.path.dirname(path)
 
     def release(self, target: os.PathLike[str] | str) -> None:
         """Forget a claim on ``target``: the copier is writing something else there."""
@@ -257,6 +337,13 @@ def _link(donor: str, target: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def _has_xattrs(path: os.PathLike[str] | str) -> bool:

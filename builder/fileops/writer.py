@@ -123,16 +123,27 @@ class TreeWriter:
             if not (stat.S_ISDIR(info.st_mode) and self.rules.exclude_keep_dir(rel)):
                 return
         mode = info.st_mode
-        if self.donor is not None and not fresh:
-            self.donor.release(target)
+        donor = self.donor
+        if donor is not None and not nested:
+            donor.note_item(target)
+        if donor is not None and not fresh:
+            donor.release(target)
         if stat.S_ISDIR(mode):
             created = self._copy_dir(source, rel, target, fresh=fresh)
             if created or nested:
                 self.apply_metadata(source, target, info)
             return
+        in_place = donor is not None and donor.in_place
+        if in_place and stat.S_ISREG(mode) and not fresh and self._claim(source, rel, target, info):
+            return  # already there: the upper dir is the donor's tree
         if not fresh:
             self._clear_for_file(target)
-        if stat.S_ISREG(mode) and self.donor is not None and self._claim(source, rel, target, info):
+        if (
+            not in_place
+            and stat.S_ISREG(mode)
+            and donor is not None
+            and self._claim(source, rel, target, info)
+        ):
             return
         if stat.S_ISREG(mode):
             self._copy_file(source, target, info)
@@ -159,6 +170,7 @@ class TreeWriter:
             created = True
         else:
             if not stat.S_ISDIR(existing.st_mode):
+                self._conflict()
                 raise BuildError(f"cannot copy to non-directory: {self._shown(target)}")
         source_prefix = _as_prefix(source)
         target_prefix = _as_prefix(self._direct(target) if created else target)
@@ -225,8 +237,19 @@ class TreeWriter:
         except FileNotFoundError:
             return
         if stat.S_ISDIR(existing.st_mode):
+            self._conflict()
             raise BuildError(f"cannot replace to directory {self._shown(target)} with file")
+        if self.donor is not None:
+            self.donor.replacing(target)
         os.unlink(target)
+
+    def _conflict(self) -> None:
+        """An entry of another type is in the way: when the upper dir is a donor's tree it may
+        be the donor's, so the step starts over without it (:class:`DonorConflictError`)."""
+        if self.donor is not None and self.donor.in_place:
+            from builder.fileops.donor import DonorConflictError
+
+            raise DonorConflictError
 
     def _copy_file(self, source: str, target: str, info: os.stat_result) -> None:
         key = (info.st_dev, info.st_ino)

@@ -48,7 +48,7 @@ def prune(store: Store, *, extra_blob_roots: Iterable[str] = (), dry_run: bool =
         live_blobs = set(extra_blob_roots) | store.meta.leased(LEASE_BLOB)
         live_snapshots = store.meta.leased(LEASE_SNAPSHOT)
         for digest in live_images:
-            blobs, snapshots = _image_closure(store, digest)
+            blobs, snapshots = image_closure(store, digest)
             live_blobs |= blobs
             live_snapshots |= snapshots
         live_blobs |= live_variant_blobs(store, live_blobs)  # a variant lives as its layer does
@@ -78,7 +78,7 @@ def forget_built_images(store: Store, live_images: set[str]) -> None:
             store.meta.delete_value(NAMESPACE, key)
 
 
-def _image_closure(store: Store, manifest_digest: str) -> tuple[set[str], set[str]]:
+def image_closure(store: Store, manifest_digest: str) -> tuple[set[str], set[str]]:
     """Blob digests and snapshot chain ids that one stored image needs."""
     if not store.blobs.has(manifest_digest):
         return set(), set()

@@ -25,3 +25,19 @@ def file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def file_lock_now(path: Path) -> Iterator[bool]:
+    """Hold ``path``'s ``flock`` exclusively for the block if no one holds it now; yields
+    whether it is held. For work that may as well be skipped rather than waited for."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+        else:
+            yield True
+    finally:
+        os.close(fd)

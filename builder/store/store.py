@@ -25,7 +25,7 @@ from builder.oci.reference import Reference, is_digest, parse_reference
 from builder.store.blobs import BlobStore, remove_stale_temp_entries
 from builder.store.durable import write_durably
 from builder.store.leases import Lease
-from builder.store.locks import file_lock
+from builder.store.locks import file_lock, file_lock_now
 from builder.store.meta import MetaStore, RefRecord
 from builder.store.snapshots import SnapshotStore, chain_ids
 
@@ -138,6 +138,12 @@ class Store:
         """Hold the gc lock exclusively (prune)."""
         with file_lock(self.root / "gc.lock", exclusive=True):
             yield
+
+    @contextmanager
+    def exclusive_now(self) -> Iterator[bool]:
+        """Hold the gc lock exclusively if that is possible at once; yields whether held."""
+        with file_lock_now(self.root / "gc.lock") as held:
+            yield held
 
     @contextmanager
     def lease(self, expires_in: float = 24 * 3600.0) -> Iterator[Lease]:

@@ -191,3 +191,82 @@ def test_an_indexed_donor_file_is_judged_by_its_index_entry(layout: dict[str, Pa
 def test_a_file_missing_from_the_index_is_looked_at(layout: dict[str, Path]) -> None:
     os.setxattr(layout["donor"] / "app/a.txt", "user.origin", b"donor")
     assert not _claim_direct(_donor(layout, index={}), layout)
+
+
+def test_in_place_a_matching_indexed_file_is_kept_and_an_unindexed_one_is_not(
+    layout: dict[str, Path],
+) -> None:
+    """With the donor's tree as the upper dir, a claim leaves the file where it is; without
+    an index entry saying what is there, the copier writes it again."""
+    shutil.copytree(layout["donor"], layout["upper"], dirs_exist_ok=True)
+    kept = layout["upper"] / "app/a.txt"
+    index = {b"app/a.txt": (0, 0, file_key(os.lstat(kept)))}
+    donor = DonorLayer(
+        layout["upper"],
+        ("app/a.txt",),
+        dest_root=layout["merged"],
+        upper=layout["upper"],
+        index=index,
+        in_place=True,
+    )
+    inode = os.lstat(kept).st_ino
+    assert _claim(donor, layout)
+    assert (donor.kept, donor.claimed, os.lstat(kept).st_ino) == (1, 1, inode)
+    unindexed = DonorLayer(
+        layout["upper"],
+        ("app/a.txt",),
+        dest_root=layout["merged"],
+        upper=layout["upper"],
+        index={},
+        in_place=True,
+    )
+    assert not _claim(unindexed, layout)
+
+
+def test_in_place_a_replaced_file_of_the_tree_outlives_the_step(
+    layout: dict[str, Path], tmp_path: Path
+) -> None:
+    """Its inode stays taken, so the file written in its place cannot get its number."""
+    shutil.copytree(layout["donor"], layout["upper"], dirs_exist_ok=True)
+    old = os.lstat(layout["upper"] / "app/a.txt")
+    donor = DonorLayer(
+        layout["upper"],
+        (),
+        dest_root=layout["upper"],
+        upper=layout["upper"],
+        in_place=True,
+        graveyard=tmp_path / "replaced",
+    )
+    donor.replacing(str(layout["upper"] / "app/a.txt"))
+    os.unlink(layout["upper"] / "app/a.txt")
+    (layout["upper"] / "app/a.txt").write_text("new\n")
+    assert os.lstat(tmp_path / "replaced/0").st_ino == old.st_ino
+    assert os.lstat(layout["upper"] / "app/a.txt").st_ino != old.st_ino
+
+
+def test_restamping_gives_the_time_of_now_to_directories_not_as_the_layers_below_have_them(
+    layout: dict[str, Path], tmp_path: Path
+) -> None:
+    """usr is the base's, copied up with its time; usr/app and usr/app/new were made by the
+    copy (their times are the previous copy's); below the item the copier set the times."""
+    upper, lower = layout["upper"], tmp_path / "lower"
+    (lower / "usr").mkdir(parents=True)
+    (upper / "usr/app/new/sub").mkdir(parents=True)
+    old = 1_500_000_000_000_000_000
+    for path in (
+        lower / "usr",
+        upper / "usr",
+        upper / "usr/app",
+        upper / "usr/app/new",
+        upper / "usr/app/new/sub",
+    ):
+        os.utime(path, ns=(old, old))
+    donor = DonorLayer(upper, (), dest_root=layout["merged"], upper=upper, in_place=True)
+    donor.note_item(layout["merged"] / "usr/app/new")
+    donor.restamp_items(lower)
+    times = {
+        path: os.lstat(upper / path).st_mtime_ns
+        for path in ("usr", "usr/app", "usr/app/new", "usr/app/new/sub")
+    }
+    assert times["usr"] == old and times["usr/app/new/sub"] == old
+    assert times["usr/app"] > old and times["usr/app/new"] > old
