@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,7 +45,15 @@ from builder.lazyclasses import dataclass
 from builder.leftovers import remove_dead_workspaces
 from builder.resolver import ImageResolver
 from builder.solver import StepContext, StepOutcome
-from builder.stepcommit import IndexedLayer, commit_layer, indexed_layer, takes_from_previous
+from builder.stepcommit import (
+    IndexedLayer,
+    OpenedLayer,
+    commit_layer,
+    foretell,
+    indexed_layer,
+    open_layer,
+    takes_from_previous,
+)
 from builder.store.snapshots import chain_ids
 from builder.store.store import Lease, Store
 
@@ -326,8 +334,8 @@ class LocalRunner:
         from builder.fileops.mkdir import make_workdir
         from builder.workspace import step_workspace
 
-        indexed, previous = takes_from_previous(op), None
-        with step_workspace(self._containers_dir) as workspace:
+        indexed, previous, opened = takes_from_previous(op), None, None
+        with step_workspace(self._containers_dir) as workspace, ExitStack() as cleanup:
             if isinstance(op, Exec):
                 self._run_exec(op, state, workspace, where)
             elif isinstance(op, CopyOp):
@@ -335,13 +343,19 @@ class LocalRunner:
 
                 indexed_previous = indexed_layer(self._store, probe.previous) if indexed else None
                 donor = self._donor(op, state, probe, workspace, indexed_previous)
+                if donor is not None and donor.in_place and indexed_previous is not None:
+                    opened = open_layer(self._store, self._lease, indexed_previous)
+                    if opened is not None:
+                        cleanup.callback(opened.close)
                 try:
-                    self._run_copy(op, state, workspace, where, donor)
+                    self._run_copy(op, state, workspace, where, donor=donor, opened=opened)
                 except DonorConflictError:
                     workspace.empty_upper()
                     donor = None
                     self._run_copy(op, state, workspace, where)
                 previous = indexed_previous if donor is not None and donor.claimed else None
+                if opened is not None and donor is not None and donor.kept_names:
+                    opened.keep(donor.kept_names)
             elif isinstance(op, MkdirOp):
                 with self._mounted(state, workspace) as rootfs:
                     make_workdir(op, dest_root=rootfs)
@@ -356,6 +370,7 @@ class LocalRunner:
                 source_date_epoch=self._options.source_date_epoch,
                 index=indexed,
                 previous=previous,
+                opened=opened if previous is not None else None,
             )
         new_state = state.with_layer(layer).with_config(op.config)
         created = utc_timestamp(self._options.source_date_epoch)
@@ -407,32 +422,54 @@ class LocalRunner:
         state: ImageState,
         workspace: StepWorkspace,
         where: StepContext,
+        *,
         donor: DonorLayer | None = None,
+        opened: OpenedLayer | None = None,
     ) -> None:
+        """Copy into the step's upper dir; with a donor taken in place, also foretell the
+        layer (``opened`` is the previous one) and restamp the tree once the copy is done."""
         from builder.fileops.copy import copy_into
 
         chown = self._resolve_chown(op, state) if op.chown else None
         # --link: the layer is written against an empty root, independent of its parent.
         base = ImageState(platform=state.platform) if op.link else state
-        with self._mounted(base, workspace) as rootfs, self._source_dir(op.source, where) as source:
-            context = self._context_for(op.source) if isinstance(op.source, ContextSource) else None
-            copy_into(
-                op,
-                dest_root=rootfs,
-                source_root=source,
-                context=context,
-                chown=chown,
-                donor=donor,
-                upper=workspace.upper,
-                git_commit=self._git_commit_of(op.source),
-            )
-        if donor is not None:
-            donor.link_claimed()
-            if donor.in_place:
+        with ExitStack() as stack:
+            lower = None
+            if donor is not None and donor.in_place:
                 from builder.workspace import rootfs_view
 
-                with rootfs_view(self._snapshot_dirs(base), self._containers_dir) as lower:
+                lower = stack.enter_context(rootfs_view(self._snapshot_dirs(base), self._containers_dir))
+                if opened is not None:
+                    self._foretell(op, donor, lower, opened)
+            with self._mounted(base, workspace) as rootfs, self._source_dir(op.source, where) as source:
+                context = self._context_for(op.source) if isinstance(op.source, ContextSource) else None
+                copy_into(
+                    op,
+                    dest_root=rootfs,
+                    source_root=source,
+                    context=context,
+                    chown=chown,
+                    donor=donor,
+                    upper=workspace.upper,
+                    git_commit=self._git_commit_of(op.source),
+                )
+            if donor is not None:
+                donor.link_claimed()
+                if lower is not None:
                     donor.restamp_items(lower)
+
+    def _foretell(self, op: CopyOp, donor: DonorLayer, lower: Path, opened: OpenedLayer) -> None:
+        """Hash the layer's likely bytes while the copy runs (:func:`foretell`): the previous
+        tar, with the directories restamping will touch given the copy's time."""
+        import posixpath
+
+        from builder.fileops.donor import with_parents
+
+        destination = posixpath.normpath("/" + op.dest).lstrip("/")
+        mtime = donor.now_ns // 10**9
+        if self._options.source_date_epoch is not None:
+            mtime = min(mtime, self._options.source_date_epoch)
+        foretell(opened, donor.stale_times(with_parents(destination), lower), mtime)
 
     def _donor(
         self,

@@ -10,6 +10,7 @@ hashes little more than that file, instead of 300 MB.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -72,18 +73,22 @@ def commit_layer(
     source_date_epoch: int | None,
     index: bool = False,
     previous: IndexedLayer | None = None,
+    opened: OpenedLayer | None = None,
 ) -> LayerRef:
     """Write ``upper`` as a layer over the chain ``parent`` and adopt it as the snapshot.
 
     ``index`` keeps a layer index beside the blob; ``previous`` is the layer this one may
-    splice from (its unchanged files were linked from its snapshot).
+    splice from (its unchanged files were linked from its snapshot), ``opened`` the same
+    already opened by the caller (:func:`open_layer`), who closes it.
     """
     from builder.layers import write_layer
 
     with store.writing(), ExitStack() as cleanup:
-        spliced_from = _reader(store, lease, previous) if compression == "none" else None
-        if spliced_from is not None:
-            cleanup.callback(spliced_from[1].close)
+        spliced_from = None
+        if compression == "none" and previous is not None:
+            spliced_from = opened or _reader(store, lease, previous)
+            if spliced_from is not None and spliced_from is not opened:
+                cleanup.callback(spliced_from.close)
         described: list[LayerDescriptor] = []
 
         def fill(out: BinaryIO) -> BlobInfo:
@@ -93,7 +98,7 @@ def commit_layer(
                 compression=compression,
                 source_date_epoch=source_date_epoch,
                 index=index and compression == "none",
-                previous=spliced_from[0] if spliced_from else None,
+                previous=spliced_from.layer if spliced_from else None,
             )
             described.append(layer)
             if layer.splice is not None:
@@ -128,20 +133,63 @@ def commit_layer(
     return LayerRef(diff_id, info.digest, info.size, layer.media_type, chain_id)
 
 
-def _reader(
-    store: Store, lease: Lease, previous: IndexedLayer | None
-) -> tuple[PreviousLayer, BlobRanges] | None:
+@dataclass
+class OpenedLayer:
+    """A layer a new one splices from, opened: its index, foretold head (if any) and reader."""
+
+    layer: PreviousLayer
+    ranges: BlobRanges
+
+    def keep(self, names: Iterable[str]) -> None:
+        """Name the files of the new tree that are the indexed ones, untouched."""
+        from dataclasses import replace
+
+        self.layer = replace(self.layer, kept=frozenset(os.fsencode(name) for name in names))
+
+    def close(self) -> None:
+        if self.layer.prehash is not None:
+            self.layer.prehash.close()
+        self.ranges.close()
+
+
+def foretell(opened: OpenedLayer, directories: list[str], mtime: int) -> None:
+    """Start hashing the new layer's likely bytes before its copy runs
+    (:mod:`builder.layers.prehash`): the previous tar with ``directories`` given ``mtime``."""
+    from dataclasses import replace
+
+    from builder.layers.prehash import Prehash, changed_span, foretold_head
+    from builder.oci.resumable_sha256 import ResumableHashUnavailableError
+
+    layer = opened.layer
+    head = foretold_head(layer, [os.fsencode(path) + b"/" for path in directories], mtime)
+    if head is None:
+        return
+    changed = changed_span(head, layer)
+    if changed[0] == changed[1]:
+        return  # the previous tar's own start: its saved states serve
+    try:
+        prehash = Prehash(layer, head, first_change=changed[0])
+    except (ResumableHashUnavailableError, ValueError):
+        return
+    opened.layer = replace(layer, head=head, changed=changed, prehash=prehash)
+
+
+def open_layer(store: Store, lease: Lease, previous: IndexedLayer) -> OpenedLayer | None:
+    """``previous`` opened to be spliced from, its blob leased; ``None`` when it is gone."""
+    with store.writing():
+        return _reader(store, lease, previous)
+
+
+def _reader(store: Store, lease: Lease, previous: IndexedLayer) -> OpenedLayer | None:
     """What the layer writer reads ``previous`` through, once its blob is leased (under the
     gc lock the caller holds) and found whole; ``None`` when it is gone."""
-    if previous is None:
-        return None
     from builder.layers.layerindex import PreviousLayer
 
     lease.add_blob(previous.digest)
     if not store.blobs.has(previous.digest) or store.blobs.size(previous.digest) != previous.index.size:
         return None
     ranges = store.blobs.ranges(previous.digest)
-    return PreviousLayer(previous.index, ranges.chunks), ranges
+    return OpenedLayer(PreviousLayer(previous.index, ranges.chunks), ranges)
 
 
 def _identity(path: Path) -> tuple[int, ...] | None:

@@ -46,7 +46,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from builder.lazyclasses import dataclass
@@ -112,6 +112,8 @@ class DonorLayer:
         self._index = index
         #: The donor's tree is the upper dir itself (``root`` is ``upper``): see the module doc.
         self.in_place = in_place
+        #: The time of this copy, given to the directories :meth:`restamp_items` restamps.
+        self.now_ns = time.time_ns()
         #: Where the files the copy replaces in a taken tree are kept alive (see
         #: :meth:`replacing`), on the upper dir's filesystem; made on first use.
         self._graveyard = os.fspath(graveyard) if graveyard is not None else None
@@ -129,8 +131,10 @@ class DonorLayer:
         #: Files linked so far: at once (written straight into the upper dir), and those
         #: claimed through the mount once :meth:`link_claimed` has linked them.
         self.linked = 0
-        #: Files left where they are in a tree taken as the upper dir (``in_place``).
+        #: Files left where they are in a tree taken as the upper dir (``in_place``), and
+        #: their paths below the root: their index entries hold for the layer written.
         self.kept = 0
+        self.kept_names: list[str] = []
         self._inodes: set[tuple[int, int]] = set()
         self._ready: dict[str, bool] = {}
         self._directories: dict[str, _Directory | None] = {}
@@ -196,6 +200,7 @@ class DonorLayer:
         if self.in_place:
             self._inodes.add(inode)
             self.kept += 1
+            self.kept_names.append(directory.relative + filename)
             return True
         if directory.direct:
             if not _link(donor, directory.target + filename):
@@ -259,18 +264,26 @@ class DonorLayer:
         of these: a fresh copy makes them, or writes into them through the overlay, so they
         take the time of the copy, unless they are directories of the layers below that the
         overlay only copied up (it keeps their times). In the taken tree they hold the times
-        of the previous copy: each one not as the layers below have it gets the time of now.
+        of the previous copy: each one not as the layers below have it gets the copy's time
+        (:attr:`now_ns`, fixed before the copy, so that it can be foretold).
         """
-        now = time.time_ns()
+        chains: list[str] = []
         for item in self.items:
             path = item if os.path.isdir(os.path.join(self.upper, item)) else os.path.dirname(item)
-            while path:
-                here = os.path.join(self.upper, path)
-                mine, theirs = _lstat(here), _lstat(os.path.join(lower, path))
-                if mine is not None and stat.S_ISDIR(mine.st_mode):
-                    if theirs is None or theirs.st_mtime_ns != mine.st_mtime_ns:
-                        os.utime(here, ns=(now, now), follow_symlinks=False)
-                path = os.path.dirname(path)
+            chains += with_parents(path)
+        for path in self.stale_times(chains, lower):
+            os.utime(os.path.join(self.upper, path), ns=(self.now_ns, self.now_ns), follow_symlinks=False)
+
+    def stale_times(self, paths: Iterable[str], lower: os.PathLike[str] | str) -> list[str]:
+        """Those of ``paths`` (below the root) that are directories of the upper dir whose
+        time is not the one the layers below (shown at ``lower``) give them."""
+        stale = []
+        for path in dict.fromkeys(paths):
+            mine, theirs = _lstat(os.path.join(self.upper, path)), _lstat(os.path.join(lower, path))
+            if mine is not None and stat.S_ISDIR(mine.st_mode):
+                if theirs is None or theirs.st_mtime_ns != mine.st_mtime_ns:
+                    stale.append(path)
+        return stale
 
     def release(self, target: os.PathLike[str] | str) -> None:
         """Forget a claim on ``target``: the copier is writing something else there."""
@@ -337,6 +350,12 @@ def _link(donor: str, target: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def with_parents(path: str) -> list[str]:
+    """``a/b/c`` → ``a``, ``a/b``, ``a/b/c`` (nothing for the root)."""
+    parts = [part for part in path.split("/") if part]
+    return ["/".join(parts[: count + 1]) for count in range(len(parts))]
 
 
 def _lstat(path: str) -> os.stat_result | None:

@@ -33,8 +33,12 @@ import marshal
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.lazyclasses import dataclass
+
+if TYPE_CHECKING:
+    from builder.layers.prehash import Prehash
 
 #: device, inode, size, mtime in ns, mode, uid, gid of the file an entry was written from.
 FileKey = tuple[int, int, int, int, int, int, int]
@@ -98,3 +102,13 @@ class PreviousLayer:
 
     index: LayerIndex
     read: Callable[[int, int], Iterator[bytes | memoryview]]
+    #: The new tar's start as foretold (:mod:`builder.layers.prehash`): the previous tar's
+    #: first ``len(head)`` bytes with a few directory headers changed, where ``changed``
+    #: says (first, end); and the thread hashing that foretold stream, if one does.
+    head: bytes = b""
+    changed: tuple[int, int] = (0, 0)
+    prehash: Prehash | None = None
+    #: Names whose file is the one indexed, left untouched where the index was written (a
+    #: tree taken in place, :mod:`builder.fileops.donor`): their entries are reused
+    #: without a look at the file.
+    kept: frozenset[bytes] = frozenset()

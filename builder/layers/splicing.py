@@ -153,6 +153,10 @@ class TarSink:
         self._batch = bytearray()
         #: A referenced range not yet fed: (offset in the previous tar, length).
         self._pending: tuple[int, int] | None = None
+        #: Until hashing starts, the new tar is the *foretold* one so far: the previous tar,
+        #: but for the bytes ``[first, end)`` of ``previous.head`` (see :mod:`prehash`).
+        self._head = previous.head if previous is not None else b""
+        self._changed = previous.changed if previous is not None else (0, 0)
         if previous is None:
             self._start_hash(None)
 
@@ -166,17 +170,16 @@ class TarSink:
         count = len(data)
         if not count:
             return 0
-        if self._feed is None and self._repeats_previous(data):
-            self.reference(self.position, count)
-            return count
+        if self._feed is None:
+            if not self._touches_change(self.position, count) and self._repeats_previous(data):
+                self.reference(self.position, count)
+                return count
+            if self._repeats_head(data):
+                self._keep(data)  # new bytes, but the foretold ones: hashing can still wait
+                return count
         self._diverge()
         self._flush_pending()
-        self._out.write(data)
-        if self._literal_hash is not None:
-            self._literal_hash.update(data)
-        self._add_part(True, self.literal_size, count)
-        self.literal_size += count
-        self.position += count
+        self._keep(data)
         if count < _SMALL:
             self._batch += data
             if len(self._batch) >= _BATCH:
@@ -185,6 +188,16 @@ class TarSink:
             self._flush_batch()
             self._fed(bytes(data))  # the caller reuses its buffer
         return count
+
+    def _keep(self, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data`` to the blob (it is not the previous tar's at this place)."""
+        count = len(data)
+        self._out.write(data)
+        if self._literal_hash is not None:
+            self._literal_hash.update(data)
+        self._add_part(True, self.literal_size, count)
+        self.literal_size += count
+        self.position += count
 
     def write_or_reference(self, data: bytes, span: tuple[int, int] | None) -> None:
         """``data`` next: named as the previous tar's ``span`` when it holds exactly these
@@ -201,7 +214,7 @@ class TarSink:
         if not length:
             return
         self._add_part(False, offset, length)
-        if self._feed is None and offset == self.position:
+        if self._feed is None and offset == self.position and not self._touches_change(offset, length):
             self.position += length  # still the same bytes as the previous tar, unhashed
             return
         self._diverge()
@@ -229,10 +242,12 @@ class TarSink:
         return "sha256:" + self._literal_hash.hexdigest()
 
     def close(self) -> None:
-        """Stop the hashing thread; after :meth:`diff_id` it has stopped already, and before
-        it (the layer failed) what it has not hashed yet is dropped."""
+        """Stop the hashing threads; after :meth:`diff_id` they have stopped already, and
+        before it (the layer failed) what they have not hashed yet is dropped."""
         if self._feed is not None:
             self._feed.close()
+        if self._previous is not None and self._previous.prehash is not None:
+            self._previous.prehash.close()
 
     @property
     def spliced(self) -> bool:
@@ -248,31 +263,45 @@ class TarSink:
         self.parts.append((literal, offset, length))
 
     def _start_hash(self, previous: PreviousLayer | None) -> None:
-        """Start hashing at :attr:`position`, all of it so far equal to ``previous``'s tar."""
-        state_offset, state = 0, None
-        if previous is not None:
-            for offset, saved in previous.index.checkpoints:
-                if offset > self.position:
-                    break
-                state_offset, state = offset, saved
+        """Start hashing at :attr:`position`, all of it so far the foretold tar (the previous
+        one, but for its changed head): from the latest saved state of it at or before."""
+        position, changed_from = self.position, self._changed[0] if self._changed[1] else self.position
+        # States of the previous tar hold for this one before its first changed byte; the
+        # foretelling thread's, up to where this tar stopped matching.
+        valid_to = min(position, changed_from)
+        usable = [c for c in previous.index.checkpoints if c[0] <= valid_to] if previous else []
+        if previous is not None and previous.prehash is not None:
+            usable = sorted({*usable, *previous.prehash.stop(position)})
+        state_offset, state = usable[-1] if usable else (0, None)
         hasher = _resumable(state) if state is not None else None
-        saveable = hasher is not None
         if hasher is None:
-            state_offset = 0
+            state_offset, usable = 0, []
             hasher = _resumable() if self._keep_checkpoints else None
-            saveable = hasher is not None
-            hasher = hasher or hashlib.sha256()
         kept: list[tuple[int, bytes]] | None = None
-        if self._keep_checkpoints and saveable:
-            kept = [c for c in previous.index.checkpoints if c[0] <= state_offset] if previous else []
+        if self._keep_checkpoints and hasher is not None:
+            kept = [c for c in usable if c[0] <= state_offset]
         self._feed = _HashFeed(
-            hasher,
+            hasher or hashlib.sha256(),
             read_previous=previous.read if previous is not None else None,
             hashed_to=state_offset,
             checkpoints=kept,
         )
-        if self.position > state_offset:
-            self._feed.add((state_offset, self.position - state_offset))
+        head_end = len(self._head)
+        if state_offset < min(position, head_end):
+            self._feed.add(self._head[state_offset : min(position, head_end)])
+        if position > max(state_offset, head_end):
+            start = max(state_offset, head_end)
+            self._feed.add((start, position - start))
+
+    def _touches_change(self, offset: int, length: int) -> bool:
+        """Whether ``[offset, offset + length)`` meets the foretold head's changed bytes."""
+        first, end = self._changed
+        return first < end and offset < end and first < offset + length
+
+    def _repeats_head(self, data: bytes | bytearray | memoryview) -> bool:
+        """Whether ``data`` is the foretold head's bytes at :attr:`position`."""
+        end = self.position + len(data)
+        return end <= len(self._head) and self._head[self.position : end] == data
 
     def _repeats_previous(self, data: bytes | bytearray | memoryview) -> bool:
         """Whether small new bytes (a directory's header, say) are the previous tar's at the

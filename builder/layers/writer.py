@@ -97,6 +97,7 @@ class _TarStream:
         #: Filled with each regular file's entry span (a layer index is being written).
         self._index = index
         self._reusable = previous.index.entries if previous is not None else {}
+        self._kept = previous.kept if previous is not None else frozenset()
         self._epoch = source_date_epoch
         self._convert_overlay = convert_overlay
         self._exclude = exclude
@@ -120,11 +121,19 @@ class _TarStream:
         )
 
     def walk(self, directory: bytes, prefix: bytes) -> None:
+        kept = self._kept
         for child in sorted(os.listdir(directory)):
-            path = os.path.join(directory, child)
             name = prefix + child
             if self._exclude is not None and self._exclude(os.fsdecode(name)):
                 continue
+            if kept and name in kept and self._sink is not None:
+                start, length, key = self._reusable[name]
+                self.content_size += key[2]
+                if self._index is not None:
+                    self._index[name] = (self._sink.position, length, key)
+                self._sink.reference(start, length)
+                continue
+            path = os.path.join(directory, child)
             status = os.lstat(path)
             if not stat.S_ISDIR(status.st_mode):
                 self.content_size += status.st_size

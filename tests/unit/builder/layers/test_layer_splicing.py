@@ -194,3 +194,81 @@ def test_a_given_up_layer_stops_hashing_what_is_queued(tmp_path: Path) -> None:
     threading.Timer(0.2, release.set).start()
     sink.close()
     assert len(reads) <= 1
+
+
+def _restamped(old: Path, root: Path, mtime: int) -> Path:
+    """The next tree with its first directory given another time, as a re-run's copy gives
+    the directory it copies into."""
+    new = _next_tree(old, root)
+    os.utime(new / "a", (mtime, mtime))
+    return new
+
+
+@pytest.mark.skipif(not resumable_available(), reason="the foretelling hash needs libcrypto")
+@pytest.mark.parametrize("foretold", [MTIME + 100, MTIME + 50], ids=["right", "wrong"])
+def test_a_foretold_head_is_hashed_ahead_and_the_layer_is_still_the_fresh_one(
+    tmp_path: Path, foretold: int
+) -> None:
+    """The previous tar with ``a/``'s new time is hashed before the layer is written; the
+    writer takes those states only where its bytes are the foretold ones."""
+    from dataclasses import replace
+
+    from builder.layers.prehash import Prehash, changed_span, foretold_head
+
+    old, old_bytes, index = _previous(tmp_path)
+    new = _restamped(old, tmp_path / "new", MTIME + 100)
+    ahead = PreviousLayer(index, _Reads(old_bytes))
+    head = foretold_head(ahead, [b"a/"], foretold)
+    assert head is not None and len(head) == 512
+    changed = changed_span(head, ahead)
+    assert 0 < changed[0] < changed[1] <= 512
+    reads = _Reads(old_bytes)
+    previous = replace(
+        PreviousLayer(index, reads),
+        head=head,
+        changed=changed,
+        prehash=Prehash(ahead, head, first_change=changed[0]),
+    )
+    literal, layer = _write(new, index=True, previous=previous)
+    fresh, fresh_layer = _write(new)
+    assert _assemble(literal, old_bytes, layer) == fresh
+    assert layer.diff_id == fresh_layer.diff_id
+    read_again = sum(length for _offset, length in reads.ranges)
+    if foretold == MTIME + 100:
+        assert read_again < len(old_bytes) - CHECKPOINT_EVERY  # hashed ahead, not again
+    else:
+        assert read_again >= CHECKPOINT_EVERY  # hashed from the start
+
+
+@pytest.mark.skipif(not resumable_available(), reason="the foretelling hash needs libcrypto")
+def test_a_prehash_stopped_at_an_offset_saves_the_state_of_exactly_that_prefix(tmp_path: Path) -> None:
+    from builder.layers.prehash import Prehash
+    from builder.oci.resumable_sha256 import ResumableSha256
+
+    _old, old_bytes, index = _previous(tmp_path)
+    head = b"x" * 600
+    prehash = Prehash(PreviousLayer(index, _Reads(old_bytes)), head, first_change=0)
+    stop_at = CHECKPOINT_EVERY + 4321
+    states = prehash.stop(stop_at)
+    stream = head + old_bytes[len(head) :]
+    assert states and all(offset <= stop_at for offset, _state in states)
+    for offset, state in states:
+        assert ResumableSha256.from_state(state).hexdigest() == hashlib.sha256(stream[:offset]).hexdigest()
+
+
+def test_kept_files_are_reused_unlooked_at_and_the_layer_is_the_fresh_one(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    old, old_bytes, index = _previous(tmp_path)
+    new = _next_tree(old, tmp_path / "new")
+    kept = frozenset(name.encode() for name in ["a/big1.bin", "a/big2.bin", *SMALL[:20]])
+    previous = replace(PreviousLayer(index, _Reads(old_bytes)), kept=kept)
+    literal, layer = _write(new, index=True, previous=previous)
+    fresh, fresh_layer = _write(new)
+    assert _assemble(literal, old_bytes, layer) == fresh
+    assert layer.diff_id == fresh_layer.diff_id
+    assert layer.index is not None and layer.content_size == _write(new, index=True)[1].content_size
+    assert {name: span[:2] for name, span in layer.index.entries.items()} == {
+        name: span[:2]
+        for name, span in _write(new, index=True)[1].index.entries.items()  # type: ignore[union-attr]
+    }

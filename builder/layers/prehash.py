@@ -1,0 +1,141 @@
+"""Hashing a COPY re-run's layer before it is written: its likely bytes, while the copy runs.
+
+A re-run of ``COPY . /app`` that took its previous snapshot's tree (:mod:`builder.fileops.donor`)
+makes a tar that is, up to the first file that changed, the previous tar with a few directory
+headers changed: those of ``/app`` and of the directories above it the copy made, which get
+the time of the copy, fixed before it starts. Their new headers are the old ones with another
+mtime. So the bytes of the new tar up to the first changed file can be foretold before the copy
+runs, and hashed on another core while it does: on two cores, the 300 MB of assets sorted
+before a changed source file are hashed during the copy instead of after it.
+
+A guess is all it is: the layer writer compares what it writes with it
+(:class:`builder.layers.splicing.TarSink`) and takes the hash states of the guess only up to
+where the two agree.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from builder.layers import _tarheader as tarheader
+from builder.layers.layerindex import PreviousLayer
+
+#: A hash state is saved after at least this many bytes since the last one.
+CHECKPOINT_EVERY = 16 << 20
+#: The foretold head of a tar (the changed directory headers and what lies between) is at
+#: most this long: it is held in memory.
+_HEAD_MAX = 64 << 10
+#: The previous tar is read and hashed this much at a time (the layer reader's chunk).
+_SLICE = 16 << 20
+_MTIME = slice(136, 148)
+_CHECKSUM = slice(148, 156)
+
+
+def foretold_head(previous: PreviousLayer, directories: Iterable[bytes], mtime: int) -> bytes | None:
+    """The previous tar's bytes up to the last of ``directories`` (entry names, ending in
+    ``/``), with those directories' headers given ``mtime``; ``None`` when one is not in
+    the previous tar as a plain ustar directory header near its start."""
+    spans = []
+    for name in directories:
+        known = previous.index.entries.get(name)
+        if known is None:
+            return None
+        spans.append((known[0], known[1]))
+    if not spans or not 0 <= mtime < 8**11:
+        return None
+    end = max(start + length for start, length in spans)
+    if end > _HEAD_MAX:
+        return None
+    head = bytearray()
+    for chunk in previous.read(0, end):
+        head += chunk
+    for start, length in spans:
+        block = start + length - tarheader.BLOCK
+        header = head[block : block + tarheader.BLOCK]
+        if block < start or header[156:157] != tarheader.DIRECTORY or header[257:265] != b"ustar\x0000":
+            return None
+        header[_MTIME] = b"%011o\0" % mtime
+        header[_CHECKSUM] = b" " * 8
+        header[_CHECKSUM] = b"%06o\0 " % sum(header)
+        head[block : block + tarheader.BLOCK] = header
+    return bytes(head)
+
+
+def changed_span(head: bytes, previous: PreviousLayer) -> tuple[int, int]:
+    """Where ``head`` differs from the previous tar's start: ``(first, end)``, empty if nowhere."""
+    old = bytearray()
+    for chunk in previous.read(0, len(head)):
+        old += chunk
+    first = next((at for at in range(len(head)) if head[at] != old[at]), len(head))
+    if first == len(head):
+        return 0, 0
+    last = next(at for at in range(len(head) - 1, -1, -1) if head[at] != old[at])
+    return first, last + 1
+
+
+class Prehash:
+    """Hashes ``head`` followed by the previous tar from ``len(head)`` on, on a thread of its
+    own, saving a state every :data:`CHECKPOINT_EVERY` bytes; :meth:`stop` ends it at a
+    given offset and gives the states saved up to it."""
+
+    def __init__(self, previous: PreviousLayer, head: bytes, *, first_change: int) -> None:
+        from builder.oci.resumable_sha256 import ResumableSha256
+
+        self._previous = previous
+        self._head = head
+        start, state = 0, None
+        for offset, saved in previous.index.checkpoints:
+            if offset > first_change:
+                break
+            start, state = offset, saved
+        self._hash = ResumableSha256() if state is None else ResumableSha256.from_state(state)
+        self._position = self._last_saved = start
+        #: Saved (offset, state) pairs, ascending; only the thread appends, until it stops.
+        self.checkpoints: list[tuple[int, bytes]] = []
+        self._limit = previous.index.size
+        self._lock = threading.Lock()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="layer-prehash", daemon=True)
+        self._thread.start()
+
+    def stop(self, offset: int) -> list[tuple[int, bytes]]:
+        """Hash no further than ``offset``; the states saved at or before it (one at
+        ``offset`` itself when the thread had not passed it). Empty after a failure."""
+        with self._lock:
+            self._limit = min(self._limit, offset)
+        self._thread.join()
+        if self._error is not None:
+            return []
+        return [saved for saved in self.checkpoints if saved[0] <= offset]
+
+    def close(self) -> None:
+        self.stop(-1)
+
+    def _limit_now(self) -> int:
+        with self._lock:
+            return self._limit
+
+    def _run(self) -> None:
+        try:
+            head, size = self._head, self._previous.index.size
+            if self._position < len(head):
+                self._update(memoryview(head)[self._position : min(len(head), self._limit_now())])
+            # A slice at a time, so a limit set meanwhile is never passed by more than one.
+            while self._position < (end := min(self._limit_now(), size)):
+                for chunk in self._previous.read(self._position, min(_SLICE, end - self._position)):
+                    self._update(chunk)
+            if self._position == self._limit_now() or self._position == size:
+                if not self.checkpoints or self.checkpoints[-1][0] != self._position:
+                    self.checkpoints.append((self._position, self._hash.state()))
+        except BaseException as err:  # a read failed: no states, the writer hashes it all
+            self._error = err
+
+    def _update(self, data: bytes | memoryview) -> None:
+        if not len(data):
+            return
+        self._hash.update(data)
+        self._position += len(data)
+        if self._position - self._last_saved >= CHECKPOINT_EVERY:
+            self.checkpoints.append((self._position, self._hash.state()))
+            self._last_saved = self._position
