@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from builder.exec.runtime import OciRuntime
     from builder.exec.spec import SpecMount
     from builder.fileops.donor import DonorLayer
+    from builder.hashahead import HashAhead
     from builder.layers import Compression
     from builder.secrets import SecretSource
     from builder.workspace import StepWorkspace
@@ -194,6 +195,14 @@ class LocalRunner:
 
     def run_op(self, op: Op, state: ImageState, where: StepContext) -> StepOutcome:
         """Reuse the cached layer of ``op`` when its key matches, else run it and record it."""
+        ahead = self._hash_ahead(op, state, where)
+        try:
+            return self._run_op(op, state, where, ahead)
+        finally:
+            if ahead is not None:
+                ahead.close()
+
+    def _run_op(self, op: Op, state: ImageState, where: StepContext, ahead: HashAhead | None) -> StepOutcome:
         probe = self._probe(op, state, where)
         if probe.record is not None:
             reused = self._reuse_if_kept(op, state, probe.record)
@@ -203,7 +212,7 @@ class LocalRunner:
                 return StepOutcome(reused, cached=True)
             probe = replace(probe, record=None, reason=PRUNED_MEANWHILE, details=(PRUNED_MEANWHILE,))
         self._ensure_snapshots(state.layers)
-        built = self._run_fresh(op, state, where, probe)
+        built = self._run_fresh(op, state, where, probe, ahead)
         layer = built.layers[-1]
         record = self._build_cache().save(
             probe,
@@ -222,6 +231,34 @@ class LocalRunner:
             self._options.explain(where.step, probe.details or (probe.reason,))
         key = _stacked_key(state, probe.key.digest) if _rebases(op) else probe.key.digest
         return StepOutcome(replace(built, cache_key=key), reason=probe.reason)
+
+    def _hash_ahead(self, op: Op, state: ImageState, where: StepContext) -> HashAhead | None:
+        """For a large context COPY with a previous layer, start hashing its likely re-run
+        layer now, while the step is probed (:mod:`builder.hashahead`)."""
+        if not isinstance(op, CopyOp) or self._options.no_cache or self._options.compression != "none":
+            return None
+        if not takes_from_previous(op):
+            return None
+        from builder.hashahead import hash_ahead
+        from cache.records import previous_for_step
+
+        previous = previous_for_step(self._store.meta, self._step_identity(op, where))
+        parent_chain_id = "" if _rebases(op) else state.layers[-1].chain_id if state.layers else ""
+        if previous is None or previous.parent_chain_id != parent_chain_id:
+            return None
+        base = ImageState(platform=state.platform) if op.link else state
+        try:
+            return hash_ahead(
+                self._store,
+                self._lease,
+                previous,
+                destination=op.dest,
+                lower_dirs=self._snapshot_dirs(base),
+                containers_dir=self._containers_dir,
+                source_date_epoch=self._options.source_date_epoch,
+            )
+        except (OSError, KilnError):
+            return None  # only a head start: the step goes on without it
 
     # cache --------------------------------------------------------------------------------
 
@@ -265,7 +302,6 @@ class LocalRunner:
     def _probe(self, op: Op, state: ImageState, where: StepContext) -> Probe:
         """Key ``op`` on the state's key and its inputs' digests, and look for a record."""
         from cache.keys import SCRATCH
-        from cache.records import step_identity
         from cache.steps import InputSources, compute_inputs
 
         def stage_digest(index: int) -> str:
@@ -282,9 +318,6 @@ class LocalRunner:
             git_digest=self._git_key,
         )
         inputs = compute_inputs(op, self._context_hasher(), sources)
-        stage = where.stage.name or str(where.stage.index)
-        fs_ops = [candidate for candidate in where.stage.ops if not isinstance(candidate, ConfigOp)]
-        position = next(index for index, candidate in enumerate(fs_ops) if candidate is op)
         # --no-cache-filter names a stage by its name or its index.
         filtered = bool(where.stage.name) and where.stage.name in self._options.no_cache_stages
         return self._build_cache().probe(
@@ -293,9 +326,18 @@ class LocalRunner:
             parent_chain_id="" if _rebases(op) else state.layers[-1].chain_id if state.layers else "",
             platform=state.platform,
             inputs=inputs,
-            step=step_identity(self._options.dockerfile, stage, position),
+            step=self._step_identity(op, where),
             stage=where.stage.name if filtered else str(where.stage.index),
         )
+
+    def _step_identity(self, op: Op, where: StepContext) -> str:
+        """What names ``op``'s step across builds: the Dockerfile, the stage, the position."""
+        from cache.records import step_identity
+
+        stage = where.stage.name or str(where.stage.index)
+        fs_ops = [candidate for candidate in where.stage.ops if not isinstance(candidate, ConfigOp)]
+        position = next(index for index, candidate in enumerate(fs_ops) if candidate is op)
+        return step_identity(self._options.dockerfile, stage, position)
 
     def _reuse_if_kept(self, op: Op, state: ImageState, record: CacheRecord) -> ImageState | None:
         """:meth:`_reuse`, its leases taken under the shared gc lock and the layer then
@@ -330,7 +372,9 @@ class LocalRunner:
             self._store.snapshots.ensure(layer.chain_id, parent, layer.diff_id, layer.digest)
             parent = layer.chain_id
 
-    def _run_fresh(self, op: Op, state: ImageState, where: StepContext, probe: Probe) -> ImageState:
+    def _run_fresh(
+        self, op: Op, state: ImageState, where: StepContext, probe: Probe, ahead: HashAhead | None = None
+    ) -> ImageState:
         from builder.fileops.mkdir import make_workdir
         from builder.workspace import step_workspace
 
@@ -341,9 +385,23 @@ class LocalRunner:
             elif isinstance(op, CopyOp):
                 from builder.fileops.donor import DonorConflictError
 
-                indexed_previous = indexed_layer(self._store, probe.previous) if indexed else None
+                if (
+                    ahead is not None
+                    and probe.previous is not None
+                    and probe.previous.blob_digest != ahead.indexed.digest
+                ):
+                    ahead = None
+                indexed_previous = (
+                    ahead.indexed
+                    if ahead is not None
+                    else indexed_layer(self._store, probe.previous)
+                    if indexed
+                    else None
+                )
                 donor = self._donor(op, state, probe, workspace, indexed_previous)
-                if donor is not None and donor.in_place and indexed_previous is not None:
+                if donor is not None and donor.in_place and ahead is not None:
+                    opened, donor.now_ns = ahead.opened, ahead.now_ns  # its hashing well under way
+                elif donor is not None and donor.in_place and indexed_previous is not None:
                     opened = open_layer(self._store, self._lease, indexed_previous)
                     if opened is not None:
                         cleanup.callback(opened.close)
@@ -439,7 +497,7 @@ class LocalRunner:
                 from builder.workspace import rootfs_view
 
                 lower = stack.enter_context(rootfs_view(self._snapshot_dirs(base), self._containers_dir))
-                if opened is not None:
+                if opened is not None and opened.layer.prehash is None:
                     self._foretell(op, donor, lower, opened)
             with self._mounted(base, workspace) as rootfs, self._source_dir(op.source, where) as source:
                 context = self._context_for(op.source) if isinstance(op.source, ContextSource) else None
@@ -503,8 +561,10 @@ class LocalRunner:
         ]
         if not unchanged:
             return None
-        in_place = indexed is not None and self._take_previous(previous.chain_id, old_files, probe, workspace)
-        return DonorLayer(
+        in_place = indexed is not None and self._take_previous(
+            previous.chain_id, indexed, old_files, probe, workspace
+        )
+        donor = DonorLayer(
             workspace.upper if in_place else self._store.snapshots.path(previous.chain_id),
             unchanged,
             dest_root=workspace.merged,
@@ -513,10 +573,18 @@ class LocalRunner:
             in_place=in_place,
             graveyard=workspace.directory / "replaced",
         )
+        selections = probe.inputs.selections
+        if in_place and len(selections) == 1:
+            from builder.fileops.changeset import ChangeSet
+
+            ((input_name, selection),) = selections.items()
+            donor.changes = ChangeSet(selection.files, old_files.get(input_name, {}), selection.listings)
+        return donor
 
     def _take_previous(
         self,
         chain_id: str,
+        indexed: IndexedLayer,
         old_files: Mapping[str, Mapping[str, str]],
         probe: Probe,
         workspace: StepWorkspace,
@@ -531,7 +599,8 @@ class LocalRunner:
                 return False
         from builder.store.takeover import take_snapshot
 
-        return take_snapshot(self._store, chain_id, workspace.upper)
+        # Only the very tree the index describes: its inodes are what the layer reuses.
+        return take_snapshot(self._store, chain_id, workspace.upper, identity=indexed.index.root)
 
     def _resolve_chown(self, op: CopyOp, state: ImageState) -> tuple[int, int]:
         """``--chown`` names resolve in the destination image (also for ``--link``)."""

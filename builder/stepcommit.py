@@ -19,7 +19,7 @@ from builder.graph import ContextSource, CopyOp, Op
 from builder.imagestate import LayerRef
 from builder.lazyclasses import dataclass
 from builder.store.blobs import BlobInfo
-from builder.store.snapshots import chain_ids
+from builder.store.snapshots import chain_ids, directory_identity
 
 if TYPE_CHECKING:
     from builder.layers import Compression, LayerDescriptor
@@ -58,7 +58,7 @@ def indexed_layer(store: Store, record: CacheRecord | None) -> IndexedLayer | No
     from builder.layers.layerindex import load_index
 
     index = load_index(store.blobs.index_path(record.blob_digest))
-    if index is None or _identity(store.snapshots.path(record.chain_id)) != index.root:
+    if index is None or directory_identity(store.snapshots.path(record.chain_id)) != index.root:
         return None
     return IndexedLayer(record.blob_digest, index)
 
@@ -123,7 +123,7 @@ def commit_layer(
             lease.add_blob(info.digest)
             lease.add_snapshot(chain_id)
             snapshot = store.snapshots.adopt(upper, chain_id, parent, diff_id, size=layer.content_size)
-        identity = _identity(snapshot)
+        identity = directory_identity(snapshot)
         if layer.index is not None and identity is not None and identity[:2] == layer.index.root[:2]:
             # Only when this tree became the snapshot: the index names its inodes. Its
             # identity now takes the time of that rename, which a snapshot unpacked again
@@ -139,6 +139,7 @@ class OpenedLayer:
 
     layer: PreviousLayer
     ranges: BlobRanges
+    closed: bool = False
 
     def keep(self, names: Iterable[str]) -> None:
         """Name the files of the new tree that are the indexed ones, untouched."""
@@ -147,6 +148,9 @@ class OpenedLayer:
         self.layer = replace(self.layer, kept=frozenset(os.fsencode(name) for name in names))
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         if self.layer.prehash is not None:
             self.layer.prehash.close()
         self.ranges.close()
@@ -190,13 +194,3 @@ def _reader(store: Store, lease: Lease, previous: IndexedLayer) -> OpenedLayer |
         return None
     ranges = store.blobs.ranges(previous.digest)
     return OpenedLayer(PreviousLayer(previous.index, ranges.chunks), ranges)
-
-
-def _identity(path: Path) -> tuple[int, ...] | None:
-    """A snapshot directory's device, inode and change time: a directory removed and made
-    again may get the same inode number (ext4 reuses them at once), not the same ctime."""
-    try:
-        found = os.lstat(path)
-    except OSError:
-        return None
-    return (found.st_dev, found.st_ino, found.st_ctime_ns)

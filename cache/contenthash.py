@@ -52,9 +52,17 @@ class SourceDigest:
     as it fed them (often a whole directory's at once), and they are split up here.
     """
 
-    def __init__(self, digest: str, pieces: Sequence[bytes | tuple[str, bytes]]) -> None:
+    def __init__(
+        self,
+        digest: str,
+        pieces: Sequence[bytes | tuple[str, bytes]],
+        listings: Mapping[str, tuple[list[str], list[os.stat_result | None]]] | None = None,
+    ) -> None:
         self.digest = digest
         self._pieces = pieces
+        #: Each directory's entries and their ``lstat`` as the walk met them, by the
+        #: directory's name in the selection (:attr:`cache.treewalk.TreeWalk.listings`).
+        self.listings = listings or {}
 
     @functools.cached_property
     def _entry_lines(self) -> Mapping[str, bytes]:
@@ -209,7 +217,7 @@ class ContextHasher:
                 digests.forget_unvisited()
             self.files_read += walker.files_read
             self.stat_cache.flush()
-        return SourceDigest("sha256:" + walker.hasher.hexdigest(), walker.pieces)
+        return SourceDigest("sha256:" + walker.hasher.hexdigest(), walker.pieces, walker.listings)
 
 
 class _Walker(TreeWalk):

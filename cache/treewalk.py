@@ -91,6 +91,9 @@ class TreeWalk:
         self.pieces: list[bytes | tuple[str, bytes]] = []
         #: How many files had their content read (the rest came from the stat cache).
         self.files_read = 0
+        #: Each directory walked, by its name in the selection: its entries' names and
+        #: ``lstat`` (``None`` for one gone meanwhile), as the walk met them.
+        self.listings: dict[str, tuple[list[str], list[os.stat_result | None]]] = {}
         self._started_ns = time.time_ns()
         self._buffer: memoryview | None = None  # made when the first file is read
 
@@ -136,6 +139,7 @@ class TreeWalk:
         try:
             names = _sorted_names(fd)
             infos, complete = _lstat_all(fd, names)
+            self.listings[name] = (names, infos)
             signature: RenderSignature = (name, rel if self.exclude is not never else None, self.filter_id)
             rendered = record.rendered_for(signature) if record is not None else None
             if (

@@ -266,6 +266,13 @@ def _copy_one(
     if not is_dir and target_info is not None and stat.S_ISDIR(target_info.st_mode):
         target = target / posixpath.basename(source_path)
     writer.make_dirs(target if is_dir and target_info is None else target.parent)
+    if donor is not None and donor.changes is not None and is_dir and target_info is not None:
+        from builder.fileops.changeset import copy_changes
+
+        if stat.S_ISDIR(target_info.st_mode) and copy_changes(
+            writer, str(source), str(target), source_path or ".", donor
+        ):
+            return
     writer.copy(source, "", target, info, nested=False)
 
 

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING
 from builder.lazyclasses import dataclass
 
 if TYPE_CHECKING:
+    from builder.fileops.changeset import ChangeSet
     from builder.layers.layerindex import FileKey
 
 #: Copies a source file to a path and gives it the copier's metadata (the fallback).
@@ -126,6 +127,9 @@ class DonorLayer:
         self.upper = os.fspath(upper)
         self._upper_prefix = self.upper.rstrip("/") + "/"
         self._claims: dict[str, _Claim] = {}
+        #: What changed since the previous run, when the probe could tell (a tree taken in
+        #: place is then brought up to date entry by entry, :mod:`builder.fileops.changeset`).
+        self.changes: ChangeSet | None = None
         #: Where the copy's item went, below ``dest_root`` (:meth:`note_item`).
         self.items: list[str] = []
         #: Files linked so far: at once (written straight into the upper dir), and those
@@ -138,6 +142,11 @@ class DonorLayer:
         self._inodes: set[tuple[int, int]] = set()
         self._ready: dict[str, bool] = {}
         self._directories: dict[str, _Directory | None] = {}
+
+    @property
+    def index(self) -> Mapping[bytes, tuple[int, int, FileKey]] | None:
+        """The donor layer's index entries, by path below the root."""
+        return self._index
 
     @property
     def claimed(self) -> int:
@@ -188,10 +197,7 @@ class DonorLayer:
         inode = (device, inode_number)
         if (
             not stat.S_ISREG(file_mode)
-            or size != info.st_size
-            or mtime_ns != info.st_mtime_ns
-            or stat.S_IMODE(file_mode) != mode
-            or (owner is not None and (uid, gid) != owner)
+            or not matches_key((device, inode_number, size, mtime_ns, file_mode, uid, gid), info, mode, owner)
             or inode in self._inodes
             or donor_xattrs
             or _has_xattrs(source)
@@ -250,6 +256,16 @@ class DonorLayer:
             return  # not in the upper dir: a file of the layers below
         self._buried += 1
 
+    def keep(self, path: str) -> None:
+        """A file of the taken tree (``path`` below the root) stays as it is: what the
+        copy would write there (:mod:`builder.fileops.changeset` found it so)."""
+        self.kept += 1
+        self.kept_names.append(path)
+
+    def relative_of(self, target: os.PathLike[str] | str) -> str | None:
+        """``target`` (below the mount) as a path below the root, else ``None``."""
+        return self._relative(os.fspath(target))
+
     def note_item(self, target: os.PathLike[str] | str) -> None:
         """The copy writes its item (the path the COPY names) at ``target``."""
         relative = self._relative(os.fspath(target))
@@ -275,15 +291,8 @@ class DonorLayer:
             os.utime(os.path.join(self.upper, path), ns=(self.now_ns, self.now_ns), follow_symlinks=False)
 
     def stale_times(self, paths: Iterable[str], lower: os.PathLike[str] | str) -> list[str]:
-        """Those of ``paths`` (below the root) that are directories of the upper dir whose
-        time is not the one the layers below (shown at ``lower``) give them."""
-        stale = []
-        for path in dict.fromkeys(paths):
-            mine, theirs = _lstat(os.path.join(self.upper, path)), _lstat(os.path.join(lower, path))
-            if mine is not None and stat.S_ISDIR(mine.st_mode):
-                if theirs is None or theirs.st_mtime_ns != mine.st_mtime_ns:
-                    stale.append(path)
-        return stale
+        """:func:`stale_times` in the upper dir."""
+        return stale_times(self.upper, paths, lower)
 
     def release(self, target: os.PathLike[str] | str) -> None:
         """Forget a claim on ``target``: the copier is writing something else there."""
@@ -350,6 +359,34 @@ def _link(donor: str, target: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def matches_key(key: FileKey, info: os.stat_result, mode: int, owner: tuple[int, int] | None) -> bool:
+    """Whether the file ``key`` describes is what the copier makes of source ``info``: the
+    same type, size (for a non-directory) and time, permission bits ``mode`` and, when
+    given, ``owner`` (what its tar header holds, with the content its digest vouches for)."""
+    _device, _inode, size, mtime_ns, file_mode, uid, gid = key
+    return (
+        stat.S_IFMT(file_mode) == stat.S_IFMT(info.st_mode)
+        and (stat.S_ISDIR(file_mode) or size == info.st_size)
+        and mtime_ns == info.st_mtime_ns
+        and stat.S_IMODE(file_mode) == mode
+        and (owner is None or (uid, gid) == owner)
+    )
+
+
+def stale_times(
+    tree: os.PathLike[str] | str, paths: Iterable[str], lower: os.PathLike[str] | str
+) -> list[str]:
+    """Those of ``paths`` (below the root) that are directories in ``tree`` whose time is
+    not the one the layers below (shown at ``lower``) give them."""
+    stale = []
+    for path in dict.fromkeys(paths):
+        mine, theirs = _lstat(os.path.join(tree, path)), _lstat(os.path.join(lower, path))
+        if mine is not None and stat.S_ISDIR(mine.st_mode):
+            if theirs is None or theirs.st_mtime_ns != mine.st_mtime_ns:
+                stale.append(path)
+    return stale
 
 
 def with_parents(path: str) -> list[str]:

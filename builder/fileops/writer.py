@@ -31,7 +31,7 @@ from builder.fileops.sources import PathFilter, SourceTree
 from builder.lazyclasses import dataclass
 from builder.rootpath import is_within
 
-_CAN_CHOWN = os.geteuid() == 0
+CAN_CHOWN = os.geteuid() == 0
 #: A path as text or as a ``Path``: the per-entry work uses text, callers may pass either.
 StrPath = os.PathLike[str] | str
 #: How a copied file is created: never over an existing entry, never through a symlink.
@@ -90,7 +90,7 @@ class TreeWriter:
         except FileNotFoundError:
             os.mkdir(directory, 0o755)
             os.chmod(directory, 0o755)
-            if self.rules.chown is not None and _CAN_CHOWN:
+            if self.rules.chown is not None and CAN_CHOWN:
                 os.lchown(directory, *self.rules.chown)
             return
         if not stat.S_ISDIR(info.st_mode):
@@ -219,7 +219,7 @@ class TreeWriter:
         mode = stat.S_IMODE(info.st_mode)
         if self.rules.mode_change is not None:
             mode = self.rules.mode_change.apply(mode, is_dir=False)
-        owner = self._owner(info) if _CAN_CHOWN else None
+        owner = self.owner(info) if CAN_CHOWN else None
         return self.donor.claim(
             name, source, target, info, mode=mode, owner=owner, copy_file=self._copy_with_metadata
         )
@@ -228,7 +228,7 @@ class TreeWriter:
         self._copy_file(source, target, info)
         self.apply_metadata(source, target, info)
 
-    def _owner(self, info: os.stat_result) -> tuple[int, int]:
+    def owner(self, info: os.stat_result) -> tuple[int, int]:
         return self.rules.chown or self.rules.source_owner or (info.st_uid, info.st_gid)
 
     def _clear_for_file(self, target: str) -> None:
@@ -271,8 +271,8 @@ class TreeWriter:
     def apply_metadata(self, source: StrPath, target: StrPath, info: os.stat_result) -> None:
         """Owner, mode (or ``--chmod``), xattrs and times of ``source`` onto ``target``."""
         is_link = stat.S_ISLNK(info.st_mode)
-        owner = self._owner(info)
-        if _CAN_CHOWN:
+        owner = self.owner(info)
+        if CAN_CHOWN:
             os.lchown(target, *owner)
         if not is_link:
             mode = stat.S_IMODE(info.st_mode)

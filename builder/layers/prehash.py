@@ -26,8 +26,6 @@ CHECKPOINT_EVERY = 16 << 20
 #: The foretold head of a tar (the changed directory headers and what lies between) is at
 #: most this long: it is held in memory.
 _HEAD_MAX = 64 << 10
-#: The previous tar is read and hashed this much at a time (the layer reader's chunk).
-_SLICE = 16 << 20
 _MTIME = slice(136, 148)
 _CHECKSUM = slice(148, 156)
 
@@ -119,23 +117,31 @@ class Prehash:
     def _run(self) -> None:
         try:
             head, size = self._head, self._previous.index.size
-            if self._position < len(head):
-                self._update(memoryview(head)[self._position : min(len(head), self._limit_now())])
-            # A slice at a time, so a limit set meanwhile is never passed by more than one.
-            while self._position < (end := min(self._limit_now(), size)):
-                for chunk in self._previous.read(self._position, min(_SLICE, end - self._position)):
-                    self._update(chunk)
+            going = self._position >= len(head) or self._hash_up_to_limit(memoryview(head)[self._position :])
+            # One read of the rest (its buffer reused for each chunk), cut short at a limit
+            # set meanwhile.
+            if going and self._position < size:
+                for chunk in self._previous.read(self._position, size - self._position):
+                    if not self._hash_up_to_limit(memoryview(chunk)):
+                        break
             if self._position == self._limit_now() or self._position == size:
                 if not self.checkpoints or self.checkpoints[-1][0] != self._position:
                     self.checkpoints.append((self._position, self._hash.state()))
         except BaseException as err:  # a read failed: no states, the writer hashes it all
             self._error = err
 
-    def _update(self, data: bytes | memoryview) -> None:
-        if not len(data):
-            return
-        self._hash.update(data)
-        self._position += len(data)
-        if self._position - self._last_saved >= CHECKPOINT_EVERY:
-            self.checkpoints.append((self._position, self._hash.state()))
-            self._last_saved = self._position
+    def _hash_up_to_limit(self, data: memoryview) -> bool:
+        """Hash ``data`` in pieces that end at each saved state, none past the limit; false
+        once the limit is reached."""
+        while len(data):
+            room = min(self._last_saved + CHECKPOINT_EVERY, self._limit_now()) - self._position
+            if room <= 0:
+                return False
+            piece = data[:room]
+            self._hash.update(piece)
+            self._position += len(piece)
+            data = data[len(piece) :]
+            if self._position - self._last_saved >= CHECKPOINT_EVERY:
+                self.checkpoints.append((self._position, self._hash.state()))
+                self._last_saved = self._position
+        return self._position < self._limit_now()

@@ -123,6 +123,17 @@ class SnapshotStore:
         ]
 
 
+def directory_identity(path: Path) -> tuple[int, ...] | None:
+    """A snapshot directory's device, inode and change time (``None`` when absent): a
+    directory removed and made again may get the same inode number (ext4 reuses them at
+    once), not the same change time."""
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino, found.st_ctime_ns)
+
+
 def _tree_size(root: Path) -> int:
     total = 0
     for directory, _subdirs, files in os.walk(root):

@@ -24,17 +24,23 @@ import os
 from pathlib import Path
 
 from builder.store.meta import LEASE_IMAGE, LEASE_SNAPSHOT
+from builder.store.snapshots import directory_identity
 from builder.store.store import Store
 
 
-def take_snapshot(store: Store, chain_id: str, destination: Path) -> bool:
+def take_snapshot(
+    store: Store, chain_id: str, destination: Path, *, identity: tuple[int, ...] | None = None
+) -> bool:
     """Move snapshot ``chain_id``'s tree to ``destination`` (an empty directory on the
     store's filesystem, which it replaces) and forget the snapshot; false, with nothing
-    moved, when it is absent or in use."""
+    moved, when it is absent or in use, or (given its ``identity``, as
+    :func:`~builder.store.snapshots.directory_identity` gives it) is another directory now."""
     source = store.snapshots.path(chain_id)
     with store.exclusive_now() as held:
         if not held or _in_use(store, chain_id):
             return False
+        if identity is not None and directory_identity(source) != identity:
+            return False  # removed and unpacked again since the caller looked
         try:
             os.rename(source, destination)
         except OSError:

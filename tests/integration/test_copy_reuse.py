@@ -354,3 +354,161 @@ def _copy_layer_at(store_root: Path, tag: str, index: int) -> tuple[str, Path]:
         _manifest, config = store.get_image(store.resolve(tag))
         diff_ids = config["rootfs"]["diff_ids"]
         return diff_ids[index], store.snapshots.path(chain_ids(diff_ids)[index])
+
+
+@pytest.fixture
+def changes_seen(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each in-place re-run was brought up to date from the change set alone."""
+    from builder.fileops import changeset
+
+    seen: list[bool] = []
+    original = changeset.copy_changes
+
+    def spy(*args: object, **kwargs: object) -> bool:
+        done = original(*args, **kwargs)  # type: ignore[arg-type]
+        seen.append(done)
+        return done
+
+    monkeypatch.setattr(changeset, "copy_changes", spy)
+    return seen
+
+
+def test_an_in_place_re_run_writes_only_the_changed_entries_and_matches_a_fresh_copy(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, changes_seen: list[bool]
+) -> None:
+    """Each kind of change: content, a time alone, a directory's mode, a new directory
+    with files, a new symlink; the rest stays the same inodes."""
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
+    _diff, first = _copy_layer(store_root, "reuse:1")
+    before = _inodes(first, ["app/b.txt", "app/sub/d.txt"])
+    (context / "app/a.txt").write_text("alpha, edited\n")
+    os.utime(context / "app/sub/c.txt", ns=(MTIME_NS, MTIME_NS))
+    os.chmod(context / "app/sub", 0o750)
+    (context / "app/new/deeper").mkdir(parents=True)
+    (context / "app/new/deeper/e.txt").write_text("echo\n")
+    (context / "app/link").symlink_to("a.txt")
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:2")
+    assert changes_seen == [True]
+    diff_id, second = _copy_layer(store_root, "reuse:2")
+    assert _inodes(second, ["app/b.txt", "app/sub/d.txt"]) == before
+    assert os.lstat(second / "app/sub/c.txt").st_mtime_ns == MTIME_NS
+    assert os.lstat(second / "app/sub").st_mode & 0o777 == 0o750
+    assert (second / "app/new/deeper/e.txt").read_text() == "echo\n"
+    assert os.readlink(second / "app/link") == "a.txt"
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "--no-cache", "-t", "reuse:fresh")
+    assert _copy_layer(store_root, "reuse:fresh")[0] == diff_id
+
+
+def test_a_hard_linked_source_sends_the_in_place_copy_back_to_the_full_walk(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, changes_seen: list[bool]
+) -> None:
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
+    os.link(context / "app/b.txt", context / "app/b-again.txt")
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:2")
+    assert changes_seen == [False]
+    diff_id, second = _copy_layer(store_root, "reuse:2")
+    assert _inode(second / "app/b.txt") == _inode(second / "app/b-again.txt")
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "--no-cache", "-t", "reuse:fresh")
+    assert _copy_layer(store_root, "reuse:fresh")[0] == diff_id
+
+
+def test_a_large_layer_is_hashed_ahead_of_its_probe_and_matches_a_fresh_copy(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path
+) -> None:
+    """With the size threshold lowered, the re-run's foretold bytes are hashed from before
+    its probe, and the copy takes the foretold time for the directory it copies into."""
+    from builder import hashahead, stepcommit
+
+    monkeypatch.setattr(hashahead, "AHEAD_MIN_SIZE", 0)
+    foretold: list[int] = []
+    original = stepcommit.foretell
+
+    def spy(opened: stepcommit.OpenedLayer, directories: list[str], mtime: int) -> None:
+        original(opened, directories, mtime)
+        foretold.append(len(opened.layer.head))
+
+    monkeypatch.setattr(stepcommit, "foretell", spy)
+    monkeypatch.setattr("builder.runner.foretell", spy)
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")  # real times: /app's header is restamped
+    (context / "app/sub/c.txt").write_text("charlie, edited\n")
+    time.sleep(1 - time.time() % 1)  # a header time is whole seconds
+    started = int(time.time())
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:2")
+    assert foretold and foretold[0] > 0
+    _assert_like_a_fresh_copy(
+        monkeypatch, store_root, context, DOCKERFILE, tag="reuse:2", started=started, now_timed={"app/"}
+    )
+
+
+def test_without_a_fixed_epoch_an_in_place_re_run_gives_a_fresh_copys_times(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, changes_seen: list[bool]
+) -> None:
+    """Every entry's time is its source's, and the directory copied into has the copy's."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    into_base = f"FROM {BASE}\nCOPY app/ /tmp/sub/dir/\n"
+    kiln_build(monkeypatch, store_root, context, into_base, "-t", "reuse:1")
+    (context / "app/a.txt").write_text("alpha, edited\n")
+    os.utime(context / "app/sub/c.txt", ns=(MTIME_NS, MTIME_NS))
+    (context / "app/sub/new.txt").write_text("new\n")
+    time.sleep(1 - time.time() % 1)
+    started = int(time.time())
+    kiln_build(monkeypatch, store_root, context, into_base, "-t", "reuse:2")
+    assert changes_seen == [True]
+    # /tmp is the base's, copied up with its time; /tmp/sub and /tmp/sub/dir the copy's.
+    _assert_like_a_fresh_copy(
+        monkeypatch,
+        store_root,
+        context,
+        into_base,
+        tag="reuse:2",
+        started=started,
+        now_timed={"tmp/sub/", "tmp/sub/dir/"},
+    )
+
+
+def _layer_entries(store_root: Path, tag: str) -> dict[str, tuple[object, ...]]:
+    """The top layer's tar entries (checked against its diff id) by name."""
+    import tarfile
+
+    diff_id, _snapshot = _copy_layer_at(store_root, tag, -1)
+    with Store.open(store_root) as store:
+        assert store.blobs.verify(diff_id)
+        with store.blobs.open(diff_id) as stream, tarfile.open(fileobj=stream) as tar:
+            entries = {}
+            for member in tar:
+                content = tar.extractfile(member).read() if member.isfile() else member.linkname  # type: ignore[union-attr]
+                entries[member.name + ("/" if member.isdir() else "")] = (
+                    member.type,
+                    member.mode,
+                    member.uid,
+                    member.gid,
+                    member.size,
+                    member.mtime,
+                    content,
+                )
+            return entries
+
+
+def _assert_like_a_fresh_copy(
+    monkeypatch: pytest.MonkeyPatch,
+    store_root: Path,
+    context: Path,
+    dockerfile: str,
+    *,
+    tag: str,
+    started: int,
+    now_timed: set[str],
+) -> None:
+    """The layer of ``tag`` is a fresh copy's but for the times of ``now_timed``, which are
+    the copy's (at or after ``started``), as they are in the fresh one."""
+    spliced = _layer_entries(store_root, tag)
+    kiln_build(monkeypatch, store_root, context, dockerfile, "--no-cache", "-t", "reuse:fresh")
+    fresh = _layer_entries(store_root, "reuse:fresh")
+    assert set(spliced) == set(fresh)
+    for name, entry in fresh.items():
+        if name in now_timed:
+            assert spliced[name][5] >= started and entry[5] >= started, name
+            assert spliced[name][:5] + spliced[name][6:] == entry[:5] + entry[6:], name
+        else:
+            assert spliced[name] == entry, name

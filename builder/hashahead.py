@@ -1,0 +1,87 @@
+"""Hashing a large COPY re-run's layer ahead: from before the step is probed.
+
+When a ``COPY`` of one context path misses the cache because some files changed, its layer
+is spliced from the previous one (:mod:`builder.stepcommit`), and everything up to the first
+changed file is the previous tar with a few directory headers restamped: bytes that can be
+foretold and hashed on the other core while the copy runs (:mod:`builder.layers.prehash`).
+Started only once the step is known to miss, that hashing still had 0.2 s to go when the
+copy of a 300 MB context was done. So for a large previous layer it starts before the probe:
+the probe (0.25 s of hashing the context and comparing file lists) then runs beside it.
+
+It is a guess twice over: the step may be cached after all (the work is dropped), and the
+previous snapshot may not be taken in place (then it is not used either). The foretold time
+of the restamped directories is the copy's time: the donor is given it (:attr:`now_ns`).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from builder.lazyclasses import dataclass
+
+if TYPE_CHECKING:
+    from builder.stepcommit import IndexedLayer, OpenedLayer
+    from builder.store.store import Lease, Store
+    from cache.records import CacheRecord
+
+#: Only a previous layer at least this large is worth hashing ahead.
+AHEAD_MIN_SIZE = 64 << 20
+
+
+@dataclass
+class HashAhead:
+    """The previous layer of a step, opened, with its foretold bytes being hashed."""
+
+    indexed: IndexedLayer
+    opened: OpenedLayer
+    #: The time the foretold directory headers hold, which the copy must give them.
+    now_ns: int
+
+    def close(self) -> None:
+        self.opened.close()
+
+
+def hash_ahead(
+    store: Store,
+    lease: Lease,
+    previous: CacheRecord,
+    *,
+    destination: str,
+    lower_dirs: Sequence[Path],
+    containers_dir: Path,
+    source_date_epoch: int | None,
+) -> HashAhead | None:
+    """Start hashing the likely new layer of a re-run of the step ``previous`` was recorded
+    for, a copy to ``destination`` over the snapshots ``lower_dirs``; ``None`` when that
+    layer cannot be foretold (too small, not indexed, its snapshot or a lower one gone)."""
+    if previous.size < AHEAD_MIN_SIZE or not all(os.path.isdir(directory) for directory in lower_dirs):
+        return None  # (before any import: a cached build of small layers loads nothing more)
+    from builder.fileops.donor import stale_times, with_parents
+    from builder.stepcommit import foretell, indexed_layer, open_layer
+    from builder.workspace import rootfs_view
+
+    indexed = indexed_layer(store, previous)
+    if indexed is None:
+        return None
+    opened = open_layer(store, lease, indexed)
+    if opened is None:
+        return None
+    now_ns = time.time_ns()
+    mtime = now_ns // 10**9 if source_date_epoch is None else min(now_ns // 10**9, source_date_epoch)
+    try:
+        with rootfs_view(lower_dirs, containers_dir) as lower:
+            tree = store.snapshots.path(previous.chain_id)
+            stale = stale_times(tree, with_parents(posixpath.normpath("/" + destination).lstrip("/")), lower)
+        foretell(opened, stale, mtime)
+    except BaseException:
+        opened.close()
+        raise
+    if opened.layer.prehash is None:
+        opened.close()
+        return None
+    return HashAhead(indexed, opened, now_ns)
