@@ -26,6 +26,8 @@ CHECKPOINT_EVERY = 16 << 20
 #: The foretold head of a tar (the changed directory headers and what lies between) is at
 #: most this long: it is held in memory.
 _HEAD_MAX = 64 << 10
+#: Hashed at most this much between looks at the limit: :meth:`Prehash.stop` waits no longer.
+_PIECE = 4 << 20
 _MTIME = slice(136, 148)
 _CHECKSUM = slice(148, 156)
 
@@ -134,7 +136,10 @@ class Prehash:
         """Hash ``data`` in pieces that end at each saved state, none past the limit; false
         once the limit is reached."""
         while len(data):
-            room = min(self._last_saved + CHECKPOINT_EVERY, self._limit_now()) - self._position
+            room = (
+                min(self._last_saved + CHECKPOINT_EVERY, self._limit_now(), self._position + _PIECE)
+                - self._position
+            )
             if room <= 0:
                 return False
             piece = data[:room]
