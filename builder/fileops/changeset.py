@@ -17,7 +17,9 @@ The directory of the item itself and those above it are :meth:`DonorLayer.restam
 
 Anything the digests cannot vouch for sends the copy back to the full walk, before the
 tree is touched: a source hard-linked to another (the copier keeps such links), or one the
-walk did not see.
+walk did not see. A source's extended attributes are in neither its digest nor the index
+(only files without any are indexed): a file that gained some since the previous run keeps
+the tree's copy without them, as a cache hit on an unchanged context would.
 """
 
 from __future__ import annotations
