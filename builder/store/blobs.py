@@ -14,6 +14,7 @@ import io
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -125,28 +126,50 @@ class BlobStore:
         self.spliced.add(digest)
         return BlobInfo(digest, size)
 
-    def write_out(self, digest: str) -> bool:
+    def write_out(
+        self,
+        digest: str,
+        *,
+        opening: Callable[[], AbstractContextManager[object]] = nullcontext,
+        pause: Callable[[], None] | None = None,
+    ) -> bool:
         """Write a blob kept as a splice out whole, beside its parts (checked against its
         digest on the way), so that outside tools reading the store's OCI layout find it;
         false when it is whole already or gone. The parts file stays: a reader that looked
-        for the whole file a moment before finds the parts still there."""
+        for the whole file a moment before finds the parts still there.
+
+        Its parts are opened inside ``opening()`` (the gc lock, so that a prune does not
+        remove them half-way through); once open, they are read outside it, with a call
+        of ``pause`` before each chunk (to let other work go first)."""
         if os.path.isfile(self.path(digest)):
             return False
-        try:
-            _size, parts = splices.read_splice(self.splice_path(digest))
-        except FileNotFoundError:
-            return False
-        self._materialize(digest, parts)
+        with opening():
+            try:
+                _size, parts = splices.read_splice(self.splice_path(digest))
+            except FileNotFoundError:
+                return False
+            ranges = splices.BlobRanges(self._located(parts), digest)
+        self._materialize(digest, parts, ranges, pause=pause)
         return True
 
-    def _materialize(self, digest: str, parts: Sequence[splices.Part]) -> BlobInfo:
+    def _materialize(
+        self,
+        digest: str,
+        parts: Sequence[splices.Part],
+        ranges: splices.BlobRanges | None = None,
+        *,
+        pause: Callable[[], None] | None = None,
+    ) -> BlobInfo:
         """Store the bytes ``parts`` make as a plain blob, checked against ``digest``: a
         splice of too many pieces (one layer edited file by file, many times over) reads
         slowly and keeps many small blobs alive, so it is written out whole instead."""
-        ranges = splices.BlobRanges(self._located(parts), digest)
+        if ranges is None:
+            ranges = splices.BlobRanges(self._located(parts), digest)
 
         def copy(out: _HashingWriter) -> None:
             for chunk in ranges.chunks(0, ranges.size):
+                if pause is not None:
+                    pause()
                 out.write(chunk)
 
         try:

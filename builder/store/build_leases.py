@@ -116,6 +116,14 @@ class BuildLeases:
         ).fetchall()
         return {row[0] for row in rows}
 
+    def any_live(self) -> bool:
+        """Whether some build holds a lease now (one is running, or died within its lease's
+        lifetime)."""
+        if not self.path.exists():
+            return False
+        row = self._execute("SELECT 1 FROM leases WHERE expires > ? LIMIT 1", (time.time(),)).fetchone()
+        return row is not None
+
     def delete_expired(self) -> int:
         if not self.path.exists():
             return 0

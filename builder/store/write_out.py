@@ -9,22 +9,29 @@ made are written out whole by a detached, lower-priority process: the build retu
 once, and the layout is complete a moment later. ``KILN_KEEP_SPLICES=1`` leaves them as
 splices (less disk and I/O, when nothing outside kiln reads the store).
 
-The writer holds the store's gc lock shared, as a build's writes do, so a prune waits for
-it; a splice a prune removed before it started is skipped. Each blob is checked against
-its digest as it is written, and lands whole or not at all.
+The writer holds the store's gc lock shared while it opens a splice's parts, so a prune
+does not remove them under it (a splice a prune removed before is skipped); it copies them
+without the lock. A prune meanwhile that finds the splice unused leaves at worst the whole
+blob landing after it, unused, for the next prune. Each blob is checked against its digest
+as it is written, and lands whole or not at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 
 from builder.store.store import Store
 
 #: Set to 1 (or true/yes) to keep spliced layers as they are.
 KEEP_SPLICES = "KILN_KEEP_SPLICES"
+#: The writer waits for running builds this many seconds at most, polling every _POLL.
+PATIENCE = 120.0
+_POLL = 0.2
 
 
 def write_out_later(store: Store) -> bool:
@@ -48,13 +55,30 @@ def write_out_later(store: Store) -> bool:
 
 
 def write_out(store: Store, digests: Sequence[str]) -> int:
-    """Write each spliced blob of ``digests`` out whole; return how many were written."""
-    written = 0
-    with store.writing():
-        for digest in digests:
-            if store.blobs.write_out(digest):
-                written += 1
-    return written
+    """Write each spliced blob of ``digests`` out whole; return how many were written.
+
+    The gc lock is held (shared) only while each one's parts are opened, not while hundreds
+    of MB are copied: held, it keeps a prune waiting, and a re-run of a ``COPY`` from taking
+    its previous snapshot in place (:mod:`builder.store.takeover` wants it exclusively, and
+    links every file instead when it cannot have it at once)."""
+    pause = _YieldToBuilds(store)
+    return sum(1 for digest in digests if store.blobs.write_out(digest, opening=store.writing, pause=pause))
+
+
+class _YieldToBuilds:
+    """Waits while a build runs: a rebuild started right after the last one would otherwise
+    share the disk with hundreds of MB being written out (ext4 makes a small fsync wait for
+    the dirty data of others) and a core with their hashing. Waits :data:`PATIENCE` seconds
+    at most in all, since a build that died leaves its lease until it expires."""
+
+    def __init__(self, store: Store) -> None:
+        self._leases = store.meta.build_leases
+        self._waited = 0.0
+
+    def __call__(self) -> None:
+        while self._waited < PATIENCE and self._leases.any_live():
+            time.sleep(_POLL)
+            self._waited += _POLL
 
 
 def main(argv: Sequence[str]) -> int:
@@ -62,6 +86,8 @@ def main(argv: Sequence[str]) -> int:
     from pathlib import Path
 
     os.nice(10)
+    with contextlib.suppress(AttributeError, OSError):  # the CPU only when nothing else wants it
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     root, *digests = argv
     with Store.open(Path(root)) as store:
         write_out(store, digests)

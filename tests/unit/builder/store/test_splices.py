@@ -148,3 +148,41 @@ def test_write_out_puts_the_whole_blob_beside_its_parts(tmp_path: Path) -> None:
             lease.add_blob(digest)
             assert sorted(prune(store).blobs) == sorted([old, new])
         assert store.blobs.read_bytes(digest) == whole
+
+
+def test_write_out_waits_while_a_build_runs_and_holds_no_lock_as_it_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build's lease makes the writer wait (up to its patience); and while it copies, the
+    gc lock is free for a re-run to take a snapshot."""
+    import threading
+    import time
+
+    from builder.store import write_out as writer
+    from builder.store.locks import file_lock_now
+
+    monkeypatch.setattr(writer, "_POLL", 0.01)
+    with Store.open(tmp_path) as store:
+        old = store.blobs.put_bytes(b"the previous layer").digest
+        new = store.blobs.put_bytes(b"!").digest
+        digest, whole = _splice(store.blobs, [(old, 0, 18), (new, 0, 1)])
+        lock_free_while_copying: list[bool] = []
+        original_write = store.blobs._write
+
+        def write(*args: object, **kwargs: object) -> object:
+            with file_lock_now(store.root / "gc.lock") as held:
+                lock_free_while_copying.append(held)
+            return original_write(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store.blobs, "_write", write)
+        done = threading.Event()
+        with store.lease():
+            started = time.monotonic()
+            thread = threading.Thread(target=lambda: (writer.write_out(store, [digest]), done.set()))
+            thread.start()
+            assert not done.wait(0.2)  # waiting for the build
+        thread.join(10)
+        assert done.is_set() and time.monotonic() - started >= 0.2
+        assert store.blobs.path(digest).read_bytes() == whole
+        assert lock_free_while_copying == [True]
+        assert not store.meta.build_leases.any_live()
