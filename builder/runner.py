@@ -149,7 +149,11 @@ class LocalRunner:
         self._git_commits: dict[tuple[str, str], str] = {}
 
     def close(self) -> None:
-        """Flush and close the context stat cache (opened by the first keyed COPY)."""
+        """Flush and close the context stat cache (opened by the first keyed COPY), once
+        the layer indexes being saved are (:func:`builder.stepcommit.finish_saving`)."""
+        from builder.stepcommit import finish_saving
+
+        finish_saving()
         with self._cache_lock:
             if self._hasher is not None:
                 self._hasher.close()
