@@ -512,3 +512,51 @@ def _assert_like_a_fresh_copy(
             assert spliced[name][:5] + spliced[name][6:] == entry[:5] + entry[6:], name
         else:
             assert spliced[name] == entry, name
+
+
+def test_two_concurrent_re_runs_after_an_edit_both_succeed_with_the_same_layers(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, tmp_path: Path
+) -> None:
+    """One of them may take the previous snapshot in place; the other then copies from
+    scratch. Both images are whole, with the same layers, and every snapshot unpacks."""
+    import json
+    import sys
+
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
+    (context / "app/a.txt").write_text("alpha, edited\n")
+    dockerfile = tmp_path / "Dockerfile.concurrent"
+    dockerfile.write_text(DOCKERFILE)
+    command = [
+        sys.executable,
+        "-m",
+        "builder.cli.main",
+        "--root",
+        str(store_root),
+        "build",
+        "--progress=plain",
+    ]
+    processes = [
+        subprocess.Popen(
+            [*command, "-f", str(dockerfile), "--iidfile", str(tmp_path / f"iid{index}"), str(context)],
+            cwd=Path(__file__).resolve().parents[2],
+            env={**os.environ, "SOURCE_DATE_EPOCH": "0", KEEP_SPLICES: "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(2)
+    ]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    with Store.open(store_root) as store:
+        configs = [
+            json.loads(store.blobs.read_bytes((tmp_path / f"iid{index}").read_text())) for index in range(2)
+        ]
+        diff_ids = [config["rootfs"]["diff_ids"] for config in configs]
+        assert diff_ids[0] == diff_ids[1]
+        chains = chain_ids(diff_ids[0])
+        for depth in (-2, -1):  # the COPY and the RUN, kept uncompressed as built
+            diff_id = diff_ids[0][depth]
+            assert store.blobs.verify(diff_id)
+            assert store.snapshots.ensure(chains[depth], chains[depth - 1], diff_id, diff_id).is_dir()
+        assert (store.snapshots.path(chains[-2]) / "app/a.txt").read_text() == "alpha, edited\n"
