@@ -199,15 +199,31 @@ class LocalRunner:
 
     def run_op(self, op: Op, state: ImageState, where: StepContext) -> StepOutcome:
         """Reuse the cached layer of ``op`` when its key matches, else run it and record it."""
-        ahead = self._hash_ahead(op, state, where)
-        try:
-            return self._run_op(op, state, where, ahead)
-        finally:
+        started: list[HashAhead] = []
+
+        def start_ahead() -> None:
+            ahead = self._hash_ahead(op, state, where)
             if ahead is not None:
+                started.append(ahead)
+
+        hashes_ahead = isinstance(op, CopyOp) and takes_from_previous(op)
+        try:
+            return self._run_op(op, state, where, started, start_ahead if hashes_ahead else None)
+        finally:
+            for ahead in started:
                 ahead.close()
 
-    def _run_op(self, op: Op, state: ImageState, where: StepContext, ahead: HashAhead | None) -> StepOutcome:
-        probe = self._probe(op, state, where)
+    def _run_op(
+        self,
+        op: Op,
+        state: ImageState,
+        where: StepContext,
+        started: list[HashAhead],
+        on_change: Callable[[], None] | None,
+    ) -> StepOutcome:
+        """:meth:`run_op`; ``on_change`` starts hashing the layer ahead (into ``started``)
+        once the probe's context walk meets a change."""
+        probe = self._probe(op, state, where, on_change=on_change)
         if probe.record is not None:
             reused = self._reuse_if_kept(op, state, probe.record)
             if reused is not None:
@@ -216,7 +232,7 @@ class LocalRunner:
                 return StepOutcome(reused, cached=True)
             probe = replace(probe, record=None, reason=PRUNED_MEANWHILE, details=(PRUNED_MEANWHILE,))
         self._ensure_snapshots(state.layers)
-        built = self._run_fresh(op, state, where, probe, ahead)
+        built = self._run_fresh(op, state, where, probe, started[0] if started else None)
         layer = built.layers[-1]
         record = self._build_cache().save(
             probe,
@@ -238,7 +254,7 @@ class LocalRunner:
 
     def _hash_ahead(self, op: Op, state: ImageState, where: StepContext) -> HashAhead | None:
         """For a large context COPY with a previous layer, start hashing its likely re-run
-        layer now, while the step is probed (:mod:`builder.hashahead`)."""
+        layer now, while the step is still being probed (:mod:`builder.hashahead`)."""
         if not isinstance(op, CopyOp) or self._options.no_cache or self._options.compression != "none":
             return None
         if not takes_from_previous(op):
@@ -303,7 +319,9 @@ class LocalRunner:
         with self._cache_lock:
             return self._git_commits.get((source.url, source.ref))
 
-    def _probe(self, op: Op, state: ImageState, where: StepContext) -> Probe:
+    def _probe(
+        self, op: Op, state: ImageState, where: StepContext, *, on_change: Callable[[], None] | None = None
+    ) -> Probe:
         """Key ``op`` on the state's key and its inputs' digests, and look for a record."""
         from cache.keys import SCRATCH
         from cache.steps import InputSources, compute_inputs
@@ -320,6 +338,7 @@ class LocalRunner:
             stage_digest,
             lambda ref: self._image_digest(ref, where.stage),
             git_digest=self._git_key,
+            on_change=on_change,
         )
         inputs = compute_inputs(op, self._context_hasher(), sources)
         # --no-cache-filter names a stage by its name or its index.

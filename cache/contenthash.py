@@ -23,7 +23,7 @@ import hashlib
 import os
 import posixpath
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +149,10 @@ class ContextHasher:
         *,
         exclude: Sequence[str] = (),
         parents: bool = False,
+        on_change: Callable[[], None] | None = None,
     ) -> SourceDigest:
-        """The digest of what ``COPY [--exclude] [--parents] <paths> ...`` reads from ``context``."""
+        """The digest of what ``COPY [--exclude] [--parents] <paths> ...`` reads from ``context``;
+        ``on_change`` is called once if a directory changed since the last walk."""
         matcher = context.matcher
 
         def keep_dir(rel: str) -> bool:
@@ -165,6 +167,7 @@ class ContextHasher:
             parents=parents,
             keep_owners=False,
             patterns=patterns,
+            on_change=on_change,
         )
 
     def digest_tree(
@@ -187,6 +190,7 @@ class ContextHasher:
         parents: bool,
         keep_owners: bool,
         patterns: tuple[tuple[str, bool], ...] = (),
+        on_change: Callable[[], None] | None = None,
     ) -> SourceDigest:
         """The digest of ``paths`` in ``tree``, whose ``.dockerignore`` ``patterns`` (none for
         a plain tree) name its filters."""
@@ -207,6 +211,7 @@ class ContextHasher:
                 filter_id=(patterns, tuple(exclude), keep_owners),
                 keep_owners=keep_owners,
             )
+            walker.on_change = on_change
             for path in paths:
                 if parents:
                     walker.add_with_parents(path)

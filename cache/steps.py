@@ -51,6 +51,8 @@ class InputSources:
     ``image_digest`` gives the manifest digest of an image reference for the build's
     platform. ``url_digest`` gives the content digest of a URL without ``--checksum`` (the
     URL itself is keyed when it is ``None``); ``git_digest`` the commit of a git source.
+    ``on_change`` is called once, as soon as a context walk meets a directory that changed
+    since the last walk (the step is then likely to miss).
     """
 
     contexts: Mapping[str, BuildContext]
@@ -58,6 +60,7 @@ class InputSources:
     image_digest: Callable[[str], str]
     url_digest: Callable[[UrlSource], str] | None = None
     git_digest: Callable[[GitSource], str] | None = None
+    on_change: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,10 @@ def _context_selection(
         raise ContextError(f"build context {name!r} is not available")
     if need.paths:
         parents = isinstance(op, CopyOp) and op.parents
-        return hasher.digest_sources(context, need.paths, exclude=need.exclude, parents=parents)
-    return hasher.digest_sources(context, [need.source_path or "."])
+        return hasher.digest_sources(
+            context, need.paths, exclude=need.exclude, parents=parents, on_change=sources.on_change
+        )
+    return hasher.digest_sources(context, [need.source_path or "."], on_change=sources.on_change)
 
 
 def _source_digest(source: CopySource, sources: InputSources) -> str:

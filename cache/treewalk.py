@@ -94,6 +94,8 @@ class TreeWalk:
         #: Each directory walked, by its name in the selection: its entries' names and
         #: ``lstat`` (``None`` for one gone meanwhile), as the walk met them.
         self.listings: dict[str, tuple[list[str], list[os.stat_result | None]]] = {}
+        #: Called once, at the first directory not as the last walk left it.
+        self.on_change: Callable[[], None] | None = None
         self._started_ns = time.time_ns()
         self._buffer: memoryview | None = None  # made when the first file is read
 
@@ -142,13 +144,17 @@ class TreeWalk:
             self.listings[name] = (names, infos)
             signature: RenderSignature = (name, rel if self.exclude is not never else None, self.filter_id)
             rendered = record.rendered_for(signature) if record is not None else None
-            if (
+            changed = (
                 record is None
-                or rendered is None
                 or not complete
                 or record.listing != join_names(names)
                 or record.packed_keys != pack_keys(stat_keys(infos))  # type: ignore[arg-type]  # complete
-            ):
+            )
+            if changed and self.on_change is not None:
+                # Not for a directory merely not replayed (it holds an ignored directory).
+                tell, self.on_change = self.on_change, None
+                tell()
+            if changed or rendered is None:
                 rendered = self._render(
                     fd,
                     record,

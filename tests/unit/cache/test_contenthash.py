@@ -321,3 +321,25 @@ def test_names_that_are_not_utf8_are_remembered(tmp_path: Path, plain_root: Path
         "odd\udcff",
         "odd\udcff/f\udcfe.txt",
     ]
+
+
+def test_a_walk_calls_on_change_once_at_the_first_changed_directory_and_lists_what_it_met(
+    tmp_path: Path, context_root: Path
+) -> None:
+    """A re-run's layer is hashed ahead from the first sign that its step will miss; a walk
+    that replays every directory gives none. The listings give each entry's ``lstat``."""
+    cache_path = tmp_path / "store" / "contenthash.db"
+    calls: list[str] = []
+    with ContextHasher(cache_path) as first:
+        digest(first, context_root, "app", on_change=lambda: calls.append("first"))
+    assert calls == ["first"]  # nothing remembered yet
+    with ContextHasher(cache_path) as second:
+        unchanged = digest(second, context_root, "app", on_change=lambda: calls.append("same"))
+        assert calls == ["first"]
+        names, infos = unchanged.listings["app"]
+        assert "main.py" in names
+        assert infos[names.index("main.py")].st_mtime == OLD_MTIME  # type: ignore[union-attr]
+        write_old_file(context_root, "app/util.py", "X = 2\n")
+        (context_root / "app/more.py").write_text("Y = 1\n")
+        digest(second, context_root, "app", on_change=lambda: calls.append("changed"))
+        assert calls == ["first", "changed"]
