@@ -58,7 +58,9 @@ def hash_ahead(
 ) -> HashAhead | None:
     """Start hashing the likely new layer of a re-run of the step ``previous`` was recorded
     for, a copy to ``destination`` over the snapshots ``lower_dirs``; ``None`` when that
-    layer cannot be foretold (too small, not indexed, its snapshot or a lower one gone)."""
+    layer cannot be foretold (too small, not indexed, its snapshot or a lower one gone).
+    Nothing may need hashing ahead: the copy's time can be the previous copy's, to the
+    second, and then the previous tar's own saved states serve."""
     if previous.size < AHEAD_MIN_SIZE or not all(os.path.isdir(directory) for directory in lower_dirs):
         return None  # (before any import: a cached build of small layers loads nothing more)
     from builder.fileops.donor import stale_times, with_parents
@@ -81,7 +83,6 @@ def hash_ahead(
     except BaseException:
         opened.close()
         raise
-    if opened.layer.prehash is None:
-        opened.close()
-        return None
+    # Even with nothing to hash ahead (the copy's time is the previous one's to the second,
+    # so the previous tar's saved states serve), the copy must take this time.
     return HashAhead(indexed, opened, now_ns)
