@@ -224,4 +224,4 @@ def _reader(store: Store, lease: Lease, previous: IndexedLayer) -> OpenedLayer |
     if not store.blobs.has(previous.digest) or store.blobs.size(previous.digest) != previous.index.size:
         return None
     ranges = store.blobs.ranges(previous.digest)
-    return OpenedLayer(PreviousLayer(previous.index, ranges.chunks), ranges)
+    return OpenedLayer(PreviousLayer(previous.index, ranges.chunks, extents=ranges.extents), ranges)

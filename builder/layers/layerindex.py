@@ -112,3 +112,6 @@ class PreviousLayer:
     #: tree taken in place, :mod:`builder.fileops.donor`): their entries are reused
     #: without a look at the file.
     kept: frozenset[bytes] = frozenset()
+    #: Where ranges of the previous tar lie in files (descriptor, offset, length), for a
+    #: reader that maps them (:meth:`builder.store.splices.BlobRanges.extents`).
+    extents: Callable[[int, int], list[tuple[int, int, int]]] | None = None

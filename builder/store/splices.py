@@ -183,6 +183,25 @@ class BlobRanges:
             os.close(descriptor)
         self._descriptors.clear()
 
+    def extents(self, offset: int, length: int) -> list[tuple[int, int, int]]:
+        """Where bytes ``[offset, offset + length)`` lie: ``(descriptor, file offset,
+        length)`` for each part they cross, in order (the descriptors stay open until
+        :meth:`close`). For a reader that maps the files rather than copying them out."""
+        if offset < 0 or offset + length > self.size:
+            raise StoreError(f"range {offset}+{length} is past the end of blob {self.name}")
+        from bisect import bisect_right
+
+        found = []
+        end = offset + length
+        while offset < end:
+            index = bisect_right(self._starts, offset) - 1
+            path, part = self._parts[index]
+            within = offset - self._starts[index]
+            count = min(part.length - within, end - offset)
+            found.append((self._descriptor(path), part.offset + within, count))
+            offset += count
+        return found
+
     def _descriptor(self, path: Path) -> int:
         return self._descriptors[path]
 
