@@ -436,7 +436,7 @@ class LocalRunner:
                     self._run_copy(op, state, workspace, where)
                 previous = indexed_previous if donor is not None and donor.claimed else None
                 if opened is not None and donor is not None and donor.kept_names:
-                    opened.keep(donor.kept_names)
+                    opened.keep(donor.kept_names, donor.clean_dirs)
             elif isinstance(op, MkdirOp):
                 with self._mounted(state, workspace) as rootfs:
                     make_workdir(op, dest_root=rootfs)

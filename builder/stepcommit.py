@@ -172,11 +172,16 @@ class OpenedLayer:
     ranges: BlobRanges
     closed: bool = False
 
-    def keep(self, names: Iterable[str]) -> None:
-        """Name the files of the new tree that are the indexed ones, untouched."""
+    def keep(self, names: Iterable[str], clean_dirs: Iterable[str] = ()) -> None:
+        """Name the files of the new tree that are the indexed ones, untouched, and the
+        directories whose whole subtree is."""
         from dataclasses import replace
 
-        self.layer = replace(self.layer, kept=frozenset(os.fsencode(name) for name in names))
+        self.layer = replace(
+            self.layer,
+            kept=frozenset(os.fsencode(name) for name in names),
+            clean=frozenset(os.fsencode(name) for name in clean_dirs),
+        )
 
     def close(self) -> None:
         if self.closed:

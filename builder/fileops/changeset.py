@@ -92,6 +92,7 @@ def _plan(
     writes: list[tuple[str, os.stat_result]] = []
     refresh: dict[str, os.stat_result] = {}
     kept: list[str] = []
+    same_dirs: list[str] = []
     met = 1 if item in selection else 0  # the item's own entry is not below it
     for directory, (names, stats) in changes.listings.items():
         in_directory = "" if directory == "." else directory + "/"
@@ -115,7 +116,9 @@ def _plan(
                 if mode_change is not None:
                     bits = mode_change.apply(bits, is_dir=is_dir)
                 if matches_key(known[2], info, bits, owner_of(info)):
-                    if not is_dir:
+                    if is_dir:
+                        same_dirs.append(rel)
+                    else:
                         kept.append(key)
                     continue
             if is_dir and known is not None:
@@ -135,7 +138,22 @@ def _plan(
             refresh[parent] = parent_info
     for path in kept:
         donor.keep(path)
+    donor.clean_dirs = [keys_below + rel + "/" for rel in _untouched(same_dirs, [*writes, *refresh.items()])]
     return writes, refresh
+
+
+def _untouched(same_dirs: list[str], touched: list[tuple[str, os.stat_result]]) -> list[str]:
+    """The outermost of ``same_dirs`` with nothing written below them: each one's whole
+    subtree is the previous layer's, byte for byte, and its tar bytes can be named at once
+    (every entry of it is a kept file or an unchanged directory, both indexed: anything
+    else, a symlink or a file with extended attributes, is written again)."""
+    dirty: set[str] = set()
+    for rel, _info in touched:
+        while rel and rel not in dirty:
+            dirty.add(rel)
+            rel = os.path.dirname(rel)
+    clean = set(same_dirs) - dirty
+    return [rel for rel in clean if os.path.dirname(rel) not in clean]
 
 
 def _owner_rule(writer: TreeWriter) -> Callable[[os.stat_result], tuple[int, int] | None]:

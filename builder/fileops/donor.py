@@ -139,6 +139,9 @@ class DonorLayer:
         #: their paths below the root: their index entries hold for the layer written.
         self.kept = 0
         self.kept_names: list[str] = []
+        #: Directories (paths below the root, ending in ``/``) whose whole subtree is the
+        #: previous layer's, untouched (:mod:`builder.fileops.changeset`).
+        self.clean_dirs: list[str] = []
         self._inodes: set[tuple[int, int]] = set()
         self._ready: dict[str, bool] = {}
         self._directories: dict[str, _Directory | None] = {}

@@ -112,6 +112,9 @@ class PreviousLayer:
     #: tree taken in place, :mod:`builder.fileops.donor`): their entries are reused
     #: without a look at the file.
     kept: frozenset[bytes] = frozenset()
+    #: Directories (names ending in ``/``) whose whole subtree is as indexed, untouched:
+    #: named as one range of the previous tar, when the index shows it contiguous.
+    clean: frozenset[bytes] = frozenset()
     #: Where ranges of the previous tar lie in files (descriptor, offset, length), for a
     #: reader that maps them (:meth:`builder.store.splices.BlobRanges.extents`).
     extents: Callable[[int, int], list[tuple[int, int, int]]] | None = None

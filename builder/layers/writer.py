@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -98,6 +98,9 @@ class _TarStream:
         self._index = index
         self._reusable = previous.index.entries if previous is not None else {}
         self._kept = previous.kept if previous is not None else frozenset()
+        self._clean = previous.clean if previous is not None else frozenset()
+        self._previous_size = previous.index.size if previous is not None else 0
+        self._subtrees: dict[bytes, list[tuple[bytes, int, int, FileKey]]] | None = None
         self._epoch = source_date_epoch
         self._convert_overlay = convert_overlay
         self._exclude = exclude
@@ -126,6 +129,8 @@ class _TarStream:
             name = prefix + child
             if self._exclude is not None and self._exclude(os.fsdecode(name)):
                 continue
+            if self._clean and name + b"/" in self._clean and self._name_subtree(name + b"/"):
+                continue
             if kept and name in kept and self._sink is not None:
                 start, length, key = self._reusable[name]
                 self.content_size += key[2]
@@ -149,6 +154,35 @@ class _TarStream:
                     marker = name + b"/" + OPAQUE_MARKER.encode()
                     self._out.write(tarheader.encode_header(self._marker(marker, status)))
                 self.walk(path, name + b"/")
+
+    def _name_subtree(self, directory: bytes) -> bool:
+        """Name a clean directory's whole subtree (``directory`` ends in ``/``) as one range
+        of the previous tar, re-indexed where it now lies; false when the index does not
+        show it as one unbroken run starting with the directory's own entry."""
+        if self._sink is None:
+            return False
+        if self._subtrees is None:
+            self._subtrees = _subtrees(self._reusable, self._clean, self._previous_size - 2 * tarheader.BLOCK)
+        run = self._subtrees.get(directory)
+        if not run or run[0][0] != directory:
+            return False
+        # Unbroken up to what follows it: nothing unindexed (a symlink, a file with extended
+        # attributes) lies between its entries or after the last.
+        first = end = run[0][1]
+        for _name, start, length, _key in run:
+            if start != end:
+                return False
+            end = start + length
+        members = run[:-1]
+        end = members[-1][1] + members[-1][2]
+        shift = self._sink.position - first
+        for name, start, length, key in members:
+            if self._index is not None:
+                self._index[name] = (start + shift, length, key)
+            if not stat.S_ISDIR(key[4]):
+                self.content_size += key[2]
+        self._sink.reference(first, end - first)
+        return True
 
     def _emit(self, path: bytes, name: bytes, status: os.stat_result) -> None:
         # One header object per entry, its fields settled first: this runs for every file
@@ -261,6 +295,29 @@ def _read_xattrs(path: bytes) -> dict[str, bytes]:
         except OSError as err:
             if err.errno not in (errno.ENODATA, errno.EPERM, errno.ENOTSUP):
                 raise
+    return found
+
+
+def _subtrees(
+    entries: Mapping[bytes, tuple[int, int, FileKey]], directories: frozenset[bytes], tar_end: int
+) -> dict[bytes, list[tuple[bytes, int, int, FileKey]]]:
+    """The index entries below each of ``directories`` (its own first), in tar order (the
+    order the index was written in), each run closed by a stand-in for what follows it:
+    ``(b"", start of the next indexed entry or of the end-of-archive blocks, 0, ...)``."""
+    found: dict[bytes, list[tuple[bytes, int, int, FileKey]]] = {}
+    current, members = b"", None
+    for name, (start, length, key) in entries.items():
+        if members is not None:
+            if name.startswith(current):
+                members.append((name, start, length, key))
+                continue
+            members.append((b"", start, 0, key))
+        members = None
+        if name in directories:
+            current, members = name, [(name, start, length, key)]
+            found[name] = members
+    if members is not None:
+        members.append((b"", tar_end, 0, (0, 0, 0, 0, 0, 0, 0)))
     return found
 
 

@@ -272,3 +272,50 @@ def test_kept_files_are_reused_unlooked_at_and_the_layer_is_the_fresh_one(tmp_pa
         name: span[:2]
         for name, span in _write(new, index=True)[1].index.entries.items()  # type: ignore[union-attr]
     }
+
+
+def test_a_clean_directory_is_named_as_one_range_and_the_layer_is_the_fresh_one(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    old, old_bytes, index = _previous(tmp_path)
+    new = _next_tree(old, tmp_path / "new")
+    previous = replace(
+        PreviousLayer(index, _Reads(old_bytes)),
+        kept=frozenset({b"a/big1.bin", b"a/big2.bin"}),
+        clean=frozenset({b"a/"}),
+    )
+    literal, layer = _write(new, index=True, previous=previous)
+    fresh, fresh_layer = _write(new, index=True)
+    assert _assemble(literal, old_bytes, layer) == fresh
+    assert layer.diff_id == fresh_layer.diff_id
+    assert layer.content_size == fresh_layer.content_size
+    assert layer.index is not None and fresh_layer.index is not None
+    assert {name: span[:2] for name, span in layer.index.entries.items()} == {
+        name: span[:2] for name, span in fresh_layer.index.entries.items()
+    }
+
+
+def test_a_clean_directory_ending_in_an_unindexed_entry_is_walked(tmp_path: Path) -> None:
+    """A symlink is not indexed: last in ``a/``, the run of indexed entries stops short of
+    it, which the entry after the run shows; the directory is walked instead."""
+    from dataclasses import replace
+
+    old = _old_tree(tmp_path / "old")
+    (old / "a/zz-link").symlink_to("big1.bin")
+    _set_time(old / "a/zz-link")
+    _set_time(old / "a")
+    old_bytes, old_layer = _write(old, index=True)
+    assert old_layer.index is not None and b"a/zz-link" not in old_layer.index.entries
+    new = _next_tree(old, tmp_path / "new")
+    (new / "a/zz-link").symlink_to("big1.bin")
+    for path in (new / "a/zz-link", new / "a"):
+        _set_time(path)
+    previous = replace(
+        PreviousLayer(old_layer.index, _Reads(old_bytes)),
+        kept=frozenset({b"a/big1.bin", b"a/big2.bin"}),
+        clean=frozenset({b"a/"}),
+    )
+    literal, layer = _write(new, index=True, previous=previous)
+    fresh, fresh_layer = _write(new)
+    assert _assemble(literal, old_bytes, layer) == fresh
+    assert layer.diff_id == fresh_layer.diff_id
