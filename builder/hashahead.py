@@ -1,12 +1,14 @@
-"""Hashing a large COPY re-run's layer ahead: from before the step is probed.
+"""Hashing a large COPY re-run's layer ahead: from while the step is still being probed.
 
 When a ``COPY`` of one context path misses the cache because some files changed, its layer
 is spliced from the previous one (:mod:`builder.stepcommit`), and everything up to the first
 changed file is the previous tar with a few directory headers restamped: bytes that can be
-foretold and hashed on the other core while the copy runs (:mod:`builder.layers.prehash`).
-Started only once the step is known to miss, that hashing still had 0.2 s to go when the
-copy of a 300 MB context was done. So for a large previous layer it starts before the probe:
-the probe (0.25 s of hashing the context and comparing file lists) then runs beside it.
+foretold and hashed on the other core (:mod:`builder.layers.prehash`). Started once the step
+was known to miss, that hashing still had 0.2 s to go when the copy of a 300 MB context was
+done. So for a large previous layer it starts as soon as the probe's context walk meets a
+directory that changed since the last walk (``on_change``, :mod:`cache.treewalk`): the rest
+of the probe (0.25 s of hashing the context and comparing file lists) runs beside it, and a
+fully cached build, whose walk meets no change, pays nothing.
 
 It is a guess twice over: the step may be cached after all (the work is dropped), and the
 previous snapshot may not be taken in place (then it is not used either). The foretold time

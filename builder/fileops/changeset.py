@@ -14,6 +14,8 @@ Directories whose entries were written lose the time the copier gave them (the k
 a change), and a directory whose own line changed needs its metadata again: both get their
 source's metadata once everything below them is written, deepest first, as the copier does.
 The directory of the item itself and those above it are :meth:`DonorLayer.restamp_items`'s.
+A directory with nothing written below it is named to the layer writer as *clean*
+(``DonorLayer.clean_dirs``): its whole subtree is one range of the previous tar.
 
 Anything the digests cannot vouch for sends the copy back to the full walk, before the
 tree is touched: a source hard-linked to another (the copier keeps such links), or one the
