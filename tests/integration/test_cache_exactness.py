@@ -7,9 +7,6 @@ the progress events, which steps were CACHED and which ran (issue 5's exactness 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,9 +14,9 @@ import pytest
 from builder.cli.main import main
 from builder.store.store import Store
 from cache import records
-from tests.conftest import REPO_ROOT
 from tests.fixtures.cache_builds import (
     BASE,
+    build_concurrently,
     busybox_tar,
     context_dir,
     import_base,
@@ -197,39 +194,9 @@ def test_two_concurrent_builds_on_one_store_both_succeed_with_the_same_layers(
 ) -> None:
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text(MULTI_STAGE)
-    environment = {**os.environ, "SOURCE_DATE_EPOCH": "0"}
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "builder.cli.main",
-                "--root",
-                str(store_root),
-                "build",
-                "--progress=plain",
-                "-f",
-                str(dockerfile),
-                "--iidfile",
-                str(tmp_path / f"iid{index}"),
-                str(context_dir),
-            ],
-            cwd=REPO_ROOT,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for index in range(2)
-    ]
-    outputs = [process.communicate(timeout=300) for process in processes]
-    assert [process.returncode for process in processes] == [0, 0], outputs
+    diff_ids = build_concurrently(store_root, dockerfile, context_dir, tmp_path)
+    assert len(diff_ids[0]) == 4  # the base and three steps of the last stage
+    assert diff_ids[0] == diff_ids[1]
     with Store.open(store_root) as store:
-        diff_ids = [
-            json.loads(store.blobs.read_bytes((tmp_path / f"iid{index}").read_text()))["rootfs"]["diff_ids"]
-            for index in range(2)
-        ]
-        assert len(diff_ids[0]) == 4  # the base and three steps of the last stage
-        assert diff_ids[0] == diff_ids[1]
         for record in records.all_records(store.meta):
             assert store.blobs.has(record.blob_digest)

@@ -15,7 +15,7 @@ from builder.store.snapshots import chain_ids
 from builder.store.store import Store
 from builder.store.write_out import KEEP_SPLICES
 from tests.conftest import require_tool
-from tests.fixtures.cache_builds import BASE, busybox_tar, kiln_build, ran, store_root
+from tests.fixtures.cache_builds import BASE, build_concurrently, busybox_tar, kiln_build, ran, store_root
 
 __all__ = ["busybox_tar", "store_root"]  # fixtures used here
 
@@ -46,6 +46,14 @@ def _inode(path: Path) -> int:
     return os.lstat(path).st_ino
 
 
+def _assert_a_fresh_copy_gives(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, dockerfile: str, diff_id: str
+) -> None:
+    """The same context copied with nothing to reuse (``--no-cache``) gives layer ``diff_id``."""
+    kiln_build(monkeypatch, store_root, context, dockerfile, "--no-cache", "-t", "reuse:fresh")
+    assert _copy_layer(store_root, "reuse:fresh")[0] == diff_id
+
+
 def _inodes(root: Path, names: list[str]) -> dict[str, int]:
     return {name: _inode(root / name) for name in names}
 
@@ -68,9 +76,7 @@ def test_unchanged_files_are_taken_with_the_previous_snapshot_and_the_layer_matc
     assert after.pop("app/a.txt") != before.pop("app/a.txt")
     assert after == before
     assert not first.exists()
-    # The same context copied with nothing to reuse (--no-cache) gives the same layer.
-    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "--no-cache", "-t", "reuse:fresh")
-    assert _copy_layer(store_root, "reuse:fresh")[0] == diff_id
+    _assert_a_fresh_copy_gives(monkeypatch, store_root, context, DOCKERFILE, diff_id)
     with Store.open(store_root) as store:
         unpacked = store.snapshot_for("reuse:1")[-2]
     assert unpacked == first
@@ -106,8 +112,7 @@ def test_a_file_become_a_directory_starts_the_copy_over_without_the_previous_tre
     kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:2")
     diff_id, second = _copy_layer(store_root, "reuse:2")
     assert (second / "app/b.txt/inner").read_text() == "inside\n"
-    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "--no-cache", "-t", "reuse:fresh")
-    assert _copy_layer(store_root, "reuse:fresh")[0] == diff_id
+    _assert_a_fresh_copy_gives(monkeypatch, store_root, context, DOCKERFILE, diff_id)
 
 
 def test_successive_edits_each_take_the_last_tree_and_match_a_fresh_copy(
@@ -127,8 +132,7 @@ def test_successive_edits_each_take_the_last_tree_and_match_a_fresh_copy(
         "b.txt",
         "sub",
     ]
-    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "--no-cache", "-t", "reuse:fresh")
-    assert _copy_layer(store_root, "reuse:fresh")[0] == diff_id
+    _assert_a_fresh_copy_gives(monkeypatch, store_root, context, DOCKERFILE, diff_id)
 
 
 def test_the_re_run_layer_is_kept_as_a_splice_that_outlives_its_source_image(
@@ -224,8 +228,7 @@ def test_a_changed_file_of_the_same_size_and_time_is_copied_not_linked(
     assert (second / "app/sub/d.txt").read_text() == "delta\n"
     # The new file may not pass for the old one in the previous layer's index, even where
     # the old one's inode number is free again: the layer holds the new bytes.
-    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "--no-cache", "-t", "reuse:fresh")
-    assert _copy_layer(store_root, "reuse:fresh")[0] == diff_id
+    _assert_a_fresh_copy_gives(monkeypatch, store_root, context, DOCKERFILE, diff_id)
 
 
 def test_a_removed_file_is_gone_and_a_changed_mode_is_copied(
@@ -258,8 +261,7 @@ def test_files_copied_into_a_directory_of_the_base_are_linked_after_the_unmount(
     diff_id, second = _copy_layer(store_root, "reuse:2")
     assert (second / "tmp/a.txt").read_text() == "alpha, edited\n"
     assert _inodes(second, ["tmp/b.txt", "tmp/sub/c.txt"]) == before
-    kiln_build(monkeypatch, store_root, context, into_base, "--no-cache", "-t", "reuse:fresh")
-    assert _copy_layer(store_root, "reuse:fresh")[0] == diff_id
+    _assert_a_fresh_copy_gives(monkeypatch, store_root, context, into_base, diff_id)
 
 
 def test_a_re_run_whose_files_were_all_linked_after_the_unmount_is_spliced(
@@ -395,8 +397,7 @@ def test_an_in_place_re_run_writes_only_the_changed_entries_and_matches_a_fresh_
     assert os.lstat(second / "app/sub").st_mode & 0o777 == 0o750
     assert (second / "app/new/deeper/e.txt").read_text() == "echo\n"
     assert os.readlink(second / "app/link") == "a.txt"
-    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "--no-cache", "-t", "reuse:fresh")
-    assert _copy_layer(store_root, "reuse:fresh")[0] == diff_id
+    _assert_a_fresh_copy_gives(monkeypatch, store_root, context, DOCKERFILE, diff_id)
 
 
 def test_a_hard_linked_source_sends_the_in_place_copy_back_to_the_full_walk(
@@ -408,8 +409,7 @@ def test_a_hard_linked_source_sends_the_in_place_copy_back_to_the_full_walk(
     assert changes_seen == [False]
     diff_id, second = _copy_layer(store_root, "reuse:2")
     assert _inode(second / "app/b.txt") == _inode(second / "app/b-again.txt")
-    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "--no-cache", "-t", "reuse:fresh")
-    assert _copy_layer(store_root, "reuse:fresh")[0] == diff_id
+    _assert_a_fresh_copy_gives(monkeypatch, store_root, context, DOCKERFILE, diff_id)
 
 
 def test_a_large_layer_is_hashed_ahead_of_its_probe_and_matches_a_fresh_copy(
@@ -519,41 +519,13 @@ def test_two_concurrent_re_runs_after_an_edit_both_succeed_with_the_same_layers(
 ) -> None:
     """One of them may take the previous snapshot in place; the other then copies from
     scratch. Both images are whole, with the same layers, and every snapshot unpacks."""
-    import json
-    import sys
-
     kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
     (context / "app/a.txt").write_text("alpha, edited\n")
     dockerfile = tmp_path / "Dockerfile.concurrent"
     dockerfile.write_text(DOCKERFILE)
-    command = [
-        sys.executable,
-        "-m",
-        "builder.cli.main",
-        "--root",
-        str(store_root),
-        "build",
-        "--progress=plain",
-    ]
-    processes = [
-        subprocess.Popen(
-            [*command, "-f", str(dockerfile), "--iidfile", str(tmp_path / f"iid{index}"), str(context)],
-            cwd=Path(__file__).resolve().parents[2],
-            env={**os.environ, "SOURCE_DATE_EPOCH": "0", KEEP_SPLICES: "1"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for index in range(2)
-    ]
-    outputs = [process.communicate(timeout=300) for process in processes]
-    assert [process.returncode for process in processes] == [0, 0], outputs
+    diff_ids = build_concurrently(store_root, dockerfile, context, tmp_path, env={KEEP_SPLICES: "1"})
+    assert diff_ids[0] == diff_ids[1]
     with Store.open(store_root) as store:
-        configs = [
-            json.loads(store.blobs.read_bytes((tmp_path / f"iid{index}").read_text())) for index in range(2)
-        ]
-        diff_ids = [config["rootfs"]["diff_ids"] for config in configs]
-        assert diff_ids[0] == diff_ids[1]
         chains = chain_ids(diff_ids[0])
         for depth in (-2, -1):  # the COPY and the RUN, kept uncompressed as built
             diff_id = diff_ids[0][depth]
