@@ -532,3 +532,36 @@ def test_two_concurrent_re_runs_after_an_edit_both_succeed_with_the_same_layers(
             assert store.blobs.verify(diff_id)
             assert store.snapshots.ensure(chains[depth], chains[depth - 1], diff_id, diff_id).is_dir()
         assert (store.snapshots.path(chains[-2]) / "app/a.txt").read_text() == "alpha, edited\n"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (f"FROM {BASE}\nWORKDIR /work\nCOPY app .\n", {"work/"}),
+        (f"FROM {BASE}\nCOPY --chmod=640 app /app\n", {"app/"}),
+        (f"FROM {BASE}\nCOPY --link --chown=7:8 app /srv/app\n", {"srv/", "srv/app/"}),
+    ],
+    ids=["into-workdir", "chmod", "link-chown"],
+)
+def test_in_place_re_runs_of_other_copies_match_a_fresh_copy(
+    monkeypatch: pytest.MonkeyPatch,
+    store_root: Path,
+    context: Path,
+    changes_seen: list[bool],
+    case: tuple[str, set[str]],
+) -> None:
+    """Into a directory of an earlier layer, with --chmod, and --link with --chown: the
+    re-run takes its previous tree, writes the change, and gives a fresh copy's layer
+    (``case``: the Dockerfile, and the directories that get the copy's time)."""
+    dockerfile, now_timed = case
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    kiln_build(monkeypatch, store_root, context, dockerfile, "-t", "reuse:1")
+    (context / "app/sub/c.txt").write_text("charlie, edited\n")
+    (context / "app/new.txt").write_text("new\n")
+    time.sleep(1 - time.time() % 1)
+    started = int(time.time())
+    kiln_build(monkeypatch, store_root, context, dockerfile, "-t", "reuse:2")
+    assert changes_seen == [True]
+    _assert_like_a_fresh_copy(
+        monkeypatch, store_root, context, dockerfile, tag="reuse:2", started=started, now_timed=now_timed
+    )
