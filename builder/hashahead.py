@@ -65,8 +65,7 @@ def hash_ahead(
     second, and then the previous tar's own saved states serve."""
     if previous.size < AHEAD_MIN_SIZE or not all(os.path.isdir(directory) for directory in lower_dirs):
         return None  # (before any import: a cached build of small layers loads nothing more)
-    from builder.fileops.donor import stale_times, with_parents
-    from builder.stepcommit import foretell, indexed_layer, open_layer
+    from builder.stepcommit import indexed_layer, open_layer
     from builder.workspace import rootfs_view
 
     indexed = indexed_layer(store, previous)
@@ -76,15 +75,40 @@ def hash_ahead(
     if opened is None:
         return None
     now_ns = time.time_ns()
-    mtime = now_ns // 10**9 if source_date_epoch is None else min(now_ns // 10**9, source_date_epoch)
     try:
         with rootfs_view(lower_dirs, containers_dir) as lower:
-            tree = store.snapshots.path(previous.chain_id)
-            stale = stale_times(tree, with_parents(posixpath.normpath("/" + destination).lstrip("/")), lower)
-        foretell(opened, stale, mtime)
+            foretell_copy(
+                opened,
+                tree=store.snapshots.path(previous.chain_id),
+                destination=destination,
+                lower=lower,
+                now_ns=now_ns,
+                source_date_epoch=source_date_epoch,
+            )
     except BaseException:
         opened.close()
         raise
     # Even with nothing to hash ahead (the copy's time is the previous one's to the second,
     # so the previous tar's saved states serve), the copy must take this time.
     return HashAhead(indexed, opened, now_ns)
+
+
+def foretell_copy(
+    opened: OpenedLayer,
+    *,
+    tree: Path,
+    destination: str,
+    lower: Path,
+    now_ns: int,
+    source_date_epoch: int | None,
+) -> None:
+    """Start hashing the likely layer of a copy to ``destination`` re-run over ``tree`` (its
+    previous tree, over the layers below shown at ``lower``) at ``now_ns``: the previous
+    tar, with the directories the copy restamps (:meth:`DonorLayer.restamp_items`) given the
+    time their headers will hold (:func:`builder.stepcommit.foretell`)."""
+    from builder.fileops.donor import stale_times, with_parents
+    from builder.stepcommit import foretell
+
+    restamped = stale_times(tree, with_parents(posixpath.normpath("/" + destination).lstrip("/")), lower)
+    mtime = now_ns // 10**9
+    foretell(opened, restamped, mtime if source_date_epoch is None else min(mtime, source_date_epoch))

@@ -49,7 +49,6 @@ from builder.stepcommit import (
     IndexedLayer,
     OpenedLayer,
     commit_layer,
-    foretell,
     indexed_layer,
     open_layer,
     takes_from_previous,
@@ -118,6 +117,17 @@ def _rebases(op: Op) -> bool:
     if not isinstance(op, CopyOp) or not op.link:
         return False
     return all(part.isdigit() for part in op.chown.split(":") if part)
+
+
+def _parent_chain_id(op: Op, state: ImageState) -> str:
+    """The chain a layer of ``op`` is recorded on: none for a rebased ``COPY --link``."""
+    return "" if _rebases(op) else state.layers[-1].chain_id if state.layers else ""
+
+
+def _copy_base(op: CopyOp, state: ImageState) -> ImageState:
+    """What a copy writes over: ``--link`` writes against an empty root, independent of its
+    parent."""
+    return ImageState(platform=state.platform) if op.link else state
 
 
 def _stacked_key(state: ImageState, link_key: str) -> str:
@@ -200,15 +210,17 @@ class LocalRunner:
     def run_op(self, op: Op, state: ImageState, where: StepContext) -> StepOutcome:
         """Reuse the cached layer of ``op`` when its key matches, else run it and record it."""
         started: list[HashAhead] = []
+        start_ahead = None
+        if isinstance(op, CopyOp) and self._may_hash_ahead(op):
+            copy = op  # the closure keeps the narrowed type
 
-        def start_ahead() -> None:
-            ahead = self._hash_ahead(op, state, where)
-            if ahead is not None:
-                started.append(ahead)
+            def start_ahead() -> None:
+                ahead = self._hash_ahead(copy, state, where)
+                if ahead is not None:
+                    started.append(ahead)
 
-        hashes_ahead = isinstance(op, CopyOp) and takes_from_previous(op)
         try:
-            return self._run_op(op, state, where, started, start_ahead if hashes_ahead else None)
+            return self._run_op(op, state, where, started, start_ahead)
         finally:
             for ahead in started:
                 ahead.close()
@@ -241,7 +253,7 @@ class LocalRunner:
             size=layer.size,
             media_type=layer.media_type,
             chain_id=layer.chain_id,
-            parent_chain_id="" if _rebases(op) else state.layers[-1].chain_id if state.layers else "",
+            parent_chain_id=_parent_chain_id(op, state),
             created_by=op.created_by,
             created=str(built.history[-1]["created"]),
         )
@@ -252,28 +264,27 @@ class LocalRunner:
         key = _stacked_key(state, probe.key.digest) if _rebases(op) else probe.key.digest
         return StepOutcome(replace(built, cache_key=key), reason=probe.reason)
 
-    def _hash_ahead(self, op: Op, state: ImageState, where: StepContext) -> HashAhead | None:
+    def _may_hash_ahead(self, op: CopyOp) -> bool:
+        """Whether a re-run of ``op`` may be spliced from its previous layer, and so its layer
+        hashed ahead."""
+        return not self._options.no_cache and self._options.compression == "none" and takes_from_previous(op)
+
+    def _hash_ahead(self, op: CopyOp, state: ImageState, where: StepContext) -> HashAhead | None:
         """For a large context COPY with a previous layer, start hashing its likely re-run
         layer now, while the step is still being probed (:mod:`builder.hashahead`)."""
-        if not isinstance(op, CopyOp) or self._options.no_cache or self._options.compression != "none":
-            return None
-        if not takes_from_previous(op):
-            return None
         from builder.hashahead import hash_ahead
         from cache.records import previous_for_step
 
         previous = previous_for_step(self._store.meta, self._step_identity(op, where))
-        parent_chain_id = "" if _rebases(op) else state.layers[-1].chain_id if state.layers else ""
-        if previous is None or previous.parent_chain_id != parent_chain_id:
+        if previous is None or previous.parent_chain_id != _parent_chain_id(op, state):
             return None
-        base = ImageState(platform=state.platform) if op.link else state
         try:
             return hash_ahead(
                 self._store,
                 self._lease,
                 previous,
                 destination=op.dest,
-                lower_dirs=self._snapshot_dirs(base),
+                lower_dirs=self._snapshot_dirs(_copy_base(op, state)),
                 containers_dir=self._containers_dir,
                 source_date_epoch=self._options.source_date_epoch,
             )
@@ -346,7 +357,7 @@ class LocalRunner:
         return self._build_cache().probe(
             op,
             parent=LINK_PARENT if _rebases(op) else state.cache_key or SCRATCH,
-            parent_chain_id="" if _rebases(op) else state.layers[-1].chain_id if state.layers else "",
+            parent_chain_id=_parent_chain_id(op, state),
             platform=state.platform,
             inputs=inputs,
             step=self._step_identity(op, where),
@@ -408,19 +419,14 @@ class LocalRunner:
             elif isinstance(op, CopyOp):
                 from builder.fileops.donor import DonorConflictError
 
-                if (
-                    ahead is not None
-                    and probe.previous is not None
-                    and probe.previous.blob_digest != ahead.indexed.digest
+                if ahead is not None and (
+                    probe.previous is None or probe.previous.blob_digest != ahead.indexed.digest
                 ):
-                    ahead = None
-                indexed_previous = (
-                    ahead.indexed
-                    if ahead is not None
-                    else indexed_layer(self._store, probe.previous)
-                    if indexed
-                    else None
-                )
+                    ahead = None  # hashed ahead for another layer than the probe's previous one
+                if ahead is not None:
+                    indexed_previous: IndexedLayer | None = ahead.indexed
+                else:
+                    indexed_previous = indexed_layer(self._store, probe.previous) if indexed else None
                 donor = self._donor(op, state, probe, workspace, indexed_previous)
                 if donor is not None and donor.in_place and ahead is not None:
                     opened, donor.now_ns = ahead.opened, ahead.now_ns  # its hashing well under way
@@ -512,8 +518,7 @@ class LocalRunner:
         from builder.fileops.copy import copy_into
 
         chown = self._resolve_chown(op, state) if op.chown else None
-        # --link: the layer is written against an empty root, independent of its parent.
-        base = ImageState(platform=state.platform) if op.link else state
+        base = _copy_base(op, state)
         with ExitStack() as stack:
             lower = None
             if donor is not None and donor.in_place:
@@ -540,17 +545,18 @@ class LocalRunner:
                     donor.restamp_items(lower)
 
     def _foretell(self, op: CopyOp, donor: DonorLayer, lower: Path, opened: OpenedLayer) -> None:
-        """Hash the layer's likely bytes while the copy runs (:func:`foretell`): the previous
-        tar, with the directories restamping will touch given the copy's time."""
-        import posixpath
+        """Hash the layer's likely bytes while the copy runs: the previous tar, with the
+        directories restamping will touch given the copy's time (:func:`foretell_copy`)."""
+        from builder.hashahead import foretell_copy
 
-        from builder.fileops.donor import with_parents
-
-        destination = posixpath.normpath("/" + op.dest).lstrip("/")
-        mtime = donor.now_ns // 10**9
-        if self._options.source_date_epoch is not None:
-            mtime = min(mtime, self._options.source_date_epoch)
-        foretell(opened, donor.stale_times(with_parents(destination), lower), mtime)
+        foretell_copy(
+            opened,
+            tree=Path(donor.upper),
+            destination=op.dest,
+            lower=lower,
+            now_ns=donor.now_ns,
+            source_date_epoch=self._options.source_date_epoch,
+        )
 
     def _donor(
         self,
@@ -573,7 +579,7 @@ class LocalRunner:
             previous.preimage.get(name) != value for name, value in new_preimage.items() if name != "inputs"
         ):
             return None
-        parent_chain_id = "" if _rebases(op) else state.layers[-1].chain_id if state.layers else ""
+        parent_chain_id = _parent_chain_id(op, state)
         if previous.parent_chain_id != parent_chain_id or not self._store.snapshots.has(previous.chain_id):
             return None
         unchanged = [

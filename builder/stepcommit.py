@@ -172,16 +172,12 @@ class OpenedLayer:
     ranges: BlobRanges
     closed: bool = False
 
-    def keep(self, names: Iterable[str], clean_dirs: Iterable[str] = ()) -> None:
+    def keep(self, names: Iterable[bytes], clean_dirs: Iterable[bytes] = ()) -> None:
         """Name the files of the new tree that are the indexed ones, untouched, and the
-        directories whose whole subtree is."""
+        directories whose whole subtree is (index keys, as they name them)."""
         from dataclasses import replace
 
-        self.layer = replace(
-            self.layer,
-            kept=frozenset(os.fsencode(name) for name in names),
-            clean=frozenset(os.fsencode(name) for name in clean_dirs),
-        )
+        self.layer = replace(self.layer, kept=frozenset(names), clean=frozenset(clean_dirs))
 
     def close(self) -> None:
         if self.closed:
@@ -197,14 +193,14 @@ def foretell(opened: OpenedLayer, directories: list[str], mtime: int) -> None:
     (:mod:`builder.layers.prehash`): the previous tar with ``directories`` given ``mtime``."""
     from dataclasses import replace
 
-    from builder.layers.prehash import Prehash, changed_span, foretold_head
+    from builder.layers.prehash import Prehash, foretold_head
     from builder.oci.resumable_sha256 import ResumableHashUnavailableError
 
     layer = opened.layer
-    head = foretold_head(layer, [os.fsencode(path) + b"/" for path in directories], mtime)
-    if head is None:
+    foretold = foretold_head(layer, [os.fsencode(path) + b"/" for path in directories], mtime)
+    if foretold is None:
         return
-    changed = changed_span(head, layer)
+    head, changed = foretold
     if changed[0] == changed[1]:
         return  # the previous tar's own start: its saved states serve
     try:

@@ -93,7 +93,7 @@ def _plan(
     mode_change = writer.rules.mode_change
     writes: list[tuple[str, os.stat_result]] = []
     refresh: dict[str, os.stat_result] = {}
-    kept: list[str] = []
+    kept: list[bytes] = []
     same_dirs: list[str] = []
     met = 1 if item in selection else 0  # the item's own entry is not below it
     for directory, (names, stats) in changes.listings.items():
@@ -111,8 +111,10 @@ def _plan(
             is_dir = stat.S_ISDIR(mode)
             if not is_dir and info.st_nlink > 1:
                 return None
-            key = keys_below + rel + "/" if is_dir else keys_below + rel
-            known = index.get(key.encode(_FS_ENCODING, "surrogateescape"))
+            key = (keys_below + rel + "/" if is_dir else keys_below + rel).encode(
+                _FS_ENCODING, "surrogateescape"
+            )
+            known = index.get(key)
             if known is not None and previous.get(full) == digest:
                 bits = stat.S_IMODE(mode)
                 if mode_change is not None:
@@ -140,7 +142,9 @@ def _plan(
             refresh[parent] = parent_info
     for path in kept:
         donor.keep(path)
-    donor.clean_dirs = [keys_below + rel + "/" for rel in _untouched(same_dirs, [*writes, *refresh.items()])]
+    donor.clean_dirs = [
+        os.fsencode(keys_below + rel + "/") for rel in _untouched(same_dirs, [*writes, *refresh.items()])
+    ]
     return writes, refresh
 
 

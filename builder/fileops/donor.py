@@ -135,13 +135,12 @@ class DonorLayer:
         #: Files linked so far: at once (written straight into the upper dir), and those
         #: claimed through the mount once :meth:`link_claimed` has linked them.
         self.linked = 0
-        #: Files left where they are in a tree taken as the upper dir (``in_place``), and
-        #: their paths below the root: their index entries hold for the layer written.
-        self.kept = 0
-        self.kept_names: list[str] = []
-        #: Directories (paths below the root, ending in ``/``) whose whole subtree is the
-        #: previous layer's, untouched (:mod:`builder.fileops.changeset`).
-        self.clean_dirs: list[str] = []
+        #: Files left where they are in a tree taken as the upper dir (``in_place``), by
+        #: their index keys (paths below the root): their entries hold for the layer written.
+        self.kept_names: list[bytes] = []
+        #: Directories (index keys, ending in ``/``) whose whole subtree is the previous
+        #: layer's, untouched (:mod:`builder.fileops.changeset`).
+        self.clean_dirs: list[bytes] = []
         self._inodes: set[tuple[int, int]] = set()
         self._ready: dict[str, bool] = {}
         self._directories: dict[str, _Directory | None] = {}
@@ -150,6 +149,11 @@ class DonorLayer:
     def index(self) -> Mapping[bytes, tuple[int, int, FileKey]] | None:
         """The donor layer's index entries, by path below the root."""
         return self._index
+
+    @property
+    def kept(self) -> int:
+        """How many files of a taken tree are left where they are."""
+        return len(self.kept_names)
 
     @property
     def claimed(self) -> int:
@@ -183,7 +187,8 @@ class DonorLayer:
         if directory is None:
             return False
         donor = directory.donor + filename
-        indexed = self._index.get(os.fsencode(directory.relative + filename)) if self._index else None
+        key = os.fsencode(directory.relative + filename)
+        indexed = self._index.get(key) if self._index else None
         if indexed is None and self.in_place:
             return False
         if indexed is not None:
@@ -208,8 +213,7 @@ class DonorLayer:
             return False
         if self.in_place:
             self._inodes.add(inode)
-            self.kept += 1
-            self.kept_names.append(directory.relative + filename)
+            self.kept_names.append(key)
             return True
         if directory.direct:
             if not _link(donor, directory.target + filename):
@@ -259,11 +263,10 @@ class DonorLayer:
             return  # not in the upper dir: a file of the layers below
         self._buried += 1
 
-    def keep(self, path: str) -> None:
-        """A file of the taken tree (``path`` below the root) stays as it is: what the
-        copy would write there (:mod:`builder.fileops.changeset` found it so)."""
-        self.kept += 1
-        self.kept_names.append(path)
+    def keep(self, key: bytes) -> None:
+        """A file of the taken tree (its index key) stays as it is: what the copy would
+        write there (:mod:`builder.fileops.changeset` found it so)."""
+        self.kept_names.append(key)
 
     def relative_of(self, target: os.PathLike[str] | str) -> str | None:
         """``target`` (below the mount) as a path below the root, else ``None``."""
@@ -290,12 +293,8 @@ class DonorLayer:
         for item in self.items:
             path = item if os.path.isdir(os.path.join(self.upper, item)) else os.path.dirname(item)
             chains += with_parents(path)
-        for path in self.stale_times(chains, lower):
+        for path in stale_times(self.upper, chains, lower):
             os.utime(os.path.join(self.upper, path), ns=(self.now_ns, self.now_ns), follow_symlinks=False)
-
-    def stale_times(self, paths: Iterable[str], lower: os.PathLike[str] | str) -> list[str]:
-        """:func:`stale_times` in the upper dir."""
-        return stale_times(self.upper, paths, lower)
 
     def release(self, target: os.PathLike[str] | str) -> None:
         """Forget a claim on ``target``: the copier is writing something else there."""

@@ -21,9 +21,8 @@ from collections.abc import Iterable
 
 from builder.layers import _tarheader as tarheader
 from builder.layers.layerindex import PreviousLayer
+from builder.layers.splicing import CHECKPOINT_EVERY
 
-#: A hash state is saved after at least this many bytes since the last one.
-CHECKPOINT_EVERY = 16 << 20
 #: The foretold head of a tar (the changed directory headers and what lies between) is at
 #: most this long: it is held in memory.
 _HEAD_MAX = 64 << 10
@@ -33,10 +32,13 @@ _MTIME = slice(136, 148)
 _CHECKSUM = slice(148, 156)
 
 
-def foretold_head(previous: PreviousLayer, directories: Iterable[bytes], mtime: int) -> bytes | None:
+def foretold_head(
+    previous: PreviousLayer, directories: Iterable[bytes], mtime: int
+) -> tuple[bytes, tuple[int, int]] | None:
     """The previous tar's bytes up to the last of ``directories`` (entry names, ending in
-    ``/``), with those directories' headers given ``mtime``; ``None`` when one is not in
-    the previous tar as a plain ustar directory header near its start."""
+    ``/``), with those directories' headers given ``mtime``, and where that changed them:
+    ``(first, end)``, empty if nowhere. ``None`` when a directory is not in the previous tar
+    as a plain ustar directory header near its start."""
     spans = []
     for name in directories:
         known = previous.index.entries.get(name)
@@ -48,9 +50,10 @@ def foretold_head(previous: PreviousLayer, directories: Iterable[bytes], mtime: 
     end = max(start + length for start, length in spans)
     if end > _HEAD_MAX:
         return None
-    head = bytearray()
+    old = bytearray()
     for chunk in previous.read(0, end):
-        head += chunk
+        old += chunk
+    head = bytearray(old)
     for start, length in spans:
         block = start + length - tarheader.BLOCK
         header = head[block : block + tarheader.BLOCK]
@@ -60,25 +63,14 @@ def foretold_head(previous: PreviousLayer, directories: Iterable[bytes], mtime: 
         header[_CHECKSUM] = b" " * 8
         header[_CHECKSUM] = b"%06o\0 " % sum(header)
         head[block : block + tarheader.BLOCK] = header
-    return bytes(head)
-
-
-def changed_span(head: bytes, previous: PreviousLayer) -> tuple[int, int]:
-    """Where ``head`` differs from the previous tar's start: ``(first, end)``, empty if nowhere."""
-    old = bytearray()
-    for chunk in previous.read(0, len(head)):
-        old += chunk
-    first = next((at for at in range(len(head)) if head[at] != old[at]), len(head))
-    if first == len(head):
-        return 0, 0
-    last = next(at for at in range(len(head) - 1, -1, -1) if head[at] != old[at])
-    return first, last + 1
+    differing = [at for at in range(end) if head[at] != old[at]]
+    return bytes(head), (differing[0], differing[-1] + 1) if differing else (0, 0)
 
 
 class Prehash:
     """Hashes ``head`` followed by the previous tar from ``len(head)`` on, on a thread of its
-    own, saving a state every :data:`CHECKPOINT_EVERY` bytes; :meth:`stop` ends it at a
-    given offset and gives the states saved up to it."""
+    own, saving a state every :data:`~builder.layers.splicing.CHECKPOINT_EVERY` bytes;
+    :meth:`stop` ends it at a given offset and gives the states saved up to it."""
 
     def __init__(self, previous: PreviousLayer, head: bytes, *, first_change: int) -> None:
         from builder.oci.resumable_sha256 import ResumableSha256

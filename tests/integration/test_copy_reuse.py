@@ -428,7 +428,6 @@ def test_a_large_layer_is_hashed_ahead_of_its_probe_and_matches_a_fresh_copy(
         foretold.append(len(opened.layer.head))
 
     monkeypatch.setattr(stepcommit, "foretell", spy)
-    monkeypatch.setattr("builder.runner.foretell", spy)
     kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
     monkeypatch.delenv("SOURCE_DATE_EPOCH")  # real times: /app's header is restamped
     (context / "app/sub/c.txt").write_text("charlie, edited\n")

@@ -213,14 +213,15 @@ def test_a_foretold_head_is_hashed_ahead_and_the_layer_is_still_the_fresh_one(
     writer takes those states only where its bytes are the foretold ones."""
     from dataclasses import replace
 
-    from builder.layers.prehash import Prehash, changed_span, foretold_head
+    from builder.layers.prehash import Prehash, foretold_head
 
     old, old_bytes, index = _previous(tmp_path)
     new = _restamped(old, tmp_path / "new", MTIME + 100)
     ahead = PreviousLayer(index, _Reads(old_bytes))
-    head = foretold_head(ahead, [b"a/"], foretold)
-    assert head is not None and len(head) == 512
-    changed = changed_span(head, ahead)
+    told = foretold_head(ahead, [b"a/"], foretold)
+    assert told is not None
+    head, changed = told
+    assert len(head) == 512
     assert 0 < changed[0] < changed[1] <= 512
     reads = _Reads(old_bytes)
     previous = replace(
