@@ -582,16 +582,23 @@ class LocalRunner:
         parent_chain_id = _parent_chain_id(op, state)
         if previous.parent_chain_id != parent_chain_id or not self._store.snapshots.has(previous.chain_id):
             return None
-        unchanged = [
-            name
-            for input_name, files in probe.inputs.files().items()
-            for name, digest in files.items()
-            if old_files.get(input_name, {}).get(name) == digest
-        ]
+        selected = probe.inputs.files()
+        unchanged: list[str] = []
+        removed = False
+        for input_name, files in old_files.items():
+            now = selected.get(input_name, {})
+            for name, digest in files.items():
+                current = now.get(name)
+                if current is None:
+                    removed = True
+                elif current == digest:
+                    unchanged.append(name)
         if not unchanged:
             return None
-        in_place = indexed is not None and self._take_previous(
-            previous.chain_id, indexed, old_files, probe, workspace
+        # Taken in place only when every file it holds is still selected: a copy writes
+        # files, it never removes one.
+        in_place = (
+            indexed is not None and not removed and self._take_previous(previous.chain_id, indexed, workspace)
         )
         donor = DonorLayer(
             workspace.upper if in_place else self._store.snapshots.path(previous.chain_id),
@@ -610,22 +617,9 @@ class LocalRunner:
             donor.changes = ChangeSet(selection.files, old_files.get(input_name, {}), selection.listings)
         return donor
 
-    def _take_previous(
-        self,
-        chain_id: str,
-        indexed: IndexedLayer,
-        old_files: Mapping[str, Mapping[str, str]],
-        probe: Probe,
-        workspace: StepWorkspace,
-    ) -> bool:
+    def _take_previous(self, chain_id: str, indexed: IndexedLayer, workspace: StepWorkspace) -> bool:
         """Whether the previous layer's snapshot became this step's upper dir
-        (:mod:`builder.store.takeover`). Only when every file it holds is still selected: a
-        copy writes files, it never removes one."""
-        selected = probe.inputs.files()
-        for input_name, files in old_files.items():
-            now = selected.get(input_name)
-            if now is None or any(name not in now for name in files):
-                return False
+        (:mod:`builder.store.takeover`)."""
         from builder.store.takeover import take_snapshot
 
         # Only the very tree the index describes: its inodes are what the layer reuses.

@@ -120,7 +120,7 @@ class BlobStore:
         if self.has(digest):
             return BlobInfo(digest, sum(part.length for part in flat))
         if len(flat) > splices.MAX_PARTS:
-            return self._materialize(digest, flat)
+            return self._materialize(digest, splices.BlobRanges(self._located(flat), digest))
         size = splices.write_splice(self.splice_path(digest), flat)
         self._sync_directory()
         self.spliced.add(digest)
@@ -149,22 +149,15 @@ class BlobStore:
             except FileNotFoundError:
                 return False
             ranges = splices.BlobRanges(self._located(parts), digest)
-        self._materialize(digest, parts, ranges, pause=pause)
+        self._materialize(digest, ranges, pause=pause)
         return True
 
     def _materialize(
-        self,
-        digest: str,
-        parts: Sequence[splices.Part],
-        ranges: splices.BlobRanges | None = None,
-        *,
-        pause: Callable[[], None] | None = None,
+        self, digest: str, ranges: splices.BlobRanges, *, pause: Callable[[], None] | None = None
     ) -> BlobInfo:
-        """Store the bytes ``parts`` make as a plain blob, checked against ``digest``: a
-        splice of too many pieces (one layer edited file by file, many times over) reads
-        slowly and keeps many small blobs alive, so it is written out whole instead."""
-        if ranges is None:
-            ranges = splices.BlobRanges(self._located(parts), digest)
+        """Store the bytes ``ranges`` reads (and closes) as a plain blob, checked against
+        ``digest``: a splice of too many pieces (one layer edited file by file, many times
+        over) reads slowly and keeps many small blobs alive, so it is written out whole."""
 
         def copy(out: _HashingWriter) -> None:
             for chunk in ranges.chunks(0, ranges.size):
