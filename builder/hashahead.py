@@ -1,18 +1,21 @@
 """Hashing a large COPY re-run's layer ahead: from while the step is still being probed.
 
 When a ``COPY`` of one context path misses the cache because some files changed, its layer
-is spliced from the previous one (:mod:`builder.stepcommit`), and everything up to the first
-changed file is the previous tar with a few directory headers restamped: bytes that can be
-foretold and hashed on the other core (:mod:`builder.layers.prehash`). Started once the step
-was known to miss, that hashing still had 0.2 s to go when the copy of a 300 MB context was
-done. So for a large previous layer it starts as soon as the probe's context walk meets a
-directory that changed since the last walk (``on_change``, :mod:`cache.treewalk`): the rest
-of the probe (0.25 s of hashing the context and comparing file lists) runs beside it, and a
-fully cached build, whose walk meets no change, pays nothing.
+is spliced from the previous one (:mod:`builder.stepcommit`). Up to the first changed file,
+the new tar is the previous one, where the item's directory keeps its time unless the copy
+gives it other entries (:meth:`DonorLayer.restamp_items`). Kept, the previous tar's own
+saved states serve and nothing needs hashing ahead. Restamped, the header moves at byte 145
+and every byte must be hashed again, but they can be foretold and hashed on the other core
+(:mod:`builder.layers.prehash`). Started once the step was known to miss, that hashing still
+had 0.2 s to go when the copy of a 300 MB context was done. So for a large previous layer it
+starts as soon as the probe's context walk meets a directory that changed since the last
+walk (``on_change``, :mod:`cache.treewalk`), when that is the copy's source directory with
+other entries than before: the rest of the probe runs beside it, and a fully cached build,
+whose walk meets no change, pays nothing.
 
 It is a guess twice over: the step may be cached after all (the work is dropped), and the
 previous snapshot may not be taken in place (then it is not used either). The foretold time
-of the restamped directories is the copy's time: the donor is given it (:attr:`now_ns`).
+of the restamped directory is the copy's time: the donor is given it (:attr:`now_ns`).
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ def hash_ahead(
                 lower=lower,
                 now_ns=now_ns,
                 source_date_epoch=source_date_epoch,
+                item_renamed=True,
             )
     except BaseException:
         opened.close()
@@ -101,14 +105,18 @@ def foretell_copy(
     lower: Path,
     now_ns: int,
     source_date_epoch: int | None,
+    item_renamed: bool,
 ) -> None:
     """Start hashing the likely layer of a copy to ``destination`` re-run over ``tree`` (its
     previous tree, over the layers below shown at ``lower``) at ``now_ns``: the previous
     tar, with the directories the copy restamps (:meth:`DonorLayer.restamp_items`) given the
-    time their headers will hold (:func:`builder.stepcommit.foretell`)."""
-    from builder.fileops.donor import stale_times, with_parents
+    time their headers will hold (:func:`builder.stepcommit.foretell`). Only the item's own
+    directory is likely to be, when ``item_renamed`` says its entries are not the last
+    walk's; the ones above it keep their entries in a re-run, and so their times."""
+    from builder.fileops.donor import stale_times
     from builder.stepcommit import foretell
 
-    restamped = stale_times(tree, with_parents(posixpath.normpath("/" + destination).lstrip("/")), lower)
+    item = posixpath.normpath("/" + destination).lstrip("/")
+    restamped = stale_times(tree, [item], lower) if item and item_renamed else []
     mtime = now_ns // 10**9
     foretell(opened, restamped, mtime if source_date_epoch is None else min(mtime, source_date_epoch))

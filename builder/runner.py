@@ -160,14 +160,19 @@ class LocalRunner:
 
     def close(self) -> None:
         """Flush and close the context stat cache (opened by the first keyed COPY), once
-        the layer indexes being saved are (:func:`builder.stepcommit.finish_saving`)."""
+        the layer indexes (:func:`builder.stepcommit.finish_saving`) and the cache's
+        per-file digests (:meth:`BuildCache.close`) being saved are."""
         from builder.stepcommit import finish_saving
 
         finish_saving()
         with self._cache_lock:
-            if self._hasher is not None:
-                self._hasher.close()
-                self._hasher = None
+            try:
+                if self._cache is not None:
+                    self._cache.close()
+            finally:
+                if self._hasher is not None:
+                    self._hasher.close()
+                    self._hasher = None
 
     # bases --------------------------------------------------------------------------------
 
@@ -210,17 +215,21 @@ class LocalRunner:
     def run_op(self, op: Op, state: ImageState, where: StepContext) -> StepOutcome:
         """Reuse the cached layer of ``op`` when its key matches, else run it and record it."""
         started: list[HashAhead] = []
+        renamed: list[bool] = []  # what the walk said of the item's directory, if it changed
         start_ahead = None
         if isinstance(op, CopyOp) and self._may_hash_ahead(op):
             copy = op  # the closure keeps the narrowed type
 
-            def start_ahead() -> None:
-                ahead = self._hash_ahead(copy, state, where)
+            def start_ahead(item_renamed: bool) -> None:
+                # Only a re-run that restamps its item's directory has bytes to hash ahead:
+                # otherwise the previous tar's head stands, and its saved states serve.
+                renamed.append(item_renamed)
+                ahead = self._hash_ahead(copy, state, where) if item_renamed else None
                 if ahead is not None:
                     started.append(ahead)
 
         try:
-            return self._run_op(op, state, where, started, start_ahead)
+            return self._run_op(op, state, where, started, start_ahead, renamed=renamed)
         finally:
             for ahead in started:
                 ahead.close()
@@ -231,10 +240,13 @@ class LocalRunner:
         state: ImageState,
         where: StepContext,
         started: list[HashAhead],
-        on_change: Callable[[], None] | None,
+        on_change: Callable[[bool], None] | None,
+        *,
+        renamed: list[bool],
     ) -> StepOutcome:
         """:meth:`run_op`; ``on_change`` starts hashing the layer ahead (into ``started``)
-        once the probe's context walk meets a change."""
+        once the probe's context walk meets a change, and notes in ``renamed`` whether the
+        item's directory has other entries than at the last walk."""
         probe = self._probe(op, state, where, on_change=on_change)
         if probe.record is not None:
             reused = self._reuse_if_kept(op, state, probe.record)
@@ -244,7 +256,14 @@ class LocalRunner:
                 return StepOutcome(reused, cached=True)
             probe = replace(probe, record=None, reason=PRUNED_MEANWHILE, details=(PRUNED_MEANWHILE,))
         self._ensure_snapshots(state.layers)
-        built = self._run_fresh(op, state, where, probe, started[0] if started else None)
+        built = self._run_fresh(
+            op,
+            state,
+            where,
+            probe,
+            started[0] if started else None,
+            item_renamed=bool(renamed and renamed[0]),
+        )
         layer = built.layers[-1]
         record = self._build_cache().save(
             probe,
@@ -331,7 +350,12 @@ class LocalRunner:
             return self._git_commits.get((source.url, source.ref))
 
     def _probe(
-        self, op: Op, state: ImageState, where: StepContext, *, on_change: Callable[[], None] | None = None
+        self,
+        op: Op,
+        state: ImageState,
+        where: StepContext,
+        *,
+        on_change: Callable[[bool], None] | None = None,
     ) -> Probe:
         """Key ``op`` on the state's key and its inputs' digests, and look for a record."""
         from cache.keys import SCRATCH
@@ -407,7 +431,14 @@ class LocalRunner:
             parent = layer.chain_id
 
     def _run_fresh(
-        self, op: Op, state: ImageState, where: StepContext, probe: Probe, ahead: HashAhead | None = None
+        self,
+        op: Op,
+        state: ImageState,
+        where: StepContext,
+        probe: Probe,
+        ahead: HashAhead | None = None,
+        *,
+        item_renamed: bool = False,
     ) -> ImageState:
         from builder.fileops.mkdir import make_workdir
         from builder.workspace import step_workspace
@@ -435,7 +466,9 @@ class LocalRunner:
                     if opened is not None:
                         cleanup.callback(opened.close)
                 try:
-                    self._run_copy(op, state, workspace, where, donor=donor, opened=opened)
+                    self._run_copy(
+                        op, state, workspace, where, donor=donor, opened=opened, item_renamed=item_renamed
+                    )
                 except DonorConflictError:
                     workspace.empty_upper()
                     donor = None
@@ -512,9 +545,11 @@ class LocalRunner:
         *,
         donor: DonorLayer | None = None,
         opened: OpenedLayer | None = None,
+        item_renamed: bool = False,
     ) -> None:
         """Copy into the step's upper dir; with a donor taken in place, also foretell the
-        layer (``opened`` is the previous one) and restamp the tree once the copy is done."""
+        layer (``opened`` is the previous one; ``item_renamed``: the item's directory is
+        likely to get other entries) and restamp the tree once the copy is done."""
         from builder.fileops.copy import copy_into
 
         chown = self._resolve_chown(op, state) if op.chown else None
@@ -526,7 +561,7 @@ class LocalRunner:
 
                 lower = stack.enter_context(rootfs_view(self._snapshot_dirs(base), self._containers_dir))
                 if opened is not None and opened.layer.prehash is None:
-                    self._foretell(op, donor, lower, opened)
+                    self._foretell(op, donor, lower, opened, item_renamed=item_renamed)
             with self._mounted(base, workspace) as rootfs, self._source_dir(op.source, where) as source:
                 context = self._context_for(op.source) if isinstance(op.source, ContextSource) else None
                 copy_into(
@@ -544,7 +579,9 @@ class LocalRunner:
                 if lower is not None:
                     donor.restamp_items(lower)
 
-    def _foretell(self, op: CopyOp, donor: DonorLayer, lower: Path, opened: OpenedLayer) -> None:
+    def _foretell(
+        self, op: CopyOp, donor: DonorLayer, lower: Path, opened: OpenedLayer, *, item_renamed: bool
+    ) -> None:
         """Hash the layer's likely bytes while the copy runs: the previous tar, with the
         directories restamping will touch given the copy's time (:func:`foretell_copy`)."""
         from builder.hashahead import foretell_copy
@@ -556,6 +593,7 @@ class LocalRunner:
             lower=lower,
             now_ns=donor.now_ns,
             source_date_epoch=self._options.source_date_epoch,
+            item_renamed=item_renamed,
         )
 
     def _donor(

@@ -149,10 +149,11 @@ class ContextHasher:
         *,
         exclude: Sequence[str] = (),
         parents: bool = False,
-        on_change: Callable[[], None] | None = None,
+        on_change: Callable[[bool], None] | None = None,
     ) -> SourceDigest:
         """The digest of what ``COPY [--exclude] [--parents] <paths> ...`` reads from ``context``;
-        ``on_change`` is called once if a directory changed since the last walk."""
+        ``on_change`` is called once if a directory changed since the last walk, with whether
+        it is one a path names, with other entry names than then."""
         matcher = context.matcher
 
         def keep_dir(rel: str) -> bool:
@@ -190,7 +191,7 @@ class ContextHasher:
         parents: bool,
         keep_owners: bool,
         patterns: tuple[tuple[str, bool], ...] = (),
-        on_change: Callable[[], None] | None = None,
+        on_change: Callable[[bool], None] | None = None,
     ) -> SourceDigest:
         """The digest of ``paths`` in ``tree``, whose ``.dockerignore`` ``patterns`` (none for
         a plain tree) name its filters."""

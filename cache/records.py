@@ -136,8 +136,16 @@ def save(
     meta.put_value(CACHE_NAMESPACE, record.key, record.to_json())
     if record.step:
         meta.put_value(STEP_NAMESPACE, record.step, record.key)
+    save_input_files(meta, record, input_files or {})
+
+
+def save_input_files(
+    meta: KeyValueTable, record: CacheRecord, input_files: Mapping[str, Mapping[str, str]]
+) -> None:
+    """Keep the per-file digests of ``record``'s inputs (``input name → {path: short
+    digest}``), once per input digest."""
     inputs = record.preimage.get("inputs", {})
-    for name, files in (input_files or {}).items():
+    for name, files in input_files.items():
         digest = inputs.get(name) if isinstance(inputs, Mapping) else None
         if isinstance(digest, str) and meta.get_value(INPUTS_NAMESPACE, digest) is None:
             meta.put_value(INPUTS_NAMESPACE, digest, dict(files))

@@ -94,8 +94,10 @@ class TreeWalk:
         #: Each directory walked, by its name in the selection: its entries' names and
         #: ``lstat`` (``None`` for one gone meanwhile), as the walk met them.
         self.listings: dict[str, tuple[list[str], list[os.stat_result | None]]] = {}
-        #: Called once, at the first directory not as the last walk left it.
-        self.on_change: Callable[[], None] | None = None
+        #: Called once, at the first directory not as the last walk left it, with whether
+        #: that is a directory the walk started at whose entry names changed (a copy
+        #: re-run then restamps its item's directory, :meth:`DonorLayer.restamp_items`).
+        self.on_change: Callable[[bool], None] | None = None
         self._started_ns = time.time_ns()
         self._buffer: memoryview | None = None  # made when the first file is read
 
@@ -106,7 +108,7 @@ class TreeWalk:
             return
         self.record(name, host_path, tree_rel, info)
         if is_dir:
-            self._directory(name, host_path, tree_rel, rel)
+            self._directory(name, host_path, tree_rel, rel, top=True)
 
     def record(self, name: str, host_path: str, tree_rel: str, info: os.stat_result) -> None:
         """Hash one entry's line (nothing below it)."""
@@ -133,7 +135,7 @@ class TreeWalk:
         owner = f" {info.st_uid}:{info.st_gid}" if self.keep_owners else ""
         return f"{len(name)}:{name} {kind} {mode & 0o7777:o} {size} {detail}{owner}\n"
 
-    def _directory(self, name: str, host_path: str, tree_rel: str, rel: str) -> None:
+    def _directory(self, name: str, host_path: str, tree_rel: str, rel: str, *, top: bool = False) -> None:
         """Everything below directory ``host_path``: its remembered lines when none of its
         entries changed, else lines made afresh."""
         record = self.digests.directory(tree_rel)
@@ -144,16 +146,12 @@ class TreeWalk:
             self.listings[name] = (names, infos)
             signature: RenderSignature = (name, rel if self.exclude is not never else None, self.filter_id)
             rendered = record.rendered_for(signature) if record is not None else None
-            changed = (
-                record is None
-                or not complete
-                or record.listing != join_names(names)
-                or record.packed_keys != pack_keys(stat_keys(infos))  # type: ignore[arg-type]  # complete
-            )
+            renamed = record is None or not complete or record.listing != join_names(names)
+            changed = renamed or record.packed_keys != pack_keys(stat_keys(infos))  # type: ignore[union-attr,arg-type]  # complete
             if changed and self.on_change is not None:
                 # Not for a directory merely not replayed (it holds an ignored directory).
                 tell, self.on_change = self.on_change, None
-                tell()
+                tell(top and renamed)
             if changed or rendered is None:
                 rendered = self._render(
                     fd,

@@ -132,6 +132,9 @@ class DonorLayer:
         self.changes: ChangeSet | None = None
         #: Where the copy's item went, below ``dest_root`` (:meth:`note_item`).
         self.items: list[str] = []
+        #: The entry names and times of the directories at and above each item in a taken
+        #: tree, as the previous copy left them (``None``: not a directory there).
+        self._before: dict[str, tuple[frozenset[str], int, int] | None] = {}
         #: Files linked so far: at once (written straight into the upper dir), and those
         #: claimed through the mount once :meth:`link_claimed` has linked them.
         self.linked = 0
@@ -277,24 +280,45 @@ class DonorLayer:
         relative = self._relative(os.fspath(target))
         if relative is not None:
             self.items.append(relative)
+            if self.in_place:
+                for path in self._item_chain(relative):
+                    if path not in self._before:
+                        self._before[path] = _entries_and_times(os.path.join(self.upper, path))
 
     def restamp_items(self, lower: os.PathLike[str] | str) -> None:
-        """Give the directories at and above the copy's item, in a taken tree, the times a
-        fresh copy gives them (call once the mount is gone; ``lower`` shows the layers below).
+        """Give the directories at and above the copy's item, in a taken tree, their times
+        (call once the mount is gone; ``lower`` shows the layers below).
 
         The copier sets the times of the directories below its item from their sources, not
         of these: a fresh copy makes them, or writes into them through the overlay, so they
         take the time of the copy, unless they are directories of the layers below that the
         overlay only copied up (it keeps their times). In the taken tree they hold the times
-        of the previous copy: each one not as the layers below have it gets the copy's time
-        (:attr:`now_ns`, fixed before the copy, so that it can be foretold).
+        of the previous copy. One whose entries are the ones the previous copy left keeps
+        that time, as a directory does when only files below it are rewritten, whatever the
+        kernel stamped meanwhile: then the new tar is the previous one up to the first
+        changed file, and its hash resumes from the previous one's saved states instead of
+        starting over at byte 145 (0.24 s for 335 MB). Each other one not as the layers
+        below have it gets the copy's time (:attr:`now_ns`, fixed before the copy, so that
+        it can be foretold).
         """
         chains: list[str] = []
         for item in self.items:
-            path = item if os.path.isdir(os.path.join(self.upper, item)) else os.path.dirname(item)
-            chains += with_parents(path)
-        for path in stale_times(self.upper, chains, lower):
+            chains += self._item_chain(item)
+        restamp = []
+        for path in dict.fromkeys(chains):
+            full = os.path.join(self.upper, path)
+            before = self._before.get(path)
+            now = _entries_and_times(full) if before is not None else None
+            if before is not None and now is not None and now[0] == before[0]:
+                os.utime(full, ns=before[1:], follow_symlinks=False)
+            else:
+                restamp.append(path)
+        for path in stale_times(self.upper, restamp, lower):
             os.utime(os.path.join(self.upper, path), ns=(self.now_ns, self.now_ns), follow_symlinks=False)
+
+    def _item_chain(self, item: str) -> list[str]:
+        """The directories at and above ``item`` (the item's own when it is a directory)."""
+        return with_parents(item if os.path.isdir(os.path.join(self.upper, item)) else os.path.dirname(item))
 
     def release(self, target: os.PathLike[str] | str) -> None:
         """Forget a claim on ``target``: the copier is writing something else there."""
@@ -395,6 +419,15 @@ def with_parents(path: str) -> list[str]:
     """``a/b/c`` → ``a``, ``a/b``, ``a/b/c`` (nothing for the root)."""
     parts = [part for part in path.split("/") if part]
     return ["/".join(parts[: count + 1]) for count in range(len(parts))]
+
+
+def _entries_and_times(path: str) -> tuple[frozenset[str], int, int] | None:
+    """The entry names of directory ``path`` and its access and modification times (ns);
+    ``None`` when it is not a directory."""
+    info = _lstat(path)
+    if info is None or not stat.S_ISDIR(info.st_mode):
+        return None
+    return frozenset(os.listdir(path)), info.st_atime_ns, info.st_mtime_ns
 
 
 def _lstat(path: str) -> os.stat_result | None:

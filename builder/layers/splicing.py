@@ -26,7 +26,7 @@ from typing import BinaryIO, Protocol
 from builder.layers.layerindex import PreviousLayer
 
 #: A hash state is saved after at least this many bytes since the last one.
-CHECKPOINT_EVERY = 16 << 20
+CHECKPOINT_EVERY = 4 << 20
 #: New bytes shorter than this (tar headers, small files) are gathered before hashing.
 _SMALL = 64 << 10
 _BATCH = 1 << 20
@@ -122,11 +122,21 @@ class _HashFeed:
                     self._drained.notify()
 
     def _update(self, data: bytes | memoryview) -> None:
-        self._hash.update(data)
-        self._hashed_to += len(data)
-        if self.checkpoints is not None and self._hashed_to - self._last_checkpoint >= CHECKPOINT_EVERY:
-            self.checkpoints.append((self._hashed_to, self._hash.state()))  # type: ignore[attr-defined]
-            self._last_checkpoint = self._hashed_to
+        if self.checkpoints is None:
+            self._hash.update(data)
+            self._hashed_to += len(data)
+            return
+        view = memoryview(data)
+        while view:
+            # A long range of the previous tar comes in chunks of 16 MiB: cut at each
+            # checkpoint, so a later re-run resumes close before its first change.
+            piece = view[: CHECKPOINT_EVERY - (self._hashed_to - self._last_checkpoint)]
+            self._hash.update(piece)
+            self._hashed_to += len(piece)
+            view = view[len(piece) :]
+            if self._hashed_to - self._last_checkpoint >= CHECKPOINT_EVERY:
+                self.checkpoints.append((self._hashed_to, self._hash.state()))  # type: ignore[attr-defined]
+                self._last_checkpoint = self._hashed_to
 
 
 class TarSink:

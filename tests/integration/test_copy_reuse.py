@@ -412,11 +412,15 @@ def test_a_hard_linked_source_sends_the_in_place_copy_back_to_the_full_walk(
     _assert_a_fresh_copy_gives(monkeypatch, store_root, context, DOCKERFILE, diff_id)
 
 
-def test_a_large_layer_is_hashed_ahead_of_its_probe_and_matches_a_fresh_copy(
-    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path
+@pytest.mark.parametrize("added", [True, False], ids=["entry-added", "file-edited"])
+def test_a_large_layer_is_hashed_ahead_of_its_probe_when_its_directory_is_restamped(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, added: bool
 ) -> None:
-    """With the size threshold lowered, the re-run's foretold bytes are hashed from before
-    its probe, and the copy takes the foretold time for the directory it copies into."""
+    """With the size threshold lowered: when the directory copied into gets another entry,
+    the re-run's foretold bytes are hashed from before its probe, and the copy gives that
+    directory the foretold time; when only a file below it changed, the directory keeps the
+    previous copy's time, and there is nothing to hash ahead. Either way, the layer is a
+    fresh copy's but for that one time."""
     from builder import hashahead, stepcommit
 
     monkeypatch.setattr(hashahead, "AHEAD_MIN_SIZE", 0)
@@ -428,33 +432,50 @@ def test_a_large_layer_is_hashed_ahead_of_its_probe_and_matches_a_fresh_copy(
         foretold.append(len(opened.layer.head))
 
     monkeypatch.setattr(stepcommit, "foretell", spy)
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")  # real times: /app's header may be restamped
     kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
-    monkeypatch.delenv("SOURCE_DATE_EPOCH")  # real times: /app's header is restamped
     (context / "app/sub/c.txt").write_text("charlie, edited\n")
+    if added:
+        (context / "app/new.txt").write_text("new\n")
     time.sleep(1 - time.time() % 1)  # a header time is whole seconds
     started = int(time.time())
     kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:2")
-    assert foretold and foretold[0] > 0
+    if added:
+        assert foretold and foretold[0] > 0
+    else:
+        assert not any(foretold)
     _assert_like_a_fresh_copy(
-        monkeypatch, store_root, context, DOCKERFILE, tag="reuse:2", started=started, now_timed={"app/"}
+        monkeypatch,
+        store_root,
+        context,
+        DOCKERFILE,
+        tag="reuse:2",
+        started=started,
+        now_timed={"app/"} if added else set(),
+        kept=("reuse:1", set() if added else {"app/"}),
     )
 
 
+@pytest.mark.parametrize("added", [True, False], ids=["entry-added", "below-only"])
 def test_without_a_fixed_epoch_an_in_place_re_run_gives_a_fresh_copys_times(
-    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, changes_seen: list[bool]
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, changes_seen: list[bool], added: bool
 ) -> None:
-    """Every entry's time is its source's, and the directory copied into has the copy's."""
+    """Every entry's time is its source's; the directories the copy made keep the previous
+    copy's time, but the one copied into has the copy's when it got another entry."""
     monkeypatch.delenv("SOURCE_DATE_EPOCH")
     into_base = f"FROM {BASE}\nCOPY app/ /tmp/sub/dir/\n"
     kiln_build(monkeypatch, store_root, context, into_base, "-t", "reuse:1")
     (context / "app/a.txt").write_text("alpha, edited\n")
     os.utime(context / "app/sub/c.txt", ns=(MTIME_NS, MTIME_NS))
     (context / "app/sub/new.txt").write_text("new\n")
+    if added:
+        (context / "app/new.txt").write_text("new\n")
     time.sleep(1 - time.time() % 1)
     started = int(time.time())
     kiln_build(monkeypatch, store_root, context, into_base, "-t", "reuse:2")
     assert changes_seen == [True]
-    # /tmp is the base's, copied up with its time; /tmp/sub and /tmp/sub/dir the copy's.
+    # /tmp is the base's, given the copy's time when the copy made /tmp/sub in it; /tmp,
+    # /tmp/sub and /tmp/sub/dir keep the previous copy's unless they get other entries.
     _assert_like_a_fresh_copy(
         monkeypatch,
         store_root,
@@ -462,7 +483,8 @@ def test_without_a_fixed_epoch_an_in_place_re_run_gives_a_fresh_copys_times(
         into_base,
         tag="reuse:2",
         started=started,
-        now_timed={"tmp/sub/", "tmp/sub/dir/"},
+        now_timed={"tmp/sub/dir/"} if added else set(),
+        kept=("reuse:1", {"tmp/", "tmp/sub/"} if added else {"tmp/", "tmp/sub/", "tmp/sub/dir/"}),
     )
 
 
@@ -498,16 +520,24 @@ def _assert_like_a_fresh_copy(
     tag: str,
     started: int,
     now_timed: set[str],
+    kept: tuple[str, set[str]] = ("", set()),
 ) -> None:
     """The layer of ``tag`` is a fresh copy's but for the times of ``now_timed``, which are
-    the copy's (at or after ``started``), as they are in the fresh one."""
+    the copy's (at or after ``started``), as they are in the fresh one, and those of
+    ``kept`` (the tag of the previous build, and names), which are the previous layer's."""
     spliced = _layer_entries(store_root, tag)
+    previous_tag, kept_timed = kept
+    previous = _layer_entries(store_root, previous_tag) if kept_timed else {}
     kiln_build(monkeypatch, store_root, context, dockerfile, "--no-cache", "-t", "reuse:fresh")
     fresh = _layer_entries(store_root, "reuse:fresh")
     assert set(spliced) == set(fresh)
     for name, entry in fresh.items():
-        if name in now_timed:
-            assert spliced[name][5] >= started and entry[5] >= started, name
+        if name in now_timed or name in kept_timed:
+            assert entry[5] >= started, name
+            if name in now_timed:
+                assert spliced[name][5] >= started, name
+            else:
+                assert spliced[name][5] == previous[name][5] < started, name
             assert spliced[name][:5] + spliced[name][6:] == entry[:5] + entry[6:], name
         else:
             assert spliced[name] == entry, name
@@ -538,7 +568,7 @@ def test_two_concurrent_re_runs_after_an_edit_both_succeed_with_the_same_layers(
     [
         (f"FROM {BASE}\nWORKDIR /work\nCOPY app .\n", {"work/"}),
         (f"FROM {BASE}\nCOPY --chmod=640 app /app\n", {"app/"}),
-        (f"FROM {BASE}\nCOPY --link --chown=7:8 app /srv/app\n", {"srv/", "srv/app/"}),
+        (f"FROM {BASE}\nCOPY --link --chown=7:8 app /srv/app\n", {"srv/app/"}),
     ],
     ids=["into-workdir", "chmod", "link-chown"],
 )
@@ -551,7 +581,8 @@ def test_in_place_re_runs_of_other_copies_match_a_fresh_copy(
 ) -> None:
     """Into a directory of an earlier layer, with --chmod, and --link with --chown: the
     re-run takes its previous tree, writes the change, and gives a fresh copy's layer
-    (``case``: the Dockerfile, and the directories that get the copy's time)."""
+    (``case``: the Dockerfile, and the directories that get the copy's time: the one
+    copied into, which gets another entry; /srv, made by the copy, keeps its time)."""
     dockerfile, now_timed = case
     monkeypatch.delenv("SOURCE_DATE_EPOCH")
     kiln_build(monkeypatch, store_root, context, dockerfile, "-t", "reuse:1")
@@ -562,5 +593,12 @@ def test_in_place_re_runs_of_other_copies_match_a_fresh_copy(
     kiln_build(monkeypatch, store_root, context, dockerfile, "-t", "reuse:2")
     assert changes_seen == [True]
     _assert_like_a_fresh_copy(
-        monkeypatch, store_root, context, dockerfile, tag="reuse:2", started=started, now_timed=now_timed
+        monkeypatch,
+        store_root,
+        context,
+        dockerfile,
+        tag="reuse:2",
+        started=started,
+        now_timed=now_timed,
+        kept=("reuse:1", {"srv/"} if "srv/app/" in now_timed else set()),
     )

@@ -327,19 +327,23 @@ def test_a_walk_calls_on_change_once_at_the_first_changed_directory_and_lists_wh
     tmp_path: Path, context_root: Path
 ) -> None:
     """A re-run's layer is hashed ahead from the first sign that its step will miss; a walk
-    that replays every directory gives none. The listings give each entry's ``lstat``."""
+    that replays every directory gives none. The call says whether the directory the walk
+    started at has other entry names. The listings give each entry's ``lstat``."""
     cache_path = tmp_path / "store" / "contenthash.db"
-    calls: list[str] = []
+    calls: list[tuple[str, bool]] = []
     with ContextHasher(cache_path) as first:
-        digest(first, context_root, "app", on_change=lambda: calls.append("first"))
-    assert calls == ["first"]  # nothing remembered yet
+        digest(first, context_root, "app", on_change=lambda renamed: calls.append(("first", renamed)))
+    assert calls == [("first", True)]  # nothing remembered yet
     with ContextHasher(cache_path) as second:
-        unchanged = digest(second, context_root, "app", on_change=lambda: calls.append("same"))
-        assert calls == ["first"]
+        unchanged = digest(
+            second, context_root, "app", on_change=lambda renamed: calls.append(("same", renamed))
+        )
+        assert calls == [("first", True)]
         names, infos = unchanged.listings["app"]
         assert "main.py" in names
         assert infos[names.index("main.py")].st_mtime == OLD_MTIME  # type: ignore[union-attr]
         write_old_file(context_root, "app/util.py", "X = 2\n")
+        digest(second, context_root, "app", on_change=lambda renamed: calls.append(("edited", renamed)))
         (context_root / "app/more.py").write_text("Y = 1\n")
-        digest(second, context_root, "app", on_change=lambda: calls.append("changed"))
-        assert calls == ["first", "changed"]
+        digest(second, context_root, "app", on_change=lambda renamed: calls.append(("added", renamed)))
+        assert calls == [("first", True), ("edited", False), ("added", True)]

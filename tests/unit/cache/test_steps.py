@@ -19,7 +19,7 @@ from builder.store.snapshots import chain_ids
 from builder.store.store import Store
 from cache.contenthash import ContextHasher
 from cache.keys import image_parent
-from cache.records import step_identity
+from cache.records import input_files, previous_for_step, step_identity
 from cache.steps import (
     OTHER_PARENT_LAYERS,
     BuildCache,
@@ -120,6 +120,7 @@ class Stage:
                 parent_chain = chain_id
             parent = probe.key.digest
             outcome.append((probe.hit, probe.reason))
+        cache.close()  # the per-file digests are saved from a thread
         return outcome
 
 
@@ -237,3 +238,13 @@ def test_compute_inputs_for_other_sources(stage: Stage, context_root: Path) -> N
     with pytest.raises(ContextError) as caught:
         compute_inputs(named, stage.hasher, sources)
     assert str(caught.value) == "build context 'docs' is not available"
+
+
+def test_the_per_file_digests_are_kept_once_the_cache_is_closed(stage: Stage, store: Store) -> None:
+    """They are saved from a thread (the next step does not wait for them); close() waits,
+    and the next build's miss names the file that changed from them."""
+    stage.build(stage_ops())
+    previous = previous_for_step(store.meta, step_identity("Dockerfile", "build", 4))
+    assert previous is not None
+    files = input_files(store.meta, previous.preimage)
+    assert files and "app/main.py" in next(iter(files.values()))

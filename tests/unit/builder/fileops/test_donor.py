@@ -244,14 +244,17 @@ def test_in_place_a_replaced_file_of_the_tree_outlives_the_step(
     assert os.lstat(layout["upper"] / "app/a.txt").st_ino != old.st_ino
 
 
-def test_restamping_gives_the_time_of_now_to_directories_not_as_the_layers_below_have_them(
-    layout: dict[str, Path], tmp_path: Path
+@pytest.mark.parametrize("added", [False, True])
+def test_restamping_keeps_the_times_of_directories_with_the_same_entries_and_gives_now_to_others(
+    layout: dict[str, Path], tmp_path: Path, added: bool
 ) -> None:
     """usr is the base's, copied up with its time; usr/app and usr/app/new were made by the
-    copy (their times are the previous copy's); below the item the copier set the times."""
+    previous copy (their times are its); below the item the copier set the times. The
+    re-run rewrites a file in usr/app/new (the kernel stamps it), and adds one or not."""
     upper, lower = layout["upper"], tmp_path / "lower"
     (lower / "usr").mkdir(parents=True)
     (upper / "usr/app/new/sub").mkdir(parents=True)
+    (upper / "usr/app/new/kept.txt").write_text("old\n")
     old = 1_500_000_000_000_000_000
     for path in (
         lower / "usr",
@@ -263,10 +266,14 @@ def test_restamping_gives_the_time_of_now_to_directories_not_as_the_layers_below
         os.utime(path, ns=(old, old))
     donor = DonorLayer(upper, (), dest_root=layout["merged"], upper=upper, in_place=True)
     donor.note_item(layout["merged"] / "usr/app/new")
+    os.unlink(upper / "usr/app/new/kept.txt")
+    (upper / "usr/app/new/kept.txt").write_text("new\n")
+    if added:
+        (upper / "usr/app/new/added.txt").write_text("added\n")
     donor.restamp_items(lower)
     times = {
         path: os.lstat(upper / path).st_mtime_ns
         for path in ("usr", "usr/app", "usr/app/new", "usr/app/new/sub")
     }
-    assert times["usr"] == old and times["usr/app/new/sub"] == old
-    assert times["usr/app"] > old and times["usr/app/new"] > old
+    assert times["usr"] == old and times["usr/app"] == old and times["usr/app/new/sub"] == old
+    assert times["usr/app/new"] == (donor.now_ns if added else old)
