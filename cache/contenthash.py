@@ -39,9 +39,6 @@ from cache.treewalk import TreeWalk, never
 #: someone tries: 128 bits.
 SHORT_DIGEST_LENGTH = 32
 
-#: What :meth:`TreeWalk.mark` records for a source that selects nothing.
-_MARKS = frozenset({b"missing", b"no match", b"outside"})
-
 
 class SourceDigest:
     """The digest of a selection, and (computed on first use) each path's short digest.
@@ -65,25 +62,22 @@ class SourceDigest:
         self.listings = listings or {}
 
     @functools.cached_property
-    def _entry_lines(self) -> Mapping[str, bytes]:
-        """``name → hashed line`` (or the mark of a source that selects nothing)."""
-        lines: dict[str, bytes] = {}
+    def files(self) -> Mapping[str, str]:
+        """``name → short digest of its hashed line`` (or the mark of a source that selects
+        nothing). Made for every entry of a missed step's selection: 20,000 of a large
+        context, so straight from the fed pieces, with no mapping of lines between."""
+        files: dict[str, str] = {}
+        sha256 = hashlib.sha256
         for piece in self._pieces:
             if isinstance(piece, tuple):
-                lines[piece[0]] = piece[1]
-            else:
-                lines.update(split_lines(piece))
-        return lines
-
-    @functools.cached_property
-    def files(self) -> Mapping[str, str]:
-        return {
-            name: line.decode() if line in _MARKS else hashlib.sha256(line).hexdigest()[:SHORT_DIGEST_LENGTH]
-            for name, line in self._entry_lines.items()
-        }
+                files[piece[0]] = piece[1].decode()
+            elif not (piece.isascii() and _ascii_line_digests(piece, files)):
+                for name, line in split_lines(piece):
+                    files[name] = sha256(line).hexdigest()[:SHORT_DIGEST_LENGTH]
+        return files
 
     def __repr__(self) -> str:
-        return f"SourceDigest({self.digest!r}, {len(self._entry_lines)} entries)"
+        return f"SourceDigest({self.digest!r}, {len(self.files)} entries)"
 
 
 def split_lines(chunk: bytes) -> Iterator[tuple[str, bytes]]:
@@ -104,6 +98,28 @@ def split_lines(chunk: bytes) -> Iterator[tuple[str, bytes]]:
         line_end = text.index("\n", name_end) + 1
         yield text[colon + 1 : name_end], text[position:line_end].encode("utf-8", "surrogatepass")
         position = line_end
+
+
+_SPACE, _NEWLINE = ord(" "), ord("\n")
+
+
+def _ascii_line_digests(chunk: bytes, files: dict[str, str]) -> bool:
+    """:attr:`SourceDigest.files` of an all-ASCII chunk, cut at each line end (the common
+    case, and the quick one); false at the first line that does not hold its name's length
+    of name, and the chunk is then split by the lengths (:func:`split_lines`). A name that
+    holds a line end is the only way to cut a line short, and the first line cut short has
+    too few characters after its length: no line after it is ever looked at."""
+    sha256 = hashlib.sha256
+    try:
+        for line in chunk.splitlines(keepends=True):
+            colon = line.index(b":")
+            name_end = colon + 1 + int(line[:colon])
+            if line[name_end] != _SPACE or line[-1] != _NEWLINE:
+                return False
+            files[line[colon + 1 : name_end].decode("ascii")] = sha256(line).hexdigest()[:SHORT_DIGEST_LENGTH]
+    except (ValueError, IndexError):
+        return False
+    return True
 
 
 def _split_ascii_lines(chunk: bytes) -> Iterator[tuple[str, bytes]]:

@@ -237,9 +237,9 @@ class BuildCache:
 
         def save() -> None:
             try:
-                files = inputs.files()
-                with self._lock:
-                    records.save_input_files(self._store.meta, record, files)
+                # Without the cache's lock: the next step's probe would wait for it. The
+                # thread has a connection of its own, and SQLite orders the writes.
+                records.save_input_files(self._store.meta, record, inputs.files())
             except BaseException as err:  # re-raised by close(), on the build's thread
                 self._save_errors.append(err)
 

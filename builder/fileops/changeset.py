@@ -29,9 +29,10 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from stat import S_ISDIR
 
-from builder.fileops.donor import DonorLayer, matches_key
+from builder.fileops.donor import DonorLayer
 from builder.fileops.writer import CAN_CHOWN, TreeWriter
 from builder.lazyclasses import dataclass
 
@@ -86,21 +87,23 @@ def _plan(
     index = donor.index
     if index is None:
         return None
-    selection, previous = changes.selection, changes.previous
+    selection_get, previous_get, index_get = changes.selection.get, changes.previous.get, index.get
     skip = 0 if item == "." else len(item) + 1
     keys_below = below + "/"
-    owner_of = _owner_rule(writer)
+    # The owner the copier gives what it copies: none checked when it cannot chown.
+    fixed_owner = (writer.rules.chown or writer.rules.source_owner) if CAN_CHOWN else None
+    per_source = CAN_CHOWN and fixed_owner is None
     mode_change = writer.rules.mode_change
     writes: list[tuple[str, os.stat_result]] = []
     refresh: dict[str, os.stat_result] = {}
     kept: list[bytes] = []
     same_dirs: list[str] = []
-    met = 1 if item in selection else 0  # the item's own entry is not below it
+    met = 1 if item in changes.selection else 0  # the item's own entry is not below it
     for directory, (names, stats) in changes.listings.items():
         in_directory = "" if directory == "." else directory + "/"
         for name, info in zip(names, stats, strict=True):
             full = in_directory + name
-            digest = selection.get(full)
+            digest = selection_get(full)
             if digest is None:
                 continue  # not selected (.dockerignore, --exclude)
             if info is None:
@@ -108,18 +111,25 @@ def _plan(
             met += 1
             rel = full[skip:]
             mode = info.st_mode
-            is_dir = stat.S_ISDIR(mode)
+            is_dir = S_ISDIR(mode)
             if not is_dir and info.st_nlink > 1:
                 return None
             key = (keys_below + rel + "/" if is_dir else keys_below + rel).encode(
                 _FS_ENCODING, "surrogateescape"
             )
-            known = index.get(key)
-            if known is not None and previous.get(full) == digest:
-                bits = stat.S_IMODE(mode)
+            known = index_get(key)
+            if known is not None and previous_get(full) == digest:
+                # What matches_key checks, inlined: this runs for every entry.
+                _device, _inode, size, mtime_ns, file_mode, uid, gid = known[2]
                 if mode_change is not None:
-                    bits = mode_change.apply(bits, is_dir=is_dir)
-                if matches_key(known[2], info, bits, owner_of(info)):
+                    mode = (mode & ~0o7777) | mode_change.apply(mode & 0o7777, is_dir=is_dir)
+                owner = writer.owner(info) if per_source else fixed_owner
+                if (
+                    file_mode == mode
+                    and mtime_ns == info.st_mtime_ns
+                    and (is_dir or size == info.st_size)
+                    and (owner is None or (uid, gid) == owner)
+                ):
                     if is_dir:
                         same_dirs.append(rel)
                     else:
@@ -129,7 +139,7 @@ def _plan(
                 refresh[rel] = info  # there: its metadata only (its entries are met one by one)
             else:
                 writes.append((rel, info))  # a new directory is written whole
-    if met != len(selection):
+    if met != len(changes.selection):
         return None  # the walk did not list every selected entry
     writes.sort(key=lambda entry: entry[0].split("/"))
     for rel, _info in writes:
@@ -140,8 +150,7 @@ def _plan(
             if parent_info is None:
                 return None
             refresh[parent] = parent_info
-    for path in kept:
-        donor.keep(path)
+    donor.keep(kept)
     donor.clean_dirs = [
         os.fsencode(keys_below + rel + "/") for rel in _untouched(same_dirs, [*writes, *refresh.items()])
     ]
@@ -160,16 +169,6 @@ def _untouched(same_dirs: list[str], touched: list[tuple[str, os.stat_result]]) 
             rel = os.path.dirname(rel)
     clean = set(same_dirs) - dirty
     return [rel for rel in clean if os.path.dirname(rel) not in clean]
-
-
-def _owner_rule(writer: TreeWriter) -> Callable[[os.stat_result], tuple[int, int] | None]:
-    """The owner the copier gives what it copies (``None`` when it cannot chown)."""
-    if not CAN_CHOWN:
-        return lambda _info: None
-    fixed = writer.rules.chown or writer.rules.source_owner
-    if fixed is not None:
-        return lambda _info: fixed
-    return writer.owner
 
 
 def _listed(listings: Listings, item: str, rel: str) -> os.stat_result | None:

@@ -266,10 +266,10 @@ class DonorLayer:
             return  # not in the upper dir: a file of the layers below
         self._buried += 1
 
-    def keep(self, key: bytes) -> None:
-        """A file of the taken tree (its index key) stays as it is: what the copy would
-        write there (:mod:`builder.fileops.changeset` found it so)."""
-        self.kept_names.append(key)
+    def keep(self, keys: Iterable[bytes]) -> None:
+        """Files of the taken tree (by their index keys) stay as they are: what the copy
+        would write there (:mod:`builder.fileops.changeset` found them so)."""
+        self.kept_names.extend(keys)
 
     def relative_of(self, target: os.PathLike[str] | str) -> str | None:
         """``target`` (below the mount) as a path below the root, else ``None``."""

@@ -347,3 +347,18 @@ def test_a_walk_calls_on_change_once_at_the_first_changed_directory_and_lists_wh
         (context_root / "app/more.py").write_text("Y = 1\n")
         digest(second, context_root, "app", on_change=lambda renamed: calls.append(("added", renamed)))
         assert calls == [("first", True), ("edited", False), ("added", True)]
+
+
+@pytest.mark.parametrize("odd", ["new\nline.txt", "carriage\rreturn.txt", "both\r\n.txt", "12:x y.txt"])
+def test_names_holding_line_ends_get_their_own_digests(tmp_path: Path, odd: str) -> None:
+    """The per-file digests are cut from the hashed lines at line ends when they can be: a
+    name holding one (or looking like the start of a line) must still be told apart."""
+    root = tmp_path / "ctx"
+    (root / "dir").mkdir(parents=True)
+    (root / "dir" / odd).write_text("odd\n")
+    (root / "dir/plain.txt").write_text("plain\n")
+    (root / "dir/z.txt").write_text("last\n")
+    with ContextHasher(tmp_path / "contenthash.db") as hasher:
+        files = digest(hasher, root, "dir").files
+    assert set(files) == {"dir", f"dir/{odd}", "dir/plain.txt", "dir/z.txt"}
+    assert len(set(files.values())) == 4
