@@ -21,6 +21,7 @@ import hashlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import BinaryIO, Protocol
 
 from builder.layers.layerindex import PreviousLayer
@@ -181,6 +182,8 @@ class TarSink:
         if not count:
             return 0
         if self._feed is None:
+            if self._forecast_missed(count) and not self._repeats_head(data) and self._repeats_previous(data):
+                self._forget_forecast()
             if not self._touches_change(self.position, count) and self._repeats_previous(data):
                 self.reference(self.position, count)
                 return count
@@ -224,6 +227,8 @@ class TarSink:
         if not length:
             return
         self._add_part(False, offset, length)
+        if self._feed is None and offset == self.position and self._forecast_missed(length):
+            self._forget_forecast()
         if self._feed is None and offset == self.position and not self._touches_change(offset, length):
             self.position += length  # still the same bytes as the previous tar, unhashed
             return
@@ -302,6 +307,20 @@ class TarSink:
         if position > max(state_offset, head_end):
             start = max(state_offset, head_end)
             self._feed.add((start, position - start))
+
+    def _forecast_missed(self, length: int) -> bool:
+        """Whether ``length`` bytes next would reach the foretold head's changed bytes with
+        none of them met yet: if they are the previous tar's (the directory whose restamp
+        was foretold kept its time after all), the new tar is still the previous one, and
+        the foretold states describe another stream."""
+        return self.position <= self._changed[0] and self._touches_change(self.position, length)
+
+    def _forget_forecast(self) -> None:
+        """Stop hashing the foretold head: its states describe another stream."""
+        self._head, self._changed = b"", (0, 0)
+        if self._previous is not None and self._previous.prehash is not None:
+            self._previous.prehash.close()
+            self._previous = replace(self._previous, prehash=None)
 
     def _touches_change(self, offset: int, length: int) -> bool:
         """Whether ``[offset, offset + length)`` meets the foretold head's changed bytes."""

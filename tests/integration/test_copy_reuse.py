@@ -412,15 +412,18 @@ def test_a_hard_linked_source_sends_the_in_place_copy_back_to_the_full_walk(
     _assert_a_fresh_copy_gives(monkeypatch, store_root, context, DOCKERFILE, diff_id)
 
 
-@pytest.mark.parametrize("added", [True, False], ids=["entry-added", "file-edited"])
+@pytest.mark.parametrize(
+    "added", ["entry", "nothing", "ignored"], ids=["entry-added", "file-edited", "ignored-added"]
+)
 def test_a_large_layer_is_hashed_ahead_of_its_probe_when_its_directory_is_restamped(
-    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, added: bool
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, added: str
 ) -> None:
     """With the size threshold lowered: when the directory copied into gets another entry,
     the re-run's foretold bytes are hashed from before its probe, and the copy gives that
     directory the foretold time; when only a file below it changed, the directory keeps the
-    previous copy's time, and there is nothing to hash ahead. Either way, the layer is a
-    fresh copy's but for that one time."""
+    previous copy's time, and there is nothing to hash ahead. An ignored file added there
+    makes the walk foretell a restamp that does not come: the foretold bytes are dropped.
+    Each time, the layer is a fresh copy's but for that one time."""
     from builder import hashahead, stepcommit
 
     monkeypatch.setattr(hashahead, "AHEAD_MIN_SIZE", 0)
@@ -433,17 +436,20 @@ def test_a_large_layer_is_hashed_ahead_of_its_probe_when_its_directory_is_restam
 
     monkeypatch.setattr(stepcommit, "foretell", spy)
     monkeypatch.delenv("SOURCE_DATE_EPOCH")  # real times: /app's header may be restamped
+    (context / ".dockerignore").write_text("app/*.log\n")
     kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
     (context / "app/sub/c.txt").write_text("charlie, edited\n")
-    if added:
+    if added == "entry":
         (context / "app/new.txt").write_text("new\n")
+    elif added == "ignored":
+        (context / "app/build.log").write_text("ignored\n")
     time.sleep(1 - time.time() % 1)  # a header time is whole seconds
     started = int(time.time())
     kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:2")
-    if added:
-        assert foretold and foretold[0] > 0
-    else:
+    if added == "nothing":
         assert not any(foretold)
+    else:
+        assert foretold and foretold[0] > 0
     _assert_like_a_fresh_copy(
         monkeypatch,
         store_root,
@@ -451,8 +457,8 @@ def test_a_large_layer_is_hashed_ahead_of_its_probe_when_its_directory_is_restam
         DOCKERFILE,
         tag="reuse:2",
         started=started,
-        now_timed={"app/"} if added else set(),
-        kept=("reuse:1", set() if added else {"app/"}),
+        now_timed={"app/"} if added == "entry" else set(),
+        kept=("reuse:1", set() if added == "entry" else {"app/"}),
     )
 
 
