@@ -51,12 +51,12 @@ class SnapshotStore:
 
     def ensure(self, chain_id: str, parent: str, diff_id: str, blob_digest: str) -> Path:
         """The snapshot for ``chain_id``, unpacking layer blob ``blob_digest`` if not yet done."""
-        from builder.layers import apply_layer
-
         target = self.path(chain_id)
         if self.has(chain_id):
             self.meta.touch_snapshot(chain_id)
             return target
+        from builder.layers import apply_layer  # (tarfile and zstandard: only to unpack)
+
         temp_dir = self.directory / f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}"
         temp_dir.mkdir(mode=0o755)
         try:
