@@ -17,7 +17,7 @@ some context files changed links the others from the step's previous layer
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import field, replace
 from pathlib import Path
@@ -607,10 +607,10 @@ class LocalRunner:
         """The previous layer of this COPY step when it differs from this run only in some
         context files: those that did not change are linked from its snapshot (``indexed``
         is that layer's index, which spares looking at each file of the snapshot)."""
-        from builder.fileops.donor import DonorLayer
+        from builder.fileops.donor import AllBut, DonorLayer
 
-        previous, old_files = probe.previous, probe.previous_files
-        if previous is None or not old_files or not takes_from_previous(op):
+        previous, changes = probe.previous, probe.previous_changes
+        if previous is None or not changes or not takes_from_previous(op):
             return None
         new_preimage = probe.key.preimage
         if any(
@@ -620,24 +620,22 @@ class LocalRunner:
         parent_chain_id = _parent_chain_id(op, state)
         if previous.parent_chain_id != parent_chain_id or not self._store.snapshots.has(previous.chain_id):
             return None
-        selected = probe.inputs.files()
-        unchanged: list[str] = []
-        removed = False
-        for input_name, files in old_files.items():
-            now = selected.get(input_name, {})
-            for name, digest in files.items():
-                current = now.get(name)
-                if current is None:
-                    removed = True
-                elif current == digest:
-                    unchanged.append(name)
-        if not unchanged:
+        if not any(found.any_unchanged for found in changes.values()):
             return None
         # Taken in place only when every file it holds is still selected: a copy writes
         # files, it never removes one.
+        removed = any(found.removed for found in changes.values())
         in_place = (
             indexed is not None and not removed and self._take_previous(previous.chain_id, indexed, workspace)
         )
+        selections = probe.inputs.selections
+        single = next(iter(changes.values())) if in_place and len(selections) == 1 == len(changes) else None
+        if single is not None:
+            # Brought up to date from the changes alone: the copier is given only what
+            # differs, so every other name may count as unchanged.
+            unchanged: Collection[str] | AllBut = AllBut(single.touched())
+        else:
+            unchanged = [name for found in changes.values() for name in found.unchanged_names()]
         donor = DonorLayer(
             workspace.upper if in_place else self._store.snapshots.path(previous.chain_id),
             unchanged,
@@ -647,12 +645,10 @@ class LocalRunner:
             in_place=in_place,
             graveyard=workspace.directory / "replaced",
         )
-        selections = probe.inputs.selections
-        if in_place and len(selections) == 1:
+        if single is not None:
             from builder.fileops.changeset import ChangeSet
 
-            ((input_name, selection),) = selections.items()
-            donor.changes = ChangeSet(selection.files, old_files.get(input_name, {}), selection.listings)
+            donor.changes = ChangeSet(single, single.new.listings)
         return donor
 
     def _take_previous(self, chain_id: str, indexed: IndexedLayer, workspace: StepWorkspace) -> bool:

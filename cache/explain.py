@@ -9,7 +9,7 @@ inputs — and the first difference found is the answer, so a rebuilt parent sho
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 NO_CACHE = "--no-cache"
 FIRST_BUILD = "no previous build of this step"
@@ -47,12 +47,15 @@ def explain_miss(
     *,
     files: Mapping[str, Mapping[str, str]] | None = None,
     previous_files: Mapping[str, Mapping[str, str]] | None = None,
+    file_changes: Mapping[str, Sequence[tuple[str, str]]] | None = None,
     no_cache: bool = False,
 ) -> str:
     """One sentence saying why ``preimage``'s key had no usable record.
 
     ``files``/``previous_files`` are the per-file digests of each input
     (:func:`cache.records.input_files`); without them a changed input is named, not its file.
+    ``file_changes`` gives what :func:`changed_files` would find in them, found already
+    (:class:`cache.filechanges.FileChanges`).
     """
     if no_cache:
         return NO_CACHE
@@ -72,7 +75,9 @@ def explain_miss(
     if op != previous_op:
         return _op_change(previous_op, op)
     return _input_change(
-        _mapping(previous.get("inputs")), _mapping(preimage.get("inputs")), previous_files or {}, files or {}
+        _mapping(previous.get("inputs")),
+        _mapping(preimage.get("inputs")),
+        _file_changes(previous_files, files, file_changes),
     )
 
 
@@ -82,6 +87,7 @@ def explain_all(
     *,
     files: Mapping[str, Mapping[str, str]] | None = None,
     previous_files: Mapping[str, Mapping[str, str]] | None = None,
+    file_changes: Mapping[str, Sequence[tuple[str, str]]] | None = None,
     no_cache: bool = False,
 ) -> list[str]:
     """Every difference, one line each, in the order :func:`explain_miss` checks them:
@@ -99,16 +105,28 @@ def explain_all(
         if op.get(name) != previous_op.get(name):
             lines.append(f"instruction changed ({_FIELD_WORDS.get(name, name)})")
     old_inputs, new_inputs = _mapping(previous.get("inputs")), _mapping(preimage.get("inputs"))
+    found = _file_changes(previous_files, files, file_changes)
     for name in sorted(set(old_inputs) | set(new_inputs)):
         if old_inputs.get(name) == new_inputs.get(name):
             continue
-        old_files, new_files = (previous_files or {}).get(name), (files or {}).get(name)
-        changes = list(changed_files(old_files, new_files)) if old_files and new_files else []
+        changes = found.get(name)
         if changes:
             lines += [f"file {path} {how}" for path, how in changes]
         else:
-            lines.append(_input_change({name: old_inputs.get(name)}, {name: new_inputs.get(name)}, {}, {}))
+            lines.append(_input_change({name: old_inputs.get(name)}, {name: new_inputs.get(name)}, {}))
     return lines
+
+
+def _file_changes(
+    previous_files: Mapping[str, Mapping[str, str]] | None,
+    files: Mapping[str, Mapping[str, str]] | None,
+    file_changes: Mapping[str, Sequence[tuple[str, str]]] | None,
+) -> Mapping[str, Sequence[tuple[str, str]]]:
+    """Each input's file differences: given, or found in the two sides' per-file digests."""
+    if file_changes is not None:
+        return file_changes
+    old, new = previous_files or {}, files or {}
+    return {name: list(changed_files(old[name], new[name])) for name in old.keys() & new.keys()}
 
 
 def _mapping(value: object) -> Mapping[str, object]:
@@ -179,16 +197,14 @@ def _variable_changes(old_value: object, new_value: object, arg_names: set[str])
 def _input_change(
     old: Mapping[str, object],
     new: Mapping[str, object],
-    old_files: Mapping[str, Mapping[str, str]],
-    new_files: Mapping[str, Mapping[str, str]],
+    file_changes: Mapping[str, Sequence[tuple[str, str]]],
 ) -> str:
     for name in sorted(set(old) | set(new)):
         if old.get(name) == new.get(name):
             continue
-        if name in old_files and name in new_files:
-            changes = list(changed_files(old_files[name], new_files[name]))
-            if changes:
-                return _describe_files(changes)
+        changes = list(file_changes.get(name, ()))
+        if changes:
+            return _describe_files(changes)
         if name.startswith("mount:"):
             return f"content mounted at {name.removeprefix('mount:')} changed"
         return "source content changed"

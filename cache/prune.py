@@ -17,7 +17,15 @@ from dataclasses import field
 
 from builder.errors import UsageError
 from builder.lazyclasses import dataclass
-from cache.records import INPUTS_NAMESPACE, CacheRecord, KeyValueTable, all_records, delete
+from cache.records import (
+    INPUT_GROUPS_NAMESPACE,
+    INPUT_SETS_NAMESPACE,
+    INPUTS_NAMESPACE,
+    CacheRecord,
+    KeyValueTable,
+    all_records,
+    delete,
+)
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -79,6 +87,16 @@ def _forget_unused_inputs(meta: KeyValueTable, kept: list[CacheRecord]) -> None:
     for digest in meta.keys(INPUTS_NAMESPACE):
         if digest not in referenced:
             meta.delete_value(INPUTS_NAMESPACE, digest)
+    groups: set[str] = set()
+    for digest in meta.keys(INPUT_SETS_NAMESPACE):
+        stored = meta.get_value(INPUT_SETS_NAMESPACE, digest) if digest in referenced else None
+        if isinstance(stored, dict) and isinstance(stored.get("groups"), dict):
+            groups.update(str(group_digest) for group_digest in stored["groups"].values())
+        else:
+            meta.delete_value(INPUT_SETS_NAMESPACE, digest)
+    for group_digest in meta.keys(INPUT_GROUPS_NAMESPACE):
+        if group_digest not in groups:
+            meta.delete_value(INPUT_GROUPS_NAMESPACE, group_digest)
 
 
 def parse_size(text: str) -> int:

@@ -8,7 +8,12 @@ and to explain a later miss (the key's preimage). Three namespaces of the table:
 * ``cache-step``: step identity → the key last recorded for that step, so a miss can be
   compared with the closest previous record of the same step (:func:`previous_for_step`);
 * ``cache-inputs``: input digest → the short digest of each file it covers, stored once per
-  distinct content, so an explanation can name the file that changed.
+  distinct content, so an explanation can name the file that changed;
+* ``cache-input-sets`` and ``cache-input-groups``: the same, a directory at a time (what a
+  build records now): input digest → each directory's group digest and stat fingerprint
+  (:class:`cache.contenthash.SourceDigest`), and group digest → the short digest of each of
+  that directory's own entries. A directory unchanged between builds is stored once, and a
+  later miss loads and compares only the directories that differ (:mod:`cache.filechanges`).
 
 The store is reached through small protocols rather than imported, keeping ``cache`` below
 ``builder.store`` in the import order.
@@ -17,7 +22,7 @@ The store is reached through small protocols rather than imported, keeping ``cac
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, field, replace
 from typing import Protocol
 
@@ -27,6 +32,8 @@ from builder.lazyclasses import dataclass
 CACHE_NAMESPACE = "cache"
 STEP_NAMESPACE = "cache-step"
 INPUTS_NAMESPACE = "cache-inputs"
+INPUT_SETS_NAMESPACE = "cache-input-sets"
+INPUT_GROUPS_NAMESPACE = "cache-input-groups"
 
 #: A hit rewrites ``last_used`` only when older than this, so a rebuild of a fully cached
 #: Dockerfile writes nothing; prune's least-recently-used order needs no finer grain.
@@ -189,17 +196,89 @@ def previous_for_step(meta: KeyValueTable, step: str) -> CacheRecord | None:
     return load(meta, key) if isinstance(key, str) else None
 
 
-def input_files(meta: KeyValueTable, preimage: Mapping[str, object]) -> dict[str, dict[str, str]]:
-    """The per-file digests stored for a preimage's inputs (those that have any)."""
-    found: dict[str, dict[str, str]] = {}
+class GroupedSelection(Protocol):
+    """What :func:`save_input_groups` stores of a selection (:class:`cache.contenthash.SourceDigest`)."""
+
+    @property
+    def group_digests(self) -> Mapping[str, str]: ...
+    @property
+    def fingerprints(self) -> Mapping[str, str | None]: ...
+    def files_of(self, group: str) -> Mapping[str, str]: ...
+
+
+def save_input_groups(
+    meta: KeyValueTable, record: CacheRecord, selections: Mapping[str, GroupedSelection]
+) -> None:
+    """Keep the per-file digests of ``record``'s context inputs a directory at a time, once
+    per input digest; a directory's are stored only if no earlier build stored them."""
+    inputs = record.preimage.get("inputs", {})
+    for name, selection in selections.items():
+        digest = inputs.get(name) if isinstance(inputs, Mapping) else None
+        if not isinstance(digest, str) or meta.get_value(INPUT_SETS_NAMESPACE, digest) is not None:
+            continue
+        groups = dict(selection.group_digests)
+        for group, group_digest in groups.items():
+            if meta.get_value(INPUT_GROUPS_NAMESPACE, group_digest) is None:
+                meta.put_value(INPUT_GROUPS_NAMESPACE, group_digest, dict(selection.files_of(group)))
+        # Written last: a set is only ever read with all its groups stored.
+        meta.put_value(
+            INPUT_SETS_NAMESPACE, digest, {"groups": groups, "fingerprints": dict(selection.fingerprints)}
+        )
+
+
+@dataclass(frozen=True)
+class StoredInput:
+    """The per-file digests recorded for one input: by directory (``groups``, each loaded
+    on demand by ``load_group``), or, as stored before directories were, all at once."""
+
+    groups: Mapping[str, str] | None
+    fingerprints: Mapping[str, str | None]
+    load_group: Callable[[str], Mapping[str, str]]
+    flat: Mapping[str, str] | None = None
+
+    def files(self) -> dict[str, str]:
+        """Every file's short digest."""
+        if self.groups is None:
+            return dict(self.flat or {})
+        files: dict[str, str] = {}
+        for group_digest in self.groups.values():
+            files.update(self.load_group(group_digest))
+        return files
+
+
+def stored_inputs(meta: KeyValueTable, preimage: Mapping[str, object]) -> dict[str, StoredInput]:
+    """What was stored of the per-file digests of a preimage's inputs (those that have any)."""
+
+    def load_group(group_digest: str) -> Mapping[str, str]:
+        files = meta.get_value(INPUT_GROUPS_NAMESPACE, group_digest)
+        return {str(path): str(value) for path, value in files.items()} if isinstance(files, Mapping) else {}
+
+    found: dict[str, StoredInput] = {}
     inputs = preimage.get("inputs", {})
     if not isinstance(inputs, Mapping):
         return found
     for name, digest in inputs.items():
-        files = meta.get_value(INPUTS_NAMESPACE, digest) if isinstance(digest, str) else None
+        if not isinstance(digest, str):
+            continue
+        stored = meta.get_value(INPUT_SETS_NAMESPACE, digest)
+        if isinstance(stored, Mapping) and isinstance(stored.get("groups"), Mapping):
+            prints = stored.get("fingerprints")
+            found[str(name)] = StoredInput(
+                {str(group): str(value) for group, value in stored["groups"].items()},
+                {str(group): value for group, value in prints.items()} if isinstance(prints, Mapping) else {},
+                load_group,
+            )
+            continue
+        files = meta.get_value(INPUTS_NAMESPACE, digest)
         if isinstance(files, Mapping):
-            found[str(name)] = {str(path): str(value) for path, value in files.items()}
+            flat = {str(path): str(value) for path, value in files.items()}
+            found[str(name)] = StoredInput(None, {}, load_group, flat)
     return found
+
+
+def input_files(meta: KeyValueTable, preimage: Mapping[str, object]) -> dict[str, dict[str, str]]:
+    """The per-file digests stored for a preimage's inputs (those that have any)."""
+    return {name: stored.files() for name, stored in stored_inputs(meta, preimage).items()}
 
 
 def all_records(meta: KeyValueTable) -> list[CacheRecord]:

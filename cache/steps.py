@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import field
+from typing import TYPE_CHECKING
 
 from builder.context import BuildContext
 from builder.errors import ContextError
@@ -35,6 +36,9 @@ from builder.lazyclasses import dataclass
 from cache import records
 from cache.contenthash import ContextHasher, SourceDigest
 from cache.keys import CacheKey, InputNeed, op_key, required_inputs
+
+if TYPE_CHECKING:
+    from cache.filechanges import FileChanges
 from cache.records import CacheRecord, RecordStore
 
 #: Why a step missed when its record exists but was built on other layers below it.
@@ -70,10 +74,6 @@ class InputDigests:
 
     digests: Mapping[str, str] = field(default_factory=dict)
     selections: Mapping[str, SourceDigest] = field(default_factory=dict)
-
-    def files(self) -> dict[str, Mapping[str, str]]:
-        """Per-file digests of each context input (computed now, for a miss)."""
-        return {name: selection.files for name, selection in self.selections.items()}
 
 
 def compute_inputs(op: Op, hasher: ContextHasher, sources: InputSources) -> InputDigests:
@@ -133,10 +133,10 @@ class Probe:
     inputs: InputDigests
     #: Every difference from the previous record of the step (``kiln build --explain``).
     details: tuple[str, ...] = ()
-    #: On a miss, the record last saved for this step and the per-file digests of its
-    #: inputs: a COPY takes the files that did not change from its layer.
+    #: On a miss, the record last saved for this step, and how each context input's files
+    #: differ from its: a COPY takes the files that did not change from its layer.
     previous: CacheRecord | None = None
-    previous_files: Mapping[str, Mapping[str, str]] | None = None
+    previous_changes: Mapping[str, FileChanges] | None = None
 
     @property
     def hit(self) -> bool:
@@ -181,20 +181,24 @@ class BuildCache:
                 if stored is not None and self._store.blobs.has(stored.blob_digest):
                     return Probe(key, step, None, OTHER_PARENT_LAYERS, inputs)
             previous = records.previous_for_step(meta, step)
-            previous_files = records.input_files(meta, previous.preimage) if previous else None
-        from cache.explain import explain_all, explain_miss  # only a miss is explained
+            # --no-cache: nothing of an earlier build is reused, not even files.
+            files = records.stored_inputs(meta, previous.preimage) if previous and not disabled else {}
+            from cache.filechanges import FileChanges  # (and explain: only a miss needs them)
+
+            changes = {
+                name: FileChanges(selection, files[name])
+                for name, selection in inputs.selections.items()
+                if name in files
+            }
+            file_changes = {name: found.differences for name, found in changes.items()}
+        from cache.explain import explain_all, explain_miss
 
         previous_preimage = previous.preimage if previous else None
-        files = inputs.files() if previous_files else None
-        reason = explain_miss(
-            key.preimage, previous_preimage, files=files, previous_files=previous_files, no_cache=disabled
+        reason = explain_miss(key.preimage, previous_preimage, file_changes=file_changes, no_cache=disabled)
+        details = explain_all(key.preimage, previous_preimage, file_changes=file_changes, no_cache=disabled)
+        return Probe(
+            key, step, None, reason, inputs, tuple(details), None if disabled else previous, changes or None
         )
-        details = explain_all(
-            key.preimage, previous_preimage, files=files, previous_files=previous_files, no_cache=disabled
-        )
-        if disabled:  # --no-cache: nothing of an earlier build is reused, not even files
-            previous, previous_files = None, None
-        return Probe(key, step, None, reason, inputs, tuple(details), previous, previous_files)
 
     def save(
         self,
@@ -239,7 +243,7 @@ class BuildCache:
             try:
                 # Without the cache's lock: the next step's probe would wait for it. The
                 # thread has a connection of its own, and SQLite orders the writes.
-                records.save_input_files(self._store.meta, record, inputs.files())
+                records.save_input_groups(self._store.meta, record, inputs.selections)
             except BaseException as err:  # re-raised by close(), on the build's thread
                 self._save_errors.append(err)
 

@@ -89,6 +89,12 @@ class TreeWalk:
         self.hasher = hashlib.sha256()
         #: What was hashed, in order: chunks of entry lines, or ``(name, mark)``.
         self.pieces: list[bytes | tuple[str, bytes]] = []
+        #: The same lines by directory (its name in the selection; ``""`` for the entries
+        #: named at the top, marks included): a directory's own entries' lines, in order.
+        self.groups: dict[str, list[bytes | tuple[str, bytes]]] = {"": []}
+        #: Each directory's names and packed stat keys (``None`` when an entry vanished
+        #: while listed), for :func:`fingerprint`.
+        self.stat_lists: dict[str, tuple[str, bytes] | None] = {}
         #: How many files had their content read (the rest came from the stat cache).
         self.files_read = 0
         #: Each directory walked, by its name in the selection: its entries' names and
@@ -116,12 +122,15 @@ class TreeWalk:
             detail = self._file_digest(host_path, tree_rel, info)
         else:
             detail = _detail(host_path, info)
-        self._feed(self._line(name, info, detail).encode("utf-8", "surrogatepass"))
+        line = self._line(name, info, detail).encode("utf-8", "surrogatepass")
+        self._feed(line)
+        self.groups[""].append(line)
 
     def mark(self, name: str, state: str) -> None:
         """A source that selects nothing: hashed, and shown as ``state`` in the file list."""
         self.hasher.update(f"{len(name)}:{name} {state}\n".encode("utf-8", "surrogatepass"))
         self.pieces.append((name, state.encode()))
+        self.groups[""].append((name, state.encode()))
 
     def _feed(self, chunk: bytes) -> None:
         if chunk:
@@ -146,8 +155,11 @@ class TreeWalk:
             self.listings[name] = (names, infos)
             signature: RenderSignature = (name, rel if self.exclude is not never else None, self.filter_id)
             rendered = record.rendered_for(signature) if record is not None else None
-            renamed = record is None or not complete or record.listing != join_names(names)
-            changed = renamed or record.packed_keys != pack_keys(stat_keys(infos))  # type: ignore[union-attr,arg-type]  # complete
+            listing = join_names(names)
+            packed = pack_keys(stat_keys(infos)) if complete else None  # type: ignore[arg-type]  # complete
+            self.stat_lists[name] = (listing, packed) if packed is not None else None
+            renamed = record is None or packed is None or record.listing != listing
+            changed = renamed or record.packed_keys != packed  # type: ignore[union-attr]
             if changed and self.on_change is not None:
                 # Not for a directory merely not replayed (it holds an ignored directory).
                 tell, self.on_change = self.on_change, None
@@ -167,6 +179,7 @@ class TreeWalk:
         finally:
             os.close(fd)
         segments = rendered.segments
+        self.groups[name] = segments  # type: ignore[assignment]  # (bytes only)
         for index, subdir in enumerate(rendered.subdirs):
             self._feed(segments[index])
             self._directory(
@@ -297,6 +310,19 @@ class TreeWalk:
                 digests.append(sha256)
             self.digests.store(parent, DirRecord.of(names, keys, digests, []))
         return sha256
+
+
+def fingerprint(stat_list: tuple[str, bytes] | None) -> str | None:
+    """A directory's names and its entries' stat keys (with their change times and inodes,
+    :attr:`TreeWalk.stat_lists`) as a short digest: the same one later means no entry was
+    written, touched, replaced, added or removed since."""
+    if stat_list is None:
+        return None
+    listing, packed_keys = stat_list
+    digest = hashlib.sha256(listing.encode("utf-8", "surrogatepass"))
+    digest.update(b"\0")
+    digest.update(packed_keys)
+    return digest.hexdigest()[:32]
 
 
 def _detail(host_path: str, info: os.stat_result) -> str:

@@ -31,10 +31,14 @@ import stat
 import sys
 from collections.abc import Mapping
 from stat import S_ISDIR
+from typing import TYPE_CHECKING
 
 from builder.fileops.donor import DonorLayer
 from builder.fileops.writer import CAN_CHOWN, TreeWriter
 from builder.lazyclasses import dataclass
+
+if TYPE_CHECKING:
+    from cache.filechanges import FileChanges
 
 _FS_ENCODING = sys.getfilesystemencoding()
 #: Each directory's entries and their ``lstat``, by its name in the selection.
@@ -43,11 +47,10 @@ Listings = Mapping[str, tuple[list[str], list[os.stat_result | None]]]
 
 @dataclass(frozen=True)
 class ChangeSet:
-    """What a re-run copies, as the probe saw it: each selection's entry digests now and the
-    previous run's, and the context walk's listings."""
+    """What a re-run copies, as the probe saw it: how the selection's entries differ from
+    the previous run's, a directory at a time, and the context walk's listings."""
 
-    selection: Mapping[str, str]
-    previous: Mapping[str, str]
+    files: FileChanges
     listings: Listings
 
 
@@ -82,12 +85,18 @@ def _plan(
     """The entries to write (parents first) and the directories to give their metadata
     again; ``None`` when the copy must walk everything.
 
-    One pass over the walk's listings, the selection looked up per entry: this runs for
-    each of the 20,000 files of a large context, beside the thread hashing its layer."""
+    A directory whose subtree is clean (:meth:`FileChanges.clean`: not touched since the
+    previous run's walk) is passed over whole: its own entry, in its parent's listing, says
+    whether the layer writer may name it as one range. Every other directory is one pass
+    over its listing, each entry looked up in its selection."""
     index = donor.index
-    if index is None:
-        return None
-    selection_get, previous_get, index_get = changes.selection.get, changes.previous.get, index.get
+    files = changes.files
+    if (
+        index is None
+        or set(files.new.files_of("")) != {item}
+        or set(files.new.groups) - {""} != set(changes.listings)
+    ):
+        return None  # a selection of more than this one directory's tree
     skip = 0 if item == "." else len(item) + 1
     keys_below = below + "/"
     # The owner the copier gives what it copies: none checked when it cannot chown.
@@ -98,9 +107,14 @@ def _plan(
     refresh: dict[str, os.stat_result] = {}
     kept: list[bytes] = []
     same_dirs: list[str] = []
-    met = 1 if item in changes.selection else 0  # the item's own entry is not below it
+    passed_over = _clean_subtrees(changes.listings, files, item)
     for directory, (names, stats) in changes.listings.items():
+        if directory in passed_over:
+            continue
         in_directory = "" if directory == "." else directory + "/"
+        selection = files.new_files(directory)
+        selection_get, previous_get, index_get = selection.get, files.old_files(directory).get, index.get
+        met = 0
         for name, info in zip(names, stats, strict=True):
             full = in_directory + name
             digest = selection_get(full)
@@ -139,8 +153,8 @@ def _plan(
                 refresh[rel] = info  # there: its metadata only (its entries are met one by one)
             else:
                 writes.append((rel, info))  # a new directory is written whole
-    if met != len(changes.selection):
-        return None  # the walk did not list every selected entry
+        if met != len(selection):
+            return None  # the walk did not list every selected entry
     writes.sort(key=lambda entry: entry[0].split("/"))
     for rel, _info in writes:
         # Writing an entry stamps its directory's time: the copier's comes back after.
@@ -155,6 +169,20 @@ def _plan(
         os.fsencode(keys_below + rel + "/") for rel in _untouched(same_dirs, [*writes, *refresh.items()])
     ]
     return writes, refresh
+
+
+def _clean_subtrees(listings: Listings, files: FileChanges, item: str) -> set[str]:
+    """The directories whose whole subtree is clean: each of them, and each directory below
+    it, holds the previous run's entries untouched since its walk."""
+    clean = {directory for directory in listings if directory != item and files.clean(directory)}
+    for directory in listings:
+        if directory in clean:
+            continue
+        above = directory
+        while above in listings and above != item:
+            clean.discard(above)
+            above = above.rpartition("/")[0] if "/" in above else item
+    return clean
 
 
 def _untouched(same_dirs: list[str], touched: list[tuple[str, os.stat_result]]) -> list[str]:

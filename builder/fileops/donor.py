@@ -59,6 +59,17 @@ if TYPE_CHECKING:
 CopyFile = Callable[[str, str, os.stat_result], None]
 
 
+class AllBut:
+    """Every name but ``excluded``: the unchanged files of a selection known by what changed
+    (:class:`cache.filechanges.FileChanges`), without listing the 20,000 others."""
+
+    def __init__(self, excluded: Collection[str]) -> None:
+        self._excluded = frozenset(excluded)
+
+    def __contains__(self, name: object) -> bool:
+        return name not in self._excluded
+
+
 class DonorConflictError(Exception):
     """The donor's tree, taken as the upper dir, holds an entry of another type where the
     copy writes: the step must start over without it (the copy itself may be valid)."""
@@ -101,7 +112,7 @@ class DonorLayer:
     def __init__(
         self,
         root: os.PathLike[str] | str,
-        unchanged: Collection[str],
+        unchanged: Collection[str] | AllBut,
         *,
         dest_root: os.PathLike[str] | str,
         upper: os.PathLike[str] | str,
@@ -121,7 +132,7 @@ class DonorLayer:
         self._buried = 0
         # Resolved once, so the per-directory symlink check compares like with like.
         self.root = os.path.realpath(root)
-        self.unchanged = frozenset(unchanged)
+        self.unchanged = unchanged if isinstance(unchanged, AllBut) else frozenset(unchanged)
         self.dest_root = os.fspath(dest_root)
         self._dest_prefix = self.dest_root.rstrip("/") + "/"
         self.upper = os.fspath(upper)
