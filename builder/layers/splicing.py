@@ -18,6 +18,7 @@ one-file rebuild of such a layer took 0.5 s for walking and hashing one after th
 from __future__ import annotations
 
 import hashlib
+import mmap
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -138,6 +139,39 @@ class _HashFeed:
             if self._hashed_to - self._last_checkpoint >= CHECKPOINT_EVERY:
                 self.checkpoints.append((self._hashed_to, self._hash.state()))  # type: ignore[attr-defined]
                 self._last_checkpoint = self._hashed_to
+
+
+#: A range of the previous tar at least this long is hashed from its files mapped into
+#: memory rather than copied out (a fifth faster; a map costs more than a short copy).
+_MAP_AT_LEAST = 1 << 20
+
+
+def _mapped_reader(previous: PreviousLayer) -> Callable[[int, int], Iterator[bytes | memoryview]]:
+    """``previous.read``, but long ranges come as views of their files mapped into memory
+    where the reader can say where they lie (:attr:`PreviousLayer.extents`)."""
+    extents = previous.extents
+    if extents is None:
+        return previous.read
+
+    def read(offset: int, length: int) -> Iterator[bytes | memoryview]:
+        if length < _MAP_AT_LEAST:
+            yield from previous.read(offset, length)
+            return
+        for descriptor, file_offset, count in extents(offset, length):
+            aligned = file_offset - file_offset % mmap.ALLOCATIONGRANULARITY
+            with (
+                mmap.mmap(
+                    descriptor, count + file_offset - aligned, prot=mmap.PROT_READ, offset=aligned
+                ) as mapped,
+                memoryview(mapped) as whole,
+            ):
+                piece = whole[file_offset - aligned :]
+                try:
+                    yield piece
+                finally:
+                    piece.release()  # (the map closes next: nothing may point into it)
+
+    return read
 
 
 class TarSink:
@@ -297,7 +331,7 @@ class TarSink:
             kept = [c for c in usable if c[0] <= state_offset]
         self._feed = _HashFeed(
             hasher or hashlib.sha256(),
-            read_previous=previous.read if previous is not None else None,
+            read_previous=_mapped_reader(previous) if previous is not None else None,
             hashed_to=state_offset,
             checkpoints=kept,
         )

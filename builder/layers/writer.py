@@ -14,7 +14,9 @@ output is hashed into the blob digest while written to ``out``: nothing is read 
 
 from __future__ import annotations
 
+import bisect
 import errno
+import operator
 import os
 import stat
 from collections.abc import Callable, Mapping
@@ -100,7 +102,7 @@ class _TarStream:
         self._kept = previous.kept if previous is not None else frozenset()
         self._clean = previous.clean if previous is not None else frozenset()
         self._previous_size = previous.index.size if previous is not None else 0
-        self._subtrees: dict[bytes, list[tuple[bytes, int, int, FileKey]]] | None = None
+        self._runs: _IndexRuns | None = None
         self._epoch = source_date_epoch
         self._convert_overlay = convert_overlay
         self._exclude = exclude
@@ -161,26 +163,18 @@ class _TarStream:
         show it as one unbroken run starting with the directory's own entry."""
         if self._sink is None:
             return False
-        if self._subtrees is None:
-            self._subtrees = _subtrees(self._reusable, self._clean, self._previous_size - 2 * tarheader.BLOCK)
-        run = self._subtrees.get(directory)
-        if not run or run[0][0] != directory:
+        if self._runs is None:
+            self._runs = _IndexRuns(self._reusable, self._previous_size - 2 * tarheader.BLOCK)
+        run = self._runs.run(directory)
+        if run is None:
             return False
-        # Unbroken up to what follows it: nothing unindexed (a symlink, a file with extended
-        # attributes) lies between its entries or after the last.
-        first = end = run[0][1]
-        for _name, start, length, _key in run:
-            if start != end:
-                return False
-            end = start + length
-        members = run[:-1]
-        end = members[-1][1] + members[-1][2]
+        first, end, names, spans, content_size = run
         shift = self._sink.position - first
-        for name, start, length, key in members:
-            if self._index is not None:
-                self._index[name] = (start + shift, length, key)
-            if not stat.S_ISDIR(key[4]):
-                self.content_size += key[2]
+        if self._index is not None:
+            if shift:
+                spans = [(start + shift, length, key) for start, length, key in spans]
+            self._index.update(zip(names, spans, strict=True))
+        self.content_size += content_size
         self._sink.reference(first, end - first)
         return True
 
@@ -298,27 +292,50 @@ def _read_xattrs(path: bytes) -> dict[str, bytes]:
     return found
 
 
-def _subtrees(
-    entries: Mapping[bytes, tuple[int, int, FileKey]], directories: frozenset[bytes], tar_end: int
-) -> dict[bytes, list[tuple[bytes, int, int, FileKey]]]:
-    """The index entries below each of ``directories`` (its own first), in tar order (the
-    order the index was written in), each run closed by a stand-in for what follows it:
-    ``(b"", start of the next indexed entry or of the end-of-archive blocks, 0, ...)``."""
-    found: dict[bytes, list[tuple[bytes, int, int, FileKey]]] = {}
-    current, members = b"", None
-    for name, (start, length, key) in entries.items():
-        if members is not None:
-            if name.startswith(current):
-                members.append((name, start, length, key))
-                continue
-            members.append((b"", start, 0, key))
-        members = None
-        if name in directories:
-            current, members = name, [(name, start, length, key)]
-            found[name] = members
-    if members is not None:
-        members.append((b"", tar_end, 0, (0, 0, 0, 0, 0, 0, 0)))
-    return found
+class _IndexRuns:
+    """The previous index's entries in tar order, to find a directory's whole subtree as
+    one run (the entries after its own that start with its name: contiguous in tar order)
+    by bisection, and take its entries in one slice: a re-run names 100 clean directories
+    of 200 files each without a step per file."""
+
+    def __init__(self, entries: Mapping[bytes, tuple[int, int, FileKey]], tar_end: int) -> None:
+        self._names = list(entries)
+        self._spans = list(entries.values())
+        self._tar_end = tar_end
+        self._positions: dict[bytes, int] = {}
+        #: Where the directories' entries are, in order.
+        self._directories: list[int] = []
+
+    def run(
+        self, directory: bytes
+    ) -> tuple[int, int, list[bytes], list[tuple[int, int, FileKey]], int] | None:
+        """``(first byte, end byte, names, spans, size of the files' contents)`` of the run
+        of ``directory``'s subtree, when it is one unbroken range (nothing unindexed, a
+        symlink or a file with extended attributes, lies between its entries or after the
+        last before what follows it); else ``None``."""
+        if not self._directories:
+            self._directories = [index for index, name in enumerate(self._names) if name[-1:] == b"/"]
+            self._positions = {self._names[index]: index for index in self._directories}
+        begin = self._positions.get(directory)
+        if begin is None:
+            return None
+        names, spans = self._names, self._spans
+        stop = bisect.bisect_left(names, True, begin + 1, key=lambda name: not name.startswith(directory))
+        first = spans[begin][0]
+        end = spans[stop][0] if stop < len(spans) else self._tar_end
+        run_spans = spans[begin:stop]
+        # The index lists its entries as the tar holds them, each after the one before:
+        # lengths that add up to the extent leave no room for an unindexed entry.
+        if sum(map(_LENGTH, run_spans)) != end - first:
+            return None
+        directories = self._directories[
+            bisect.bisect_left(self._directories, begin) : bisect.bisect_left(self._directories, stop)
+        ]
+        files_size = sum(map(_SIZE, map(_KEY, run_spans))) - sum(spans[index][2][2] for index in directories)
+        return first, end, names[begin:stop], run_spans, files_size
+
+
+_LENGTH, _KEY, _SIZE = operator.itemgetter(1), operator.itemgetter(2), operator.itemgetter(2)
 
 
 def write_layer(
