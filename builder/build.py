@@ -95,7 +95,9 @@ def run_build(store: Store, request: BuildRequest, sink: EventSink) -> BuildResu
     """Build ``request.graph`` into ``store``; raise a :class:`~builder.errors.KilnError` on failure."""
     started = time.monotonic()
     check_graph_runnable(request.graph)  # a foreign RUN needs binfmt_misc: say so up front
-    with store.lease() as lease:
+    from builder.exec.deferred import deferring
+
+    with store.lease() as lease, deferring():
         runner = LocalRunner(store, request.context, lease, request.options)
         solver = Solver(runner, sink, source_date_epoch=request.options.source_date_epoch)
         try:

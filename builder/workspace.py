@@ -2,7 +2,8 @@
 
 A step works in ``<store>/containers/<id>/`` (upper, work and mount point), on the store's
 filesystem so that its upper dir can be renamed into ``snapshots/`` when the layer is kept.
-Whatever happens, leaving the ``with`` block removes what is left of it.
+Whatever happens, leaving the ``with`` block removes what is left of it (during a build, on
+a thread of its own: :mod:`builder.exec.deferred`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from builder.exec.deferred import later
 from builder.exec.overlay import OverlayMount
 from builder.lazyclasses import dataclass
 from builder.leftovers import STEP_DIR_PREFIX
@@ -57,6 +59,11 @@ def step_workspace(containers_dir: Path) -> Iterator[StepWorkspace]:
     try:
         yield workspace
     finally:
+        _remove(directory)
+
+
+def _remove(directory: Path) -> None:
+    if not later(lambda: shutil.rmtree(directory, ignore_errors=True)):
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -33,11 +33,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
 from builder.errors import RuntimeSetupError
+from builder.exec.deferred import later, wait_for_unmounts
 
 MNT_DETACH = 2
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -233,8 +234,10 @@ class OverlayMount:
         self.work = work
         self.target = target
         self._mounted = False
+        self._handed_off = False
 
     def __enter__(self) -> OverlayMount:
+        wait_for_unmounts()  # no snapshot is a lower dir here while another overlay's upper
         for directory in (self.upper, self.work, self.target):
             directory.mkdir(parents=True, exist_ok=True)
         try:
@@ -254,8 +257,28 @@ class OverlayMount:
         self.close()
 
     def close(self) -> None:
-        """Unmount and remove the work dir; safe to call twice."""
+        """Unmount and remove the work dir; safe to call twice (and a no-op once
+        :meth:`close_later` took the closing over)."""
+        if self._handed_off:
+            return
         if self._mounted:
             unmount(self.target)
             self._mounted = False
         shutil.rmtree(self.work, ignore_errors=True)
+
+    def close_later(self, then: Callable[[], None]) -> bool:
+        """:meth:`close`, then ``then``, on a thread of its own during a build
+        (:mod:`builder.exec.deferred`): call once nothing uses the overlay any more. The
+        upper dir may be read and renamed meanwhile. False, with nothing done, outside a
+        build."""
+        if not self._mounted or self._handed_off:
+            return False
+        target, work = self.target, self.work
+
+        def close_then() -> None:
+            unmount(target)
+            shutil.rmtree(work, ignore_errors=True)
+            then()
+
+        self._handed_off = later(close_then, unmount=True)
+        return self._handed_off

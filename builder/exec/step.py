@@ -151,9 +151,10 @@ def run_step(
     upper_dir.mkdir(parents=True, exist_ok=True)
     step_dir = Path(tempfile.mkdtemp(prefix=f"{STEP_DIR_PREFIX}{os.getpid()}-", dir=upper_dir.parent))
     tail = _OutputTail(on_output)
+    handed_off = False
     try:
         rootfs = step_dir / "rootfs"
-        with OverlayMount(lower_dirs, upper_dir, step_dir / "work", rootfs):
+        with OverlayMount(lower_dirs, upper_dir, step_dir / "work", rootfs) as mounted:
             resolved_user = resolve_user_in_root(user, rootfs)
             _make_cwd(rootfs, cwd or "/", resolved_user)
             hosts_file, resolv_conf = _write_net_files(step_dir, hostname, network_mode)
@@ -187,17 +188,24 @@ def run_step(
                 exit_code = run_container(step_dir, container_id, on_output=tail, runtime=chosen_runtime)
             finally:
                 removed = remove_mount_stubs(stubs)
+            # The container is gone: the layer can be made while the overlay is unmounted.
+            handed_off = mounted.close_later(lambda: _remove_step_dir(step_dir))
     finally:
-        # Never recurse into a rootfs still mounted (its unmount failed): that would
-        # delete through the overlay. A stale mount is left for the store's cleanup.
-        if not is_mounted(step_dir / "rootfs"):
-            shutil.rmtree(step_dir, ignore_errors=True)
+        if not handed_off:
+            _remove_step_dir(step_dir)
     return StepResult(
         exit_code=exit_code,
         output_tail=tail.last_lines(TAIL_LINES),
         seconds=time.monotonic() - started,
         removed_stubs=tuple("/" + str(path.relative_to(rootfs)) for path in removed),
     )
+
+
+def _remove_step_dir(step_dir: Path) -> None:
+    # Never recurse into a rootfs still mounted (its unmount failed): that would delete
+    # through the overlay. A stale mount is left for the store's cleanup.
+    if not is_mounted(step_dir / "rootfs"):
+        shutil.rmtree(step_dir, ignore_errors=True)
 
 
 def step_failure(result: StepResult, location: SourceSpan, argv: Sequence[str]) -> BuildError:

@@ -91,10 +91,15 @@ GIL_SWITCH_INTERVAL = 0.0005
 
 
 def run_build_command(args: argparse.Namespace) -> int:
+    from builder.exec.deferred import deferring
+
     previous = sys.getswitchinterval()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     try:
-        return _run_build_command(args)
+        # The cleanup the build leaves running (its last RUN's unmount) goes on beside
+        # storing the image and closing the store.
+        with deferring():
+            return _run_build_command(args)
     finally:
         sys.setswitchinterval(previous)
 
