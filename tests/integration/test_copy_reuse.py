@@ -608,3 +608,27 @@ def test_in_place_re_runs_of_other_copies_match_a_fresh_copy(
         now_timed=now_timed,
         kept=("reuse:1", {"srv/"} if "srv/app/" in now_timed else set()),
     )
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["built", "run-failed"])
+def test_a_build_leaves_no_mount_and_no_step_directory_behind(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, fails: bool
+) -> None:
+    """A RUN's overlay is unmounted, and step directories removed, beside the next steps
+    (:mod:`builder.exec.deferred`): all of it is done by the time the build returns, a
+    later RUN over the first one's layer included, and also when a RUN fails."""
+    from builder.cli.main import main
+    from builder.exec.overlay import is_mounted
+
+    last = "RUN cat /listed && false" if fails else "RUN cat /listed"
+    dockerfile = f"FROM {BASE}\nCOPY app /app\nRUN ls -R /app > /listed\n{last}\n"
+    if fails:
+        path = context.parent / "Dockerfile"
+        path.write_text(dockerfile)
+        assert main(["--root", str(store_root), "build", "-f", str(path), str(context)]) != 0
+    else:
+        kiln_build(monkeypatch, store_root, context, dockerfile, "-t", "cleanup:1")
+    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+        assert str(store_root) not in mountinfo.read()
+    assert not any((store_root / "containers").iterdir())
+    assert not any(is_mounted(path) for path in (store_root / "snapshots").iterdir())
