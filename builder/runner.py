@@ -47,6 +47,7 @@ from builder.resolver import ImageResolver
 from builder.solver import StepContext, StepOutcome
 from builder.stepcommit import (
     IndexedLayer,
+    IndexLoad,
     OpenedLayer,
     commit_layer,
     indexed_layer,
@@ -216,20 +217,27 @@ class LocalRunner:
         """Reuse the cached layer of ``op`` when its key matches, else run it and record it."""
         started: list[HashAhead] = []
         renamed: list[bool] = []  # what the walk said of the item's directory, if it changed
+        loading: list[IndexLoad] = []
         start_ahead = None
         if isinstance(op, CopyOp) and self._may_hash_ahead(op):
             copy = op  # the closure keeps the narrowed type
 
             def start_ahead(item_renamed: bool) -> None:
                 # Only a re-run that restamps its item's directory has bytes to hash ahead:
-                # otherwise the previous tar's head stands, and its saved states serve.
+                # otherwise the previous tar's head stands, and its saved states serve. Its
+                # index is loaded meanwhile either way.
                 renamed.append(item_renamed)
-                ahead = self._hash_ahead(copy, state, where) if item_renamed else None
-                if ahead is not None:
-                    started.append(ahead)
+                if item_renamed:
+                    ahead = self._hash_ahead(copy, state, where)
+                    if ahead is not None:
+                        started.append(ahead)
+                    return
+                previous = self._previous_on_these_layers(copy, state, where)
+                if previous is not None:
+                    loading.append(IndexLoad(self._store, previous))
 
         try:
-            return self._run_op(op, state, where, started, start_ahead, renamed=renamed)
+            return self._run_op(op, state, where, started, start_ahead, renamed=renamed, loading=loading)
         finally:
             for ahead in started:
                 ahead.close()
@@ -243,6 +251,7 @@ class LocalRunner:
         on_change: Callable[[bool], None] | None,
         *,
         renamed: list[bool],
+        loading: list[IndexLoad],
     ) -> StepOutcome:
         """:meth:`run_op`; ``on_change`` starts hashing the layer ahead (into ``started``)
         once the probe's context walk meets a change, and notes in ``renamed`` whether the
@@ -263,6 +272,7 @@ class LocalRunner:
             probe,
             started[0] if started else None,
             item_renamed=bool(renamed and renamed[0]),
+            loading=loading[0] if loading else None,
         )
         layer = built.layers[-1]
         record = self._build_cache().save(
@@ -292,10 +302,9 @@ class LocalRunner:
         """For a large context COPY with a previous layer, start hashing its likely re-run
         layer now, while the step is still being probed (:mod:`builder.hashahead`)."""
         from builder.hashahead import hash_ahead
-        from cache.records import previous_for_step
 
-        previous = previous_for_step(self._store.meta, self._step_identity(op, where))
-        if previous is None or previous.parent_chain_id != _parent_chain_id(op, state):
+        previous = self._previous_on_these_layers(op, state, where)
+        if previous is None:
             return None
         try:
             return hash_ahead(
@@ -309,6 +318,17 @@ class LocalRunner:
             )
         except (OSError, KilnError):
             return None  # only a head start: the step goes on without it
+
+    def _previous_on_these_layers(
+        self, op: CopyOp, state: ImageState, where: StepContext
+    ) -> CacheRecord | None:
+        """The record last saved for this step, when it was built on the same layers."""
+        from cache.records import previous_for_step
+
+        previous = previous_for_step(self._store.meta, self._step_identity(op, where))
+        if previous is None or previous.parent_chain_id != _parent_chain_id(op, state):
+            return None
+        return previous
 
     # cache --------------------------------------------------------------------------------
 
@@ -439,6 +459,7 @@ class LocalRunner:
         ahead: HashAhead | None = None,
         *,
         item_renamed: bool = False,
+        loading: IndexLoad | None = None,
     ) -> ImageState:
         from builder.fileops.mkdir import make_workdir
         from builder.workspace import step_workspace
@@ -456,8 +477,12 @@ class LocalRunner:
                     ahead = None  # hashed ahead for another layer than the probe's previous one
                 if ahead is not None:
                     indexed_previous: IndexedLayer | None = ahead.indexed
+                elif not indexed or probe.previous is None:
+                    indexed_previous = None
+                elif loading is not None and loading.digest == probe.previous.blob_digest:
+                    indexed_previous = loading.result()
                 else:
-                    indexed_previous = indexed_layer(self._store, probe.previous) if indexed else None
+                    indexed_previous = indexed_layer(self._store, probe.previous)
                 donor = self._donor(op, state, probe, workspace, indexed_previous)
                 if donor is not None and donor.in_place and ahead is not None:
                     opened, donor.now_ns = ahead.opened, ahead.now_ns  # its hashing well under way

@@ -17,6 +17,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from builder.errors import KilnError
 from builder.graph import ContextSource, CopyOp, Op
 from builder.imagestate import LayerRef
 from builder.lazyclasses import dataclass
@@ -63,6 +64,29 @@ def indexed_layer(store: Store, record: CacheRecord | None) -> IndexedLayer | No
     if index is None or directory_identity(store.snapshots.path(record.chain_id)) != index.root:
         return None
     return IndexedLayer(record.blob_digest, index)
+
+
+class IndexLoad:
+    """:func:`indexed_layer` on a thread of its own, begun while the step is still probed:
+    once the context walk met a change (the step is likely to miss), the rest of the walk
+    is mostly ``lstat`` calls, which leave the interpreter free to unmarshal the index in
+    between (its chunks, :mod:`builder.layers.layerindex`), instead of after the probe."""
+
+    def __init__(self, store: Store, record: CacheRecord) -> None:
+        self.digest = record.blob_digest
+        self._found: IndexedLayer | None = None
+        self._thread = threading.Thread(
+            target=self._load, args=(store, record), name="index-load", daemon=True
+        )
+        self._thread.start()
+
+    def _load(self, store: Store, record: CacheRecord) -> None:
+        with contextlib.suppress(OSError, KilnError):  # only a head start
+            self._found = indexed_layer(store, record)
+
+    def result(self) -> IndexedLayer | None:
+        self._thread.join()
+        return self._found
 
 
 def commit_layer(

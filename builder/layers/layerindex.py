@@ -24,7 +24,10 @@ hash is available), so the diff id of a spliced layer is hashed from the last st
 before its first changed byte rather than from the start.
 
 The format is ``marshal`` of plain tuples: fast to load for 20,000 entries, and the index
-is only a cache (one that does not load, from another Python or a crash, is ignored).
+is only a cache (one that does not load, from another Python or a crash, is ignored). The
+entries are marshalled in chunks of :data:`CHUNK` (each a separate call): loading them all
+holds the GIL for 15 ms, in pieces short enough for the thread walking the context meanwhile
+to go on between them (:class:`builder.stepcommit.IndexLoad`).
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ if TYPE_CHECKING:
 
 #: device, inode, size, mtime in ns, mode, uid, gid of the file an entry was written from.
 FileKey = tuple[int, int, int, int, int, int, int]
-_VERSION = 2
+_VERSION = 3
+#: Entries per separately marshalled chunk.
+CHUNK = 1000
 
 
 def file_key(status: os.stat_result) -> FileKey:
@@ -75,9 +80,12 @@ class LayerIndex:
     def save(self, path: Path) -> None:
         """Write the index beside its blob, atomically and durably (it steers what bytes a
         later layer is made of, so a torn one must never load)."""
-        names = list(self.entries)
-        spans = [self.entries[name] for name in names]
-        payload = marshal.dumps((_VERSION, self.root, self.epoch, self.size, names, spans, self.checkpoints))
+        names, spans = list(self.entries), list(self.entries.values())
+        chunks = [
+            marshal.dumps((names[start : start + CHUNK], spans[start : start + CHUNK]))
+            for start in range(0, len(names), CHUNK)
+        ]
+        payload = marshal.dumps((_VERSION, self.root, self.epoch, self.size, chunks, self.checkpoints))
         from builder.store.durable import write_durably
 
         write_durably(path, payload)
@@ -86,10 +94,13 @@ class LayerIndex:
 def load_index(path: Path) -> LayerIndex | None:
     """The index at ``path``, or ``None`` when absent or unreadable."""
     try:
-        version, root, epoch, size, names, spans, checkpoints = marshal.loads(path.read_bytes())
-        if version != _VERSION or len(names) != len(spans):
+        version, root, epoch, size, chunks, checkpoints = marshal.loads(path.read_bytes())
+        if version != _VERSION:
             return None
-        entries = dict(zip(names, spans, strict=True))
+        entries: dict[bytes, tuple[int, int, FileKey]] = {}
+        for chunk in chunks:
+            names, spans = marshal.loads(chunk)
+            entries.update(zip(names, spans, strict=True))
         return LayerIndex(tuple(root), epoch, int(size), entries, list(checkpoints))
     except (OSError, EOFError, ValueError, TypeError):
         return None
