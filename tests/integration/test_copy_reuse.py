@@ -632,3 +632,29 @@ def test_a_build_leaves_no_mount_and_no_step_directory_behind(
         assert str(store_root) not in mountinfo.read()
     assert not any((store_root / "containers").iterdir())
     assert not any(is_mounted(path) for path in (store_root / "snapshots").iterdir())
+
+
+def test_the_previous_index_is_loaded_while_the_probe_walks_and_used_by_the_re_run(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, changes_seen: list[bool]
+) -> None:
+    """Once the walk meets the edited file's directory, the previous layer's index loads on
+    a thread of its own; the re-run takes it from there, and still matches a fresh copy."""
+    from builder import stepcommit
+
+    loaded: list[bool] = []
+    original = stepcommit.IndexLoad.result
+
+    def spy(self: stepcommit.IndexLoad) -> stepcommit.IndexedLayer | None:
+        found = original(self)
+        loaded.append(found is not None)
+        return found
+
+    monkeypatch.setattr(stepcommit.IndexLoad, "result", spy)
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
+    (context / "app/sub/c.txt").write_text("charlie, edited\n")
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:2")
+    assert loaded == [True]
+    assert changes_seen == [True]
+    _assert_a_fresh_copy_gives(
+        monkeypatch, store_root, context, DOCKERFILE, _copy_layer(store_root, "reuse:2")[0]
+    )
