@@ -18,16 +18,14 @@ holds that layer compressed, as it would a pulled one.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import os
-import secrets
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
+from builder.durable import write_durably
 from builder.errors import StoreError
 from builder.oci import mediatypes
 from cache.cacheimage import (
@@ -43,7 +41,6 @@ from cache.records import CacheRecord, KeyValueTable, save
 #: ``org.opencontainers.image.ref.name`` of the cache manifest in ``index.json``.
 CACHE_REF_NAME = "kiln-cache"
 _REF_ANNOTATION = "org.opencontainers.image.ref.name"
-_CHUNK = 1 << 20
 
 CacheMode = Literal["min", "max"]
 #: A record as it leaves the store (naming the blob that is sent); see the module docstring.
@@ -101,7 +98,7 @@ def export_local(
         target = blob_dir / _hex(record.blob_digest)
         if not target.exists():
             with store.blobs.open(record.blob_digest) as stream:
-                _write_file(target, stream)
+                write_durably(target, stream)
     kept = sorted(merged.values(), key=lambda record: record.key)
     documents = cache_documents(kept, inputs)
     _write_blob(blob_dir, documents.config)
@@ -118,8 +115,8 @@ def export_local(
             }
         ],
     }
-    _write_file(dest / "oci-layout", io.BytesIO(b'{"imageLayoutVersion":"1.0.0"}'))
-    _write_file(dest / "index.json", io.BytesIO(json.dumps(index, indent=2).encode()))
+    write_durably(dest / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    write_durably(dest / "index.json", json.dumps(index, indent=2).encode())
     return kept
 
 
@@ -214,25 +211,5 @@ def _write_blob(blob_dir: Path, payload: bytes) -> str:
     digest = "sha256:" + hashlib.sha256(payload).hexdigest()
     target = blob_dir / _hex(digest)
     if not target.exists():
-        _write_file(target, io.BytesIO(payload))
+        write_durably(target, payload)
     return digest
-
-
-def _chunks(stream: BinaryIO) -> Iterator[bytes]:
-    while chunk := stream.read(_CHUNK):
-        yield chunk
-
-
-def _write_file(target: Path, stream: BinaryIO) -> None:
-    """Write via a temporary file and a rename: a reader sees the whole file or none."""
-    temp = target.with_name(f".tmp-{os.getpid()}-{secrets.token_hex(8)}")
-    try:
-        with temp.open("xb") as out:
-            for chunk in _chunks(stream):
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise

@@ -22,9 +22,9 @@ from typing import BinaryIO
 
 import zstandard
 
+from builder.durable import TEMP_PREFIX
 from builder.errors import ImageFormatError
 from builder.layers.compression import open_decompressed
-from builder.store.blobs import TEMP_PREFIX
 
 _CHUNK = 1 << 20
 _TAIL_KEPT = 1 << 16

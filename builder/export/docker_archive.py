@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from builder.durable import TEMP_PREFIX
 from builder.errors import ImageFormatError
 from builder.export._loading import (
     PendingImage,
@@ -34,7 +35,7 @@ from builder.layers.compression import open_decompressed
 from builder.oci import mediatypes
 from builder.oci.digest import HashingReader
 from builder.oci.reference import parse_reference
-from builder.store.blobs import TEMP_PREFIX, digest_hex
+from builder.store.blobs import digest_hex
 from builder.store.store import Store
 
 _CHUNK = 1 << 20

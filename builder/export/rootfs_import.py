@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from builder.durable import TEMP_PREFIX
 from builder.errors import ImageFormatError
 from builder.export.config_changes import apply_change
 from builder.graph import Platform
 from builder.layers.compression import open_compressor, open_decompressed
 from builder.oci import mediatypes
-from builder.store.blobs import TEMP_PREFIX
 from builder.store.store import Store, StoredLayer
 
 _CHUNK = 1 << 20

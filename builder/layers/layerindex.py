@@ -86,7 +86,7 @@ class LayerIndex:
             for start in range(0, len(names), CHUNK)
         ]
         payload = marshal.dumps((_VERSION, self.root, self.epoch, self.size, chunks, self.checkpoints))
-        from builder.store.durable import write_durably
+        from builder.durable import write_durably
 
         write_durably(path, payload)
 

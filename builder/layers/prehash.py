@@ -15,13 +15,12 @@ where the two agree.
 
 from __future__ import annotations
 
-import mmap
 import threading
 from collections.abc import Iterable
 
 from builder.layers import _tarheader as tarheader
 from builder.layers.layerindex import PreviousLayer
-from builder.layers.splicing import CHECKPOINT_EVERY
+from builder.layers.splicing import CHECKPOINT_EVERY, mapped_reader
 
 #: The foretold head of a tar (the changed directory headers and what lies between) is at
 #: most this long: it is held in memory.
@@ -125,22 +124,8 @@ class Prehash:
         """Hash the previous tar from :attr:`_position` on, cut short at a limit set
         meanwhile: from its files mapped into memory when they can be (a fifth faster than
         copying them out, and this hashing is what a one-file re-run waits for), else read."""
-        extents = self._previous.extents
-        if extents is None:
-            for chunk in self._previous.read(self._position, size - self._position):
-                if not self._hash_up_to_limit(memoryview(chunk)):
-                    return
-            return
-        for descriptor, offset, length in extents(self._position, size - self._position):
-            aligned = offset - offset % mmap.ALLOCATIONGRANULARITY
-            with (
-                mmap.mmap(
-                    descriptor, length + offset - aligned, prot=mmap.PROT_READ, offset=aligned
-                ) as mapped,
-                memoryview(mapped) as whole,
-            ):
-                going = self._hash_up_to_limit(whole[offset - aligned :])
-            if not going:
+        for piece in mapped_reader(self._previous)(self._position, size - self._position):
+            if not self._hash_up_to_limit(memoryview(piece)):
                 return
 
     def _hash_up_to_limit(self, data: memoryview) -> bool:

@@ -146,7 +146,7 @@ class _HashFeed:
 _MAP_AT_LEAST = 1 << 20
 
 
-def _mapped_reader(previous: PreviousLayer) -> Callable[[int, int], Iterator[bytes | memoryview]]:
+def mapped_reader(previous: PreviousLayer) -> Callable[[int, int], Iterator[bytes | memoryview]]:
     """``previous.read``, but long ranges come as views of their files mapped into memory
     where the reader can say where they lie (:attr:`PreviousLayer.extents`)."""
     extents = previous.extents
@@ -331,7 +331,7 @@ class TarSink:
             kept = [c for c in usable if c[0] <= state_offset]
         self._feed = _HashFeed(
             hasher or hashlib.sha256(),
-            read_previous=_mapped_reader(previous) if previous is not None else None,
+            read_previous=mapped_reader(previous) if previous is not None else None,
             hashed_to=state_offset,
             checkpoints=kept,
         )

@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import BinaryIO, cast
 
+from builder.durable import TEMP_PREFIX
 from builder.errors import StoreError
 from builder.lazyclasses import dataclass
 from builder.processes import process_alive
@@ -26,7 +27,6 @@ from builder.store.writeback import EarlyWriteback
 
 _CHUNK = 1 << 20
 _HEX = re.compile(r"[0-9a-f]{64}")
-TEMP_PREFIX = ".tmp-"
 INDEX_SUFFIX = ".index"
 
 

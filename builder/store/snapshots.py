@@ -16,8 +16,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from builder.durable import TEMP_PREFIX
 from builder.errors import StoreError
-from builder.store.blobs import TEMP_PREFIX, BlobStore, digest_hex
+from builder.store.blobs import BlobStore, digest_hex
 from builder.store.meta import MetaStore
 
 

@@ -92,7 +92,7 @@ def write_splice(path: Path, parts: Sequence[Part]) -> int:
         "size": size,
         "parts": [[part.source, part.offset, part.length] for part in parts],
     }
-    from builder.store.durable import write_durably
+    from builder.durable import write_durably
 
     write_durably(path, json.dumps(document, separators=(",", ":")).encode())
     return size

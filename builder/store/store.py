@@ -17,13 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+from builder.durable import write_durably
 from builder.errors import StoreError, UsageError
 from builder.graph import Platform
 from builder.lazyclasses import dataclass
 from builder.oci.config import ImageConfig
 from builder.oci.reference import Reference, is_digest, parse_reference
 from builder.store.blobs import BlobStore, remove_stale_temp_entries
-from builder.store.durable import write_durably
 from builder.store.leases import Lease
 from builder.store.locks import file_lock, file_lock_now
 from builder.store.meta import MetaStore, RefRecord

@@ -78,7 +78,7 @@ def tree_size(root: Path) -> int:
 
 
 def _entries(directory: Path) -> list[Path]:
-    from builder.store.blobs import TEMP_PREFIX
+    from builder.durable import TEMP_PREFIX
 
     try:
         return sorted(entry for entry in directory.iterdir() if not entry.name.startswith(TEMP_PREFIX))

@@ -1,6 +1,7 @@
 """``cache`` sits below the store and the runner: it imports the graph, OCI values, errors,
 and, for context hashing, the context and the copier's source selection (so a digest covers
-exactly what COPY reads). The store is reached through protocols, never imported."""
+exactly what COPY reads), and the durable file writer the store also uses. The store is
+reached through protocols, never imported."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tests.fixtures.module_imports import absolute_imports
 ALLOWED_PREFIXES = (
     "cache",
     "builder.errors",
+    "builder.durable",
     "builder.lazyclasses",
     "builder.graph",
     "builder.oci",
