@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,7 +51,7 @@ def step_workspace(containers_dir: Path) -> Iterator[StepWorkspace]:
     unless it was moved away meanwhile)."""
     # Named after this process, like run_step's scratch dirs, so a later kiln can tell a dead
     # build's leftovers from a running one's (:mod:`builder.leftovers`).
-    directory = containers_dir / f"{STEP_DIR_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:16]}"
+    directory = containers_dir / f"{STEP_DIR_PREFIX}{os.getpid()}-{os.urandom(8).hex()}"  # (no uuid import)
     directory.mkdir(parents=True)
     workspace = StepWorkspace(directory)
     workspace.upper.mkdir()

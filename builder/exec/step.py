@@ -31,7 +31,6 @@ import resource
 import shutil
 import tempfile
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -183,7 +182,7 @@ def run_step(
                 ),
             )
             (step_dir / "config.json").write_text(json.dumps(spec), encoding="utf-8")
-            container_id = f"{CONTAINER_ID_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
+            container_id = f"{CONTAINER_ID_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"  # (no uuid import)
             try:
                 exit_code = run_container(step_dir, container_id, on_output=tail, runtime=chosen_runtime)
             finally:
