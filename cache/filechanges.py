@@ -12,6 +12,11 @@ same, entry for entry.
 A directory whose stat fingerprint (names, and every entry's stat keys with its inode and
 change time) is also the one recorded is *clean*: nothing in it was touched since the walk
 that recorded it, so the previous layer's copy of its entries is what a copy would write.
+The fingerprints are kept once per input digest, by the first build that missed with it,
+which may be older than the previous layer; matched now, they still mean that nothing was
+touched since that earlier walk, and so not before the previous layer was copied either:
+change times only move forward, and a write too close to a walk to change any stat key
+changes the digest (the stat cache reads such a file again).
 """
 
 from __future__ import annotations

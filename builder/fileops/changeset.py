@@ -10,6 +10,13 @@ mode or owner of ``--chmod``/``--chown``, or no index entry to tell); everything
 place already. So the copier is given only those entries, instead of walking, ``lstat``-ing
 and comparing all 20,000 files of a large context (0.3 s) to find them.
 
+Nor are the entries compared one by one: a directory whose entries and stat fingerprint are
+the ones recorded with the previous run (:meth:`cache.filechanges.FileChanges.clean`) was
+not touched since that run's walk, and the previous copy of it is what the copier would
+write. A directory whose whole subtree is so is passed over (0.04 s of the 0.06 s this
+took); only the directories with a change, and those above them, are looked at entry by
+entry.
+
 Directories whose entries were written lose the time the copier gave them (the kernel stamps
 a change), and a directory whose own line changed needs its metadata again: both get their
 source's metadata once everything below them is written, deepest first, as the copier does.
