@@ -658,3 +658,43 @@ def test_the_previous_index_is_loaded_while_the_probe_walks_and_used_by_the_re_r
     _assert_a_fresh_copy_gives(
         monkeypatch, store_root, context, DOCKERFILE, _copy_layer(store_root, "reuse:2")[0]
     )
+
+
+def test_a_directory_only_touched_is_looked_into_and_the_layer_matches_a_fresh_copy(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, changes_seen: list[bool]
+) -> None:
+    """app/sub's entries are the same (a new time is not in a digest), but its stat
+    fingerprint is not: it is not passed over as clean, and c.txt gets its new time."""
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
+    (context / "app/a.txt").write_text("alpha, edited\n")
+    os.utime(context / "app/sub/c.txt", ns=(MTIME_NS, MTIME_NS))
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:2")
+    assert changes_seen == [True]
+    diff_id, second = _copy_layer(store_root, "reuse:2")
+    assert os.lstat(second / "app/sub/c.txt").st_mtime_ns == MTIME_NS
+    _assert_a_fresh_copy_gives(monkeypatch, store_root, context, DOCKERFILE, diff_id)
+
+
+def test_inputs_stored_whole_by_an_earlier_kiln_still_serve_a_re_run(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, changes_seen: list[bool]
+) -> None:
+    """A store whose records keep each input's files in one map (as kiln stored them before
+    it kept them a directory at a time): the miss still names the file, and the re-run
+    still copies only it."""
+    from cache import records
+
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
+    with Store.open(store_root) as store:
+        meta = store.meta
+        for digest in meta.keys(records.INPUT_SETS_NAMESPACE):
+            stored = records.stored_inputs(meta, {"inputs": {"context": digest}})["context"]
+            meta.put_value(records.INPUTS_NAMESPACE, digest, stored.files())
+            meta.delete_value(records.INPUT_SETS_NAMESPACE, digest)
+    (context / "app/sub/d.txt").write_text("delta, edited\n")
+    results = kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:2")
+    copy = next(result for result in results if result.name.startswith("COPY"))
+    assert copy.reason == "file app/sub/d.txt changed"
+    assert changes_seen == [True]
+    diff_id, second = _copy_layer(store_root, "reuse:2")
+    assert (second / "app/sub/d.txt").read_text() == "delta, edited\n"
+    _assert_a_fresh_copy_gives(monkeypatch, store_root, context, DOCKERFILE, diff_id)
