@@ -62,6 +62,7 @@ class FileChanges:
         return fingerprint is not None and self.old.fingerprints.get(group) == fingerprint
 
     def new_files(self, group: str) -> Mapping[str, str]:
+        """This selection's short digests of ``group``'s entries."""
         return self.new.files_of(group)
 
     def old_files(self, group: str) -> Mapping[str, str]:
