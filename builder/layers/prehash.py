@@ -1,9 +1,9 @@
 """Hashing a COPY re-run's layer before it is written: its likely bytes, while the copy runs.
 
 A re-run of ``COPY . /app`` that took its previous snapshot's tree (:mod:`builder.fileops.donor`)
-makes a tar that is, up to the first file that changed, the previous tar with a few directory
-headers changed: those of ``/app`` and of the directories above it the copy made, which get
-the time of the copy, fixed before it starts. Their new headers are the old ones with another
+makes a tar that is, up to the first file that changed, the previous tar, but for ``/app``'s
+header when the copy gave it other entries: it then gets the time of the copy, fixed before
+it starts (:meth:`DonorLayer.restamp_items`). Its new header is the old one with another
 mtime. So the bytes of the new tar up to the first changed file can be foretold before the copy
 runs, and hashed on another core while it does: on two cores, the 300 MB of assets sorted
 before a changed source file are hashed during the copy instead of after it.
