@@ -131,6 +131,38 @@ def _copy_base(op: CopyOp, state: ImageState) -> ImageState:
     return ImageState(platform=state.platform) if op.link else state
 
 
+class _EarlyStart:
+    """What a COPY's probe starts once its context walk meets a change (the step is then
+    likely to miss), for the re-run to take over: the hashing of its likely layer ahead,
+    when the item's directory gets other entries (:mod:`builder.hashahead`), else the
+    loading of the previous layer's index (:class:`builder.stepcommit.IndexLoad`)."""
+
+    def __init__(self) -> None:
+        #: What the walk said: the item's directory has other entries than at the last walk.
+        self.item_renamed = False
+        self.ahead: HashAhead | None = None
+        self.loading: IndexLoad | None = None
+
+    def ahead_for(self, previous: CacheRecord | None) -> HashAhead | None:
+        """The hashing ahead, when it is of ``previous``'s layer (the probe's previous one)."""
+        if self.ahead is None or previous is None or self.ahead.indexed.digest != previous.blob_digest:
+            return None
+        return self.ahead
+
+    def indexed(self, store: Store, previous: CacheRecord) -> IndexedLayer | None:
+        """:func:`indexed_layer` of ``previous``, from what was started when it was for it."""
+        ahead = self.ahead_for(previous)
+        if ahead is not None:
+            return ahead.indexed
+        if self.loading is not None and self.loading.digest == previous.blob_digest:
+            return self.loading.result()
+        return indexed_layer(store, previous)
+
+    def close(self) -> None:
+        if self.ahead is not None:
+            self.ahead.close()
+
+
 def _stacked_key(state: ImageState, link_key: str) -> str:
     """The key of the state after a rebased layer: its base's key and the layer's own, so the
     steps after it still depend on both."""
@@ -215,47 +247,40 @@ class LocalRunner:
 
     def run_op(self, op: Op, state: ImageState, where: StepContext) -> StepOutcome:
         """Reuse the cached layer of ``op`` when its key matches, else run it and record it."""
-        started: list[HashAhead] = []
-        renamed: list[bool] = []  # what the walk said of the item's directory, if it changed
-        loading: list[IndexLoad] = []
-        start_ahead = None
+        early: _EarlyStart | None = None
+        on_change = None
         if isinstance(op, CopyOp) and self._may_hash_ahead(op):
-            copy = op  # the closure keeps the narrowed type
+            copy, started = op, _EarlyStart()  # (the closure keeps the narrowed types)
+            early = started
 
-            def start_ahead(item_renamed: bool) -> None:
+            def on_change(item_renamed: bool) -> None:
                 # Only a re-run that restamps its item's directory has bytes to hash ahead:
                 # otherwise the previous tar's head stands, and its saved states serve. Its
                 # index is loaded meanwhile either way.
-                renamed.append(item_renamed)
+                started.item_renamed = item_renamed
                 if item_renamed:
-                    ahead = self._hash_ahead(copy, state, where)
-                    if ahead is not None:
-                        started.append(ahead)
+                    started.ahead = self._hash_ahead(copy, state, where)
                     return
                 previous = self._previous_on_these_layers(copy, state, where)
                 if previous is not None:
-                    loading.append(IndexLoad(self._store, previous))
+                    started.loading = IndexLoad(self._store, previous)
 
         try:
-            return self._run_op(op, state, where, started, start_ahead, renamed=renamed, loading=loading)
+            return self._run_op(op, state, where, on_change, early)
         finally:
-            for ahead in started:
-                ahead.close()
+            if early is not None:
+                early.close()
 
     def _run_op(
         self,
         op: Op,
         state: ImageState,
         where: StepContext,
-        started: list[HashAhead],
         on_change: Callable[[bool], None] | None,
-        *,
-        renamed: list[bool],
-        loading: list[IndexLoad],
+        early: _EarlyStart | None,
     ) -> StepOutcome:
-        """:meth:`run_op`; ``on_change`` starts hashing the layer ahead (into ``started``)
-        once the probe's context walk meets a change, and notes in ``renamed`` whether the
-        item's directory has other entries than at the last walk."""
+        """:meth:`run_op`; ``on_change`` starts what ``early`` holds once the probe's context
+        walk meets a change."""
         probe = self._probe(op, state, where, on_change=on_change)
         if probe.record is not None:
             reused = self._reuse_if_kept(op, state, probe.record)
@@ -265,15 +290,7 @@ class LocalRunner:
                 return StepOutcome(reused, cached=True)
             probe = replace(probe, record=None, reason=PRUNED_MEANWHILE, details=(PRUNED_MEANWHILE,))
         self._ensure_snapshots(state.layers)
-        built = self._run_fresh(
-            op,
-            state,
-            where,
-            probe,
-            started[0] if started else None,
-            item_renamed=bool(renamed and renamed[0]),
-            loading=loading[0] if loading else None,
-        )
+        built = self._run_fresh(op, state, where, probe, early)
         layer = built.layers[-1]
         record = self._build_cache().save(
             probe,
@@ -456,10 +473,7 @@ class LocalRunner:
         state: ImageState,
         where: StepContext,
         probe: Probe,
-        ahead: HashAhead | None = None,
-        *,
-        item_renamed: bool = False,
-        loading: IndexLoad | None = None,
+        early: _EarlyStart | None = None,
     ) -> ImageState:
         from builder.fileops.mkdir import make_workdir
         from builder.workspace import step_workspace
@@ -471,16 +485,11 @@ class LocalRunner:
             elif isinstance(op, CopyOp):
                 from builder.fileops.donor import DonorConflictError
 
-                if ahead is not None and (
-                    probe.previous is None or probe.previous.blob_digest != ahead.indexed.digest
-                ):
-                    ahead = None  # hashed ahead for another layer than the probe's previous one
-                if ahead is not None:
-                    indexed_previous: IndexedLayer | None = ahead.indexed
-                elif not indexed or probe.previous is None:
+                ahead = early.ahead_for(probe.previous) if early is not None else None
+                if not indexed or probe.previous is None:
                     indexed_previous = None
-                elif loading is not None and loading.digest == probe.previous.blob_digest:
-                    indexed_previous = loading.result()
+                elif early is not None:
+                    indexed_previous = early.indexed(self._store, probe.previous)
                 else:
                     indexed_previous = indexed_layer(self._store, probe.previous)
                 donor = self._donor(op, state, probe, workspace, indexed_previous)
@@ -491,8 +500,9 @@ class LocalRunner:
                     if opened is not None:
                         cleanup.callback(opened.close)
                 try:
+                    renamed = early is not None and early.item_renamed
                     self._run_copy(
-                        op, state, workspace, where, donor=donor, opened=opened, item_renamed=item_renamed
+                        op, state, workspace, where, donor=donor, opened=opened, item_renamed=renamed
                     )
                 except DonorConflictError:
                     workspace.empty_upper()
