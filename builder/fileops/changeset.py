@@ -37,10 +37,9 @@ import os
 import stat
 import sys
 from collections.abc import Mapping
-from stat import S_ISDIR
 from typing import TYPE_CHECKING
 
-from builder.fileops.donor import DonorLayer
+from builder.fileops.donor import DonorLayer, matches_key
 from builder.fileops.writer import CAN_CHOWN, TreeWriter
 from builder.lazyclasses import dataclass
 
@@ -119,12 +118,11 @@ def _plan(
         if directory in passed_over:
             continue
         in_directory = "" if directory == "." else directory + "/"
-        selection = files.new_files(directory)
-        selection_get, previous_get, index_get = selection.get, files.old_files(directory).get, index.get
+        selection, previous = files.new_files(directory), files.old_files(directory)
         met = 0
         for name, info in zip(names, stats, strict=True):
             full = in_directory + name
-            digest = selection_get(full)
+            digest = selection.get(full)
             if digest is None:
                 continue  # not selected (.dockerignore, --exclude)
             if info is None:
@@ -132,25 +130,19 @@ def _plan(
             met += 1
             rel = full[skip:]
             mode = info.st_mode
-            is_dir = S_ISDIR(mode)
+            is_dir = stat.S_ISDIR(mode)
             if not is_dir and info.st_nlink > 1:
                 return None
             key = (keys_below + rel + "/" if is_dir else keys_below + rel).encode(
                 _FS_ENCODING, "surrogateescape"
             )
-            known = index_get(key)
-            if known is not None and previous_get(full) == digest:
-                # What matches_key checks, inlined: this runs for every entry.
-                _device, _inode, size, mtime_ns, file_mode, uid, gid = known[2]
+            known = index.get(key)
+            if known is not None and previous.get(full) == digest:
+                bits = stat.S_IMODE(mode)
                 if mode_change is not None:
-                    mode = (mode & ~0o7777) | mode_change.apply(mode & 0o7777, is_dir=is_dir)
+                    bits = mode_change.apply(bits, is_dir=is_dir)
                 owner = writer.owner(info) if per_source else fixed_owner
-                if (
-                    file_mode == mode
-                    and mtime_ns == info.st_mtime_ns
-                    and (is_dir or size == info.st_size)
-                    and (owner is None or (uid, gid) == owner)
-                ):
+                if matches_key(known[2], info, bits, owner):
                     if is_dir:
                         same_dirs.append(rel)
                     else:
