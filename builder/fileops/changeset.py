@@ -105,9 +105,6 @@ def _plan(
         return None  # a selection of more than this one directory's tree
     skip = 0 if item == "." else len(item) + 1
     keys_below = below + "/"
-    # The owner the copier gives what it copies: none checked when it cannot chown.
-    fixed_owner = (writer.rules.chown or writer.rules.source_owner) if CAN_CHOWN else None
-    per_source = CAN_CHOWN and fixed_owner is None
     mode_change = writer.rules.mode_change
     writes: list[tuple[str, os.stat_result]] = []
     refresh: dict[str, os.stat_result] = {}
@@ -141,7 +138,7 @@ def _plan(
                 bits = stat.S_IMODE(mode)
                 if mode_change is not None:
                     bits = mode_change.apply(bits, is_dir=is_dir)
-                owner = writer.owner(info) if per_source else fixed_owner
+                owner = writer.owner(info) if CAN_CHOWN else None  # (as the writer's own claims)
                 if matches_key(known[2], info, bits, owner):
                     if is_dir:
                         same_dirs.append(rel)
