@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 from builder.layers import _tarheader as tarheader
 from builder.layers.layerindex import PreviousLayer
-from builder.layers.splicing import CHECKPOINT_EVERY, mapped_reader
+from builder.layers.splicing import CheckpointedHash, mapped_reader
 
 #: The foretold head of a tar (the changed directory headers and what lies between) is at
 #: most this long: it is held in memory.
@@ -81,10 +81,9 @@ class Prehash:
             if offset > first_change:
                 break
             start, state = offset, saved
-        self._hash = ResumableSha256() if state is None else ResumableSha256.from_state(state)
-        self._position = self._last_saved = start
-        #: Saved (offset, state) pairs, ascending; only the thread appends, until it stops.
-        self.checkpoints: list[tuple[int, bytes]] = []
+        hasher = ResumableSha256() if state is None else ResumableSha256.from_state(state)
+        #: Its saved (offset, state) pairs, ascending; only the thread appends, until it stops.
+        self._hashed = CheckpointedHash(hasher, start, [])
         self._limit = previous.index.size
         self._lock = threading.Lock()
         self._error: BaseException | None = None
@@ -99,7 +98,7 @@ class Prehash:
         self._thread.join()
         if self._error is not None:
             return []
-        return [saved for saved in self.checkpoints if saved[0] <= offset]
+        return [saved for saved in self._hashed.checkpoints or () if saved[0] <= offset]
 
     def close(self) -> None:
         self.stop(-1)
@@ -110,39 +109,33 @@ class Prehash:
 
     def _run(self) -> None:
         try:
-            head, size = self._head, self._previous.index.size
-            going = self._position >= len(head) or self._hash_up_to_limit(memoryview(head)[self._position :])
-            if going and self._position < size:
+            head, size, hashed = self._head, self._previous.index.size, self._hashed
+            going = hashed.position >= len(head) or self._hash_up_to_limit(
+                memoryview(head)[hashed.position :]
+            )
+            if going and hashed.position < size:
                 self._hash_previous(size)
-            if self._position == self._limit_now() or self._position == size:
-                if not self.checkpoints or self.checkpoints[-1][0] != self._position:
-                    self.checkpoints.append((self._position, self._hash.state()))
+            if hashed.position in (self._limit_now(), size):
+                hashed.save_state()
         except BaseException as err:  # a read failed: no states, the writer hashes it all
             self._error = err
 
     def _hash_previous(self, size: int) -> None:
-        """Hash the previous tar from :attr:`_position` on, cut short at a limit set
+        """Hash the previous tar from where the hash got to, cut short at a limit set
         meanwhile: from its files mapped into memory when they can be (a fifth faster than
         copying them out, and this hashing is what a one-file re-run waits for), else read."""
-        for piece in mapped_reader(self._previous)(self._position, size - self._position):
+        position = self._hashed.position
+        for piece in mapped_reader(self._previous)(position, size - position):
             if not self._hash_up_to_limit(memoryview(piece)):
                 return
 
     def _hash_up_to_limit(self, data: memoryview) -> bool:
-        """Hash ``data`` in pieces that end at each saved state, none past the limit; false
-        once the limit is reached."""
+        """Hash ``data`` in pieces, none past the limit; false once the limit is reached."""
+        hashed = self._hashed
         while len(data):
-            room = (
-                min(self._last_saved + CHECKPOINT_EVERY, self._limit_now(), self._position + _PIECE)
-                - self._position
-            )
+            room = min(self._limit_now(), hashed.position + _PIECE) - hashed.position
             if room <= 0:
                 return False
-            piece = data[:room]
-            self._hash.update(piece)
-            self._position += len(piece)
-            data = data[len(piece) :]
-            if self._position - self._last_saved >= CHECKPOINT_EVERY:
-                self.checkpoints.append((self._position, self._hash.state()))
-                self._last_saved = self._position
-        return self._position < self._limit_now()
+            hashed.update(data[:room])
+            data = data[room:]
+        return hashed.position < self._limit_now()

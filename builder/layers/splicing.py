@@ -52,6 +52,42 @@ def _resumable(state: bytes | None = None) -> _Hash | None:
         return None
 
 
+class CheckpointedHash:
+    """A SHA-256 of a stream from ``position`` on, its state saved each time
+    :data:`CHECKPOINT_EVERY` more bytes are hashed (in ``checkpoints``, ``(offset, state)``
+    ascending), so that a later layer sharing a beginning with this one resumes close before
+    its first change. ``checkpoints`` is ``None`` when no state is kept (a hash that cannot
+    give one)."""
+
+    def __init__(self, hasher: _Hash, position: int, checkpoints: list[tuple[int, bytes]] | None) -> None:
+        self.hasher = hasher
+        self.position = self._last_saved = position
+        self.checkpoints = checkpoints
+
+    def update(self, data: bytes | memoryview) -> None:
+        if self.checkpoints is None:
+            self.hasher.update(data)
+            self.position += len(data)
+            return
+        view = memoryview(data)
+        while view:
+            # Long data (a range of the previous tar comes in chunks of 16 MiB) is cut at
+            # each checkpoint.
+            piece = view[: CHECKPOINT_EVERY - (self.position - self._last_saved)]
+            self.hasher.update(piece)
+            self.position += len(piece)
+            view = view[len(piece) :]
+            if self.position - self._last_saved >= CHECKPOINT_EVERY:
+                self.save_state()
+
+    def save_state(self) -> None:
+        """Save the state at :attr:`position` (once)."""
+        assert self.checkpoints is not None
+        if not self.checkpoints or self.checkpoints[-1][0] != self.position:
+            self.checkpoints.append((self.position, self.hasher.state()))  # type: ignore[attr-defined]
+        self._last_saved = self.position
+
+
 class _HashFeed:
     """Hashes what it is given, in order, on its own thread: owned bytes, or ranges of the
     previous tar (read there). Errors surface from :meth:`finish`."""
@@ -64,12 +100,10 @@ class _HashFeed:
         hashed_to: int,
         checkpoints: list[tuple[int, bytes]] | None,
     ) -> None:
-        self._hash = hasher
-        self._read_previous = read_previous
-        self._hashed_to = self._last_checkpoint = hashed_to
-        #: Saved states, when kept (only with a resumable ``hasher``); only the feed's
+        #: Its saved states, when kept (only with a resumable ``hasher``); only the feed's
         #: thread appends until :meth:`finish`.
-        self.checkpoints = checkpoints
+        self.hashed = CheckpointedHash(hasher, hashed_to, checkpoints)
+        self._read_previous = read_previous
         # Unbounded: a range costs a few bytes to queue, however long it is. New bytes are
         # bounded instead (:data:`_IN_FLIGHT`), so the writer waits only for memory.
         self._queue: queue.SimpleQueue[bytes | tuple[int, int] | None] = queue.SimpleQueue()
@@ -93,7 +127,7 @@ class _HashFeed:
         self._stop()
         if self._error is not None:
             raise self._error
-        return self._hash.hexdigest()
+        return self.hashed.hasher.hexdigest()
 
     def close(self) -> None:
         """Stop at once, leaving what is queued unhashed (the layer is being given up)."""
@@ -113,32 +147,15 @@ class _HashFeed:
                 if isinstance(item, tuple):
                     assert self._read_previous is not None
                     for chunk in self._read_previous(*item):
-                        self._update(chunk)
+                        self.hashed.update(chunk)
                 else:
-                    self._update(item)
+                    self.hashed.update(item)
             except BaseException as err:  # re-raised by finish() on the writer's thread
                 self._error = err
             if isinstance(item, bytes):
                 with self._drained:
                     self._in_flight -= len(item)
                     self._drained.notify()
-
-    def _update(self, data: bytes | memoryview) -> None:
-        if self.checkpoints is None:
-            self._hash.update(data)
-            self._hashed_to += len(data)
-            return
-        view = memoryview(data)
-        while view:
-            # A long range of the previous tar comes in chunks of 16 MiB: cut at each
-            # checkpoint, so a later re-run resumes close before its first change.
-            piece = view[: CHECKPOINT_EVERY - (self._hashed_to - self._last_checkpoint)]
-            self._hash.update(piece)
-            self._hashed_to += len(piece)
-            view = view[len(piece) :]
-            if self._hashed_to - self._last_checkpoint >= CHECKPOINT_EVERY:
-                self.checkpoints.append((self._hashed_to, self._hash.state()))  # type: ignore[attr-defined]
-                self._last_checkpoint = self._hashed_to
 
 
 #: A range of the previous tar at least this long is hashed from its files mapped into
@@ -208,7 +225,7 @@ class TarSink:
     @property
     def checkpoints(self) -> list[tuple[int, bytes]]:
         """The saved hash states of this tar (complete once :meth:`diff_id` returned)."""
-        return (self._feed.checkpoints if self._feed is not None else None) or []
+        return (self._feed.hashed.checkpoints if self._feed is not None else None) or []
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """New bytes of the tar."""
