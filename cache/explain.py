@@ -45,17 +45,14 @@ def explain_miss(
     preimage: Mapping[str, object],
     previous: Mapping[str, object] | None,
     *,
-    files: Mapping[str, Mapping[str, str]] | None = None,
-    previous_files: Mapping[str, Mapping[str, str]] | None = None,
     file_changes: Mapping[str, Sequence[tuple[str, str]]] | None = None,
     no_cache: bool = False,
 ) -> str:
     """One sentence saying why ``preimage``'s key had no usable record.
 
-    ``files``/``previous_files`` are the per-file digests of each input
-    (:func:`cache.records.input_files`); without them a changed input is named, not its file.
-    ``file_changes`` gives what :func:`changed_files` would find in them, found already
-    (:class:`cache.filechanges.FileChanges`).
+    ``file_changes`` gives each input's changed files (:func:`changed_files` of the
+    per-file digests before and now, :class:`cache.filechanges.FileChanges`); without them
+    a changed input is named, not its file.
     """
     if no_cache:
         return NO_CACHE
@@ -77,7 +74,7 @@ def explain_miss(
     return _input_change(
         _mapping(previous.get("inputs")),
         _mapping(preimage.get("inputs")),
-        _file_changes(previous_files, files, file_changes),
+        file_changes or {},
     )
 
 
@@ -85,8 +82,6 @@ def explain_all(
     preimage: Mapping[str, object],
     previous: Mapping[str, object] | None,
     *,
-    files: Mapping[str, Mapping[str, str]] | None = None,
-    previous_files: Mapping[str, Mapping[str, str]] | None = None,
     file_changes: Mapping[str, Sequence[tuple[str, str]]] | None = None,
     no_cache: bool = False,
 ) -> list[str]:
@@ -105,7 +100,7 @@ def explain_all(
         if op.get(name) != previous_op.get(name):
             lines.append(f"instruction changed ({_FIELD_WORDS.get(name, name)})")
     old_inputs, new_inputs = _mapping(previous.get("inputs")), _mapping(preimage.get("inputs"))
-    found = _file_changes(previous_files, files, file_changes)
+    found = file_changes or {}
     for name in sorted(set(old_inputs) | set(new_inputs)):
         if old_inputs.get(name) == new_inputs.get(name):
             continue
@@ -115,18 +110,6 @@ def explain_all(
         else:
             lines.append(_input_change({name: old_inputs.get(name)}, {name: new_inputs.get(name)}, {}))
     return lines
-
-
-def _file_changes(
-    previous_files: Mapping[str, Mapping[str, str]] | None,
-    files: Mapping[str, Mapping[str, str]] | None,
-    file_changes: Mapping[str, Sequence[tuple[str, str]]] | None,
-) -> Mapping[str, Sequence[tuple[str, str]]]:
-    """Each input's file differences: given, or found in the two sides' per-file digests."""
-    if file_changes is not None:
-        return file_changes
-    old, new = previous_files or {}, files or {}
-    return {name: list(changed_files(old[name], new[name])) for name in old.keys() & new.keys()}
 
 
 def _mapping(value: object) -> Mapping[str, object]:

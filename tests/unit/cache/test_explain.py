@@ -7,7 +7,7 @@ import pytest
 
 from builder.graph import ContextSource, CopyOp, Exec, Platform
 from builder.source import SourceSpan
-from cache.explain import FIRST_BUILD, LAYER_GONE, NO_CACHE, explain_all, explain_miss
+from cache.explain import FIRST_BUILD, LAYER_GONE, NO_CACHE, changed_files, explain_all, explain_miss
 from cache.keys import SOURCE_INPUT, image_parent, op_key, stage_parent
 
 AMD64 = Platform("linux", "amd64")
@@ -100,7 +100,7 @@ def test_changed_file_is_named() -> None:
     new_files = {"source": {"app": "d1", "app/main.py": "f9", "app/util.py": "f2"}}
     assert (
         explain_miss(
-            copy_preimage("sha256:2"), copy_preimage("sha256:1"), files=new_files, previous_files=old_files
+            copy_preimage("sha256:2"), copy_preimage("sha256:1"), file_changes=_changes(old_files, new_files)
         )
         == "file app/main.py changed"
     )
@@ -111,7 +111,7 @@ def test_added_removed_and_many_files() -> None:
     new_files = {"source": {"a": "2", "b": "2", "e": "1", "f": "1"}}
     assert (
         explain_miss(
-            copy_preimage("sha256:2"), copy_preimage("sha256:1"), files=new_files, previous_files=old_files
+            copy_preimage("sha256:2"), copy_preimage("sha256:1"), file_changes=_changes(old_files, new_files)
         )
         == "file a changed, file b changed, file c removed and 3 more"
     )
@@ -150,7 +150,7 @@ def test_explain_all_names_every_file() -> None:
     old_files = {"source": {"a": "1", "b": "1", "c": "1", "d": "1"}}
     new_files = {"source": {"a": "2", "b": "2", "e": "1", "f": "1"}}
     assert explain_all(
-        copy_preimage("sha256:2"), copy_preimage("sha256:1"), files=new_files, previous_files=old_files
+        copy_preimage("sha256:2"), copy_preimage("sha256:1"), file_changes=_changes(old_files, new_files)
     ) == [
         "file a changed",
         "file b changed",
@@ -161,3 +161,10 @@ def test_explain_all_names_every_file() -> None:
     ]
     assert explain_all(copy_preimage("sha256:2"), copy_preimage("sha256:1")) == ["source content changed"]
     assert explain_all(copy_preimage("sha256:1"), None) == [FIRST_BUILD]
+
+
+def _changes(
+    old_files: dict[str, dict[str, str]], new_files: dict[str, dict[str, str]]
+) -> dict[str, list[tuple[str, str]]]:
+    """Each input's changed files, as the probe gives them (:func:`changed_files`)."""
+    return {name: list(changed_files(old_files[name], new_files[name])) for name in old_files}
