@@ -14,6 +14,7 @@ is written to a temporary file and renamed into place, so it is whole or absent.
 
 from __future__ import annotations
 
+import bisect
 import io
 import json
 import os
@@ -68,13 +69,11 @@ class PartTable:
 
     def slice(self, offset: int, length: int) -> list[Part]:
         """The parts covering bytes ``[offset, offset + length)`` of the stream."""
-        from bisect import bisect_right
-
         end = offset + length
         if offset < 0 or length < 0 or end > self.size:
             raise StoreError(f"range {offset}+{length} is past the end of the blob")
         found: list[Part] = []
-        index = max(bisect_right(self.starts, offset) - 1, 0)
+        index = max(bisect.bisect_right(self.starts, offset) - 1, 0)
         while index < len(self.parts) and self.starts[index] < end:
             part, position = self.parts[index], self.starts[index]
             start, stop = max(offset, position), min(end, position + part.length)
@@ -146,16 +145,11 @@ class BlobRanges:
         Large chunks matter to a hashing thread: it gives the GIL back for each read and
         each hash, and takes up to the switch interval (5 ms) to get it back from a busy
         writer thread; with 1 MiB chunks that wait, not hashing, was most of its time."""
-        if offset < 0 or offset + length > self.size:
-            raise StoreError(f"range {offset}+{length} is past the end of blob {self.name}")
-        from bisect import bisect_right
-
+        self._check_range(offset, length)
         buffer = memoryview(bytearray(min(_CHUNK_SIZE, length)))
         end = offset + length
         while offset < end:
-            index = bisect_right(self._starts, offset) - 1
-            path, part = self._parts[index]
-            within = offset - self._starts[index]
+            path, part, within = self._locate(offset)
             want = min(len(buffer), part.length - within, end - offset)
             count = os.preadv(self._descriptor(path), [buffer[:want]], part.offset + within)
             if count <= 0:
@@ -165,13 +159,9 @@ class BlobRanges:
 
     def pread(self, offset: int, size: int) -> bytes:
         """Up to ``size`` bytes from ``offset`` (fewer at a part's end; empty at the end)."""
-        from bisect import bisect_right
-
         if offset >= self.size or size <= 0:
             return b""
-        index = bisect_right(self._starts, offset) - 1
-        path, part = self._parts[index]
-        within = offset - self._starts[index]
+        path, part, within = self._locate(offset)
         want = min(size, part.length - within)
         chunk = os.pread(self._descriptor(path), want, part.offset + within)
         if not chunk:
@@ -187,20 +177,25 @@ class BlobRanges:
         """Where bytes ``[offset, offset + length)`` lie: ``(descriptor, file offset,
         length)`` for each part they cross, in order (the descriptors stay open until
         :meth:`close`). For a reader that maps the files rather than copying them out."""
-        if offset < 0 or offset + length > self.size:
-            raise StoreError(f"range {offset}+{length} is past the end of blob {self.name}")
-        from bisect import bisect_right
-
+        self._check_range(offset, length)
         found = []
         end = offset + length
         while offset < end:
-            index = bisect_right(self._starts, offset) - 1
-            path, part = self._parts[index]
-            within = offset - self._starts[index]
+            path, part, within = self._locate(offset)
             count = min(part.length - within, end - offset)
             found.append((self._descriptor(path), part.offset + within, count))
             offset += count
         return found
+
+    def _check_range(self, offset: int, length: int) -> None:
+        if offset < 0 or offset + length > self.size:
+            raise StoreError(f"range {offset}+{length} is past the end of blob {self.name}")
+
+    def _locate(self, offset: int) -> tuple[Path, Part, int]:
+        """The part holding byte ``offset``, its file, and how far into the part it lies."""
+        index = bisect.bisect_right(self._starts, offset) - 1
+        path, part = self._parts[index]
+        return path, part, offset - self._starts[index]
 
     def _descriptor(self, path: Path) -> int:
         return self._descriptors[path]
