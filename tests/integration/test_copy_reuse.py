@@ -443,9 +443,7 @@ def test_a_large_layer_is_hashed_ahead_of_its_probe_when_its_directory_is_restam
         (context / "app/new.txt").write_text("new\n")
     elif added == "ignored":
         (context / "app/build.log").write_text("ignored\n")
-    time.sleep(1 - time.time() % 1)  # a header time is whole seconds
-    started = int(time.time())
-    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:2")
+    started = _rebuild_in_a_new_second(monkeypatch, store_root, context, DOCKERFILE)
     if added == "nothing":
         assert not any(foretold)
     else:
@@ -476,9 +474,7 @@ def test_without_a_fixed_epoch_an_in_place_re_run_gives_a_fresh_copys_times(
     (context / "app/sub/new.txt").write_text("new\n")
     if added:
         (context / "app/new.txt").write_text("new\n")
-    time.sleep(1 - time.time() % 1)
-    started = int(time.time())
-    kiln_build(monkeypatch, store_root, context, into_base, "-t", "reuse:2")
+    started = _rebuild_in_a_new_second(monkeypatch, store_root, context, into_base)
     assert changes_seen == [True]
     # /tmp is the base's, given the copy's time when the copy made /tmp/sub in it; /tmp,
     # /tmp/sub and /tmp/sub/dir keep the previous copy's unless they get other entries.
@@ -515,6 +511,17 @@ def _layer_entries(store_root: Path, tag: str) -> dict[str, tuple[object, ...]]:
                     content,
                 )
             return entries
+
+
+def _rebuild_in_a_new_second(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, dockerfile: str
+) -> int:
+    """Build ``reuse:2`` once the clock has turned a second (a header time is whole
+    seconds, so the copy's time is then later than the previous build's); that second."""
+    time.sleep(1 - time.time() % 1)
+    started = int(time.time())
+    kiln_build(monkeypatch, store_root, context, dockerfile, "-t", "reuse:2")
+    return started
 
 
 def _assert_like_a_fresh_copy(
@@ -594,9 +601,7 @@ def test_in_place_re_runs_of_other_copies_match_a_fresh_copy(
     kiln_build(monkeypatch, store_root, context, dockerfile, "-t", "reuse:1")
     (context / "app/sub/c.txt").write_text("charlie, edited\n")
     (context / "app/new.txt").write_text("new\n")
-    time.sleep(1 - time.time() % 1)
-    started = int(time.time())
-    kiln_build(monkeypatch, store_root, context, dockerfile, "-t", "reuse:2")
+    started = _rebuild_in_a_new_second(monkeypatch, store_root, context, dockerfile)
     assert changes_seen == [True]
     _assert_like_a_fresh_copy(
         monkeypatch,
