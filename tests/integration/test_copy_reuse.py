@@ -457,6 +457,7 @@ def test_a_large_layer_is_hashed_ahead_of_its_probe_when_its_directory_is_restam
         started=started,
         now_timed={"app/"} if added == "entry" else set(),
         kept=("reuse:1", set() if added == "entry" else {"app/"}),
+        layer=-2,  # the COPY's; the RUN's holds etc/ timed by its run
     )
 
 
@@ -490,11 +491,11 @@ def test_without_a_fixed_epoch_an_in_place_re_run_gives_a_fresh_copys_times(
     )
 
 
-def _layer_entries(store_root: Path, tag: str) -> dict[str, tuple[object, ...]]:
-    """The top layer's tar entries (checked against its diff id) by name."""
+def _layer_entries(store_root: Path, tag: str, index: int = -1) -> dict[str, tuple[object, ...]]:
+    """The tar entries of the layer at ``index`` (checked against its diff id) by name."""
     import tarfile
 
-    diff_id, _snapshot = _copy_layer_at(store_root, tag, -1)
+    diff_id, _snapshot = _copy_layer_at(store_root, tag, index)
     with Store.open(store_root) as store:
         assert store.blobs.verify(diff_id)
         with store.blobs.open(diff_id) as stream, tarfile.open(fileobj=stream) as tar:
@@ -534,15 +535,18 @@ def _assert_like_a_fresh_copy(
     started: int,
     now_timed: set[str],
     kept: tuple[str, set[str]] = ("", set()),
+    layer: int = -1,
 ) -> None:
-    """The layer of ``tag`` is a fresh copy's but for the times of ``now_timed``, which are
-    the copy's (at or after ``started``), as they are in the fresh one, and those of
-    ``kept`` (the tag of the previous build, and names), which are the previous layer's."""
-    spliced = _layer_entries(store_root, tag)
+    """The copy's layer (at ``layer``) of ``tag`` is a fresh copy's but for the times of
+    ``now_timed``, which are the copy's (at or after ``started``), as they are in the fresh
+    one, and those of ``kept`` (the tag of the previous build, and names), which are the
+    previous layer's."""
+    spliced = _layer_entries(store_root, tag, layer)
     previous_tag, kept_timed = kept
-    previous = _layer_entries(store_root, previous_tag) if kept_timed else {}
+    previous = _layer_entries(store_root, previous_tag, layer) if kept_timed else {}
     kiln_build(monkeypatch, store_root, context, dockerfile, "--no-cache", "-t", "reuse:fresh")
-    fresh = _layer_entries(store_root, "reuse:fresh")
+    fresh = _layer_entries(store_root, "reuse:fresh", layer)
+    assert now_timed | kept_timed <= set(fresh), "the times checked are of another layer's entries"
     assert set(spliced) == set(fresh)
     for name, entry in fresh.items():
         if name in now_timed or name in kept_timed:
