@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from builder.secrets import SecretSource
     from builder.workspace import StepWorkspace
     from cache.contenthash import ContextHasher
+    from cache.prescan import ContextScan
     from cache.records import CacheRecord
     from cache.steps import BuildCache, Probe
 
@@ -102,6 +103,8 @@ class RunnerOptions:
     explain: ExplainSink | None = None
     #: Receives the cache record of every filesystem step, reused or new (``--cache-to``).
     on_record: Callable[[CacheRecord], None] | None = None
+    #: The build context listed ahead by a helper process (:mod:`cache.prescan`), if started.
+    context_scan: ContextScan | None = None
 
 
 #: Why a step ran whose cached layer a concurrent prune removed after the lookup.
@@ -365,7 +368,9 @@ class LocalRunner:
 
         with self._cache_lock:
             if self._hasher is None:
-                self._hasher = ContextHasher(self._store.root / "contenthash.db")
+                self._hasher = ContextHasher(
+                    self._store.root / "contenthash.db", scan=self._options.context_scan
+                )
             return self._hasher
 
     def _git_key(self, source: GitSource) -> str:

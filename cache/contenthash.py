@@ -25,13 +25,16 @@ import posixpath
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder.context import BuildContext
 from builder.fileops.sources import SourceTree, has_wildcards, literal_name
 from builder.patterns import PatternMatcher
-from cache.statcache import RACY_WINDOW_NS, StatCache, TreeDigests
-from cache.treewalk import TreeWalk, fingerprint, never
+from cache.statcache import RACY_WINDOW_NS, StatCache, TreeDigests, fingerprint
+from cache.treewalk import Listing, TreeWalk, never
+
+if TYPE_CHECKING:
+    from cache.prescan import ContextScan
 
 #: Entry digests kept per file are shortened to this many hex digits. They name the file
 #: that changed, and a re-run COPY links every file whose digest is unchanged from its
@@ -58,7 +61,7 @@ class SourceDigest:
         self,
         digest: str,
         pieces: Sequence[bytes | tuple[str, bytes]],
-        listings: Mapping[str, tuple[list[str], list[os.stat_result | None]]] | None = None,
+        listings: Mapping[str, Listing] | None = None,
         groups: Mapping[str, Sequence[bytes | tuple[str, bytes]]] | None = None,
         stat_lists: Mapping[str, tuple[str, bytes] | None] | None = None,
     ) -> None:
@@ -106,7 +109,7 @@ class SourceDigest:
 
     @functools.cached_property
     def fingerprints(self) -> Mapping[str, str | None]:
-        """Each directory's :func:`cache.treewalk.fingerprint` (names and stat keys)."""
+        """Each directory's :func:`cache.statcache.fingerprint` (names and stat keys)."""
         return {name: fingerprint(stat_list) for name, stat_list in self._stat_lists.items()}
 
     def __repr__(self) -> str:
@@ -188,8 +191,12 @@ class ContextHasher:
     manager.
     """
 
-    def __init__(self, cache_path: Path, *, racy_window_ns: int = RACY_WINDOW_NS) -> None:
+    def __init__(
+        self, cache_path: Path, *, racy_window_ns: int = RACY_WINDOW_NS, scan: ContextScan | None = None
+    ) -> None:
         self.stat_cache = StatCache(cache_path, racy_window_ns=racy_window_ns)
+        #: The build context's scan (:mod:`cache.prescan`), for the walks of that context.
+        self.scan = scan
         #: How many files had their content read (the rest came from the stat cache).
         self.files_read = 0
         self._lock = threading.Lock()
@@ -224,6 +231,7 @@ class ContextHasher:
 
         tree = SourceTree(context.root, excluded=matcher.excluded, keep_dir=keep_dir)
         patterns = tuple((pattern.text, pattern.exclusion) for pattern in matcher.patterns)
+        scan = self.scan if self.scan is not None and self.scan.root == context.root else None
         return self._digest(
             tree,
             paths,
@@ -232,6 +240,7 @@ class ContextHasher:
             keep_owners=False,
             patterns=patterns,
             on_change=on_change,
+            scan=scan,
         )
 
     def digest_tree(
@@ -255,6 +264,7 @@ class ContextHasher:
         keep_owners: bool,
         patterns: tuple[tuple[str, bool], ...] = (),
         on_change: Callable[[bool], None] | None = None,
+        scan: ContextScan | None = None,
     ) -> SourceDigest:
         """The digest of ``paths`` in ``tree``, whose ``.dockerignore`` ``patterns`` (none for
         a plain tree) name its filters."""
@@ -276,6 +286,7 @@ class ContextHasher:
                 keep_owners=keep_owners,
             )
             walker.on_change = on_change
+            walker.scan = scan
             for path in paths:
                 if parents:
                     walker.add_with_parents(path)

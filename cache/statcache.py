@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import marshal
 import os
 import sqlite3
@@ -126,6 +127,12 @@ class DirRecord:
     ) -> DirRecord:
         return cls(join_names(names), pack_keys(keys), marshal.dumps(digests, _PACKING), renders)
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """:func:`fingerprint` of the names and keys recorded: what a scan of the directory
+        gives while it is as the walk that wrote this record left it."""
+        return fingerprint((self.listing, self.packed_keys))  # type: ignore[return-value]  # (a listing)
+
     def rendered_for(self, signature: RenderSignature) -> Rendered | None:
         return next((rendered for rendered in self.renders if rendered.signature == signature), None)
 
@@ -195,6 +202,19 @@ def pack_keys(keys: list[StatKey]) -> bytes:
     """Stat keys as bytes that are equal exactly when the keys are: ``marshal`` version 2
     writes no back-references, so its output depends on the values alone."""
     return marshal.dumps(keys, _PACKING)
+
+
+def fingerprint(stat_list: tuple[str, bytes] | None) -> str | None:
+    """A directory's names and its entries' stat keys (with their change times and inodes,
+    :attr:`cache.treewalk.TreeWalk.stat_lists`) as a short digest: the same one later means no entry was
+    written, touched, replaced, added or removed since."""
+    if stat_list is None:
+        return None
+    listing, packed_keys = stat_list
+    digest = hashlib.sha256(listing.encode("utf-8", "surrogatepass"))
+    digest.update(b"\0")
+    digest.update(packed_keys)
+    return digest.hexdigest()[:32]
 
 
 class TreeDigests:

@@ -22,6 +22,7 @@ import os
 import stat
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from builder.errors import ContextError
 from cache.statcache import (
@@ -38,6 +39,9 @@ from cache.statcache import (
     stat_key,
     stat_keys,
 )
+
+if TYPE_CHECKING:
+    from cache.prescan import ContextScan
 
 _CHUNK = 1 << 20
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -59,6 +63,37 @@ _KIND_NAMES = {
 
 def never(_: str) -> bool:
     return False
+
+
+class Listing:
+    """A directory's entry names in walk order and their ``lstat`` (``None`` for an entry
+    gone meanwhile).
+
+    A directory the walk took from the context scan it did not list itself: its entries are
+    ``lstat``-ed when first asked for, which a copy re-run does only for the few directories
+    it writes in.
+    """
+
+    __slots__ = ("_path", "_stats", "names")
+
+    def __init__(self, names: list[str], stats: list[os.stat_result | None] | None, path: str = "") -> None:
+        self.names = names
+        self._stats = stats
+        self._path = path
+
+    @property
+    def stats(self) -> list[os.stat_result | None]:
+        if self._stats is None:
+            try:
+                fd = os.open(self._path, _OPEN_DIR)
+            except OSError:
+                self._stats = [None] * len(self.names)  # gone: so are its entries
+            else:
+                try:
+                    self._stats, _complete = lstat_all(fd, self.names)
+                finally:
+                    os.close(fd)
+        return self._stats
 
 
 class TreeWalk:
@@ -99,7 +134,10 @@ class TreeWalk:
         self.files_read = 0
         #: Each directory walked, by its name in the selection: its entries' names and
         #: ``lstat`` (``None`` for one gone meanwhile), as the walk met them.
-        self.listings: dict[str, tuple[list[str], list[os.stat_result | None]]] = {}
+        self.listings: dict[str, Listing] = {}
+        #: The context's directories as a helper process listed them ahead of the walk
+        #: (:mod:`cache.prescan`), by path in the tree; ``None`` to list each one here.
+        self.scan: ContextScan | None = None
         #: Called once, at the first directory not as the last walk left it, with whether
         #: that is a directory the walk started at whose entry names changed (a copy
         #: re-run then restamps its item's directory, :meth:`DonorLayer.restamp_items`).
@@ -148,12 +186,55 @@ class TreeWalk:
         """Everything below directory ``host_path``: its remembered lines when none of its
         entries changed, else lines made afresh."""
         record = self.digests.directory(tree_rel)
+        signature: RenderSignature = (name, rel if self.exclude is not never else None, self.filter_id)
+        rendered = self._scanned(record, signature, name, host_path, tree_rel)
+        if rendered is None:
+            rendered = self._listed(
+                record, signature, name=name, host_path=host_path, tree_rel=tree_rel, rel=rel, top=top
+            )
+        segments = rendered.segments
+        self.groups[name] = segments  # type: ignore[assignment]  # (bytes only)
+        for index, subdir in enumerate(rendered.subdirs):
+            self._feed(segments[index])
+            self._directory(
+                subdir if name == "." else f"{name}/{subdir}",
+                f"{host_path}/{subdir}",
+                f"{tree_rel}/{subdir}" if tree_rel else subdir,
+                f"{rel}/{subdir}" if rel else subdir,
+            )
+        self._feed(segments[-1])
+
+    def _scanned(
+        self, record: DirRecord | None, signature: RenderSignature, name: str, host_path: str, tree_rel: str
+    ) -> Rendered | None:
+        """The remembered lines, when the context scan has already found the directory as
+        its record has it; ``None`` to list it here."""
+        if self.scan is None or record is None or self.scan.fingerprint(tree_rel) != record.fingerprint:
+            return None
+        rendered = record.rendered_for(signature)
+        if rendered is not None:
+            self.listings[name] = Listing(record.names, None, host_path)
+            self.stat_lists[name] = (record.listing, record.packed_keys)
+        return rendered
+
+    def _listed(
+        self,
+        record: DirRecord | None,
+        signature: RenderSignature,
+        *,
+        name: str,
+        host_path: str,
+        tree_rel: str,
+        rel: str,
+        top: bool,
+    ) -> Rendered:
+        """The directory listed here: its remembered lines when none of its entries changed
+        (and they were rendered under ``signature``), else lines made afresh."""
         fd = os.open(host_path, _OPEN_DIR)
         try:
-            names = _sorted_names(fd)
-            infos, complete = _lstat_all(fd, names)
-            self.listings[name] = (names, infos)
-            signature: RenderSignature = (name, rel if self.exclude is not never else None, self.filter_id)
+            names = sorted_names(fd)
+            infos, complete = lstat_all(fd, names)
+            self.listings[name] = Listing(names, infos)
             rendered = record.rendered_for(signature) if record is not None else None
             listing = join_names(names)
             packed = pack_keys(stat_keys(infos)) if complete else None  # type: ignore[arg-type]  # complete
@@ -178,17 +259,7 @@ class TreeWalk:
                 )
         finally:
             os.close(fd)
-        segments = rendered.segments
-        self.groups[name] = segments  # type: ignore[assignment]  # (bytes only)
-        for index, subdir in enumerate(rendered.subdirs):
-            self._feed(segments[index])
-            self._directory(
-                subdir if name == "." else f"{name}/{subdir}",
-                f"{host_path}/{subdir}",
-                f"{tree_rel}/{subdir}" if tree_rel else subdir,
-                f"{rel}/{subdir}" if rel else subdir,
-            )
-        self._feed(segments[-1])
+        return rendered
 
     def _render(
         self,
@@ -312,19 +383,6 @@ class TreeWalk:
         return sha256
 
 
-def fingerprint(stat_list: tuple[str, bytes] | None) -> str | None:
-    """A directory's names and its entries' stat keys (with their change times and inodes,
-    :attr:`TreeWalk.stat_lists`) as a short digest: the same one later means no entry was
-    written, touched, replaced, added or removed since."""
-    if stat_list is None:
-        return None
-    listing, packed_keys = stat_list
-    digest = hashlib.sha256(listing.encode("utf-8", "surrogatepass"))
-    digest.update(b"\0")
-    digest.update(packed_keys)
-    return digest.hexdigest()[:32]
-
-
 def _detail(host_path: str, info: os.stat_result) -> str:
     """The detail of an entry that is not a regular file: a symlink's target, a device's
     number, nothing for the rest."""
@@ -356,7 +414,7 @@ def _hash_file(path: str, dir_fd: int | None, buffer: memoryview) -> tuple[str, 
         os.close(fd)
 
 
-def _sorted_names(fd: int) -> list[str]:
+def sorted_names(fd: int) -> list[str]:
     """Names in byte order (Go's lexical order): code point order is the same for any name
     without undecodable bytes, and cheaper to get."""
     names = os.listdir(fd)
@@ -367,7 +425,7 @@ def _sorted_names(fd: int) -> list[str]:
     return names
 
 
-def _lstat_all(fd: int, names: list[str]) -> tuple[list[os.stat_result | None], bool]:
+def lstat_all(fd: int, names: list[str]) -> tuple[list[os.stat_result | None], bool]:
     """``lstat`` of each name in directory ``fd`` (``None`` for one removed meanwhile), and
     whether all of them were found."""
     lstat = os.lstat

@@ -45,10 +45,11 @@ from builder.lazyclasses import dataclass
 
 if TYPE_CHECKING:
     from cache.filechanges import FileChanges
+    from cache.treewalk import Listing
 
 _FS_ENCODING = sys.getfilesystemencoding()
 #: Each directory's entries and their ``lstat``, by its name in the selection.
-Listings = Mapping[str, tuple[list[str], list[os.stat_result | None]]]
+Listings = Mapping[str, "Listing"]
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,10 @@ def _plan(
     kept: list[bytes] = []
     same_dirs: list[str] = []
     passed_over = _clean_subtrees(changes.listings, files, item)
-    for directory, (names, stats) in changes.listings.items():
+    for directory, listing in changes.listings.items():
         if directory in passed_over:
-            continue
+            continue  # (its entries are not lstat-ed again when the walk did not list them)
+        names, stats = listing.names, listing.stats
         in_directory = "" if directory == "." else directory + "/"
         selection, previous = files.new_files(directory), files.old_files(directory)
         met = 0
@@ -199,8 +201,7 @@ def _listed(listings: Listings, item: str, rel: str) -> os.stat_result | None:
     """The walk's ``lstat`` of ``rel`` (below the item)."""
     full = rel if item == "." else f"{item}/{rel}"
     directory, _, name = full.rpartition("/")
-    names, stats = listings.get(directory or ".", ([], []))
-    try:
-        return stats[names.index(name)]
-    except ValueError:
+    listing = listings.get(directory or ".")
+    if listing is None or name not in listing.names:
         return None
+    return listing.stats[listing.names.index(name)]

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from builder.graph import BuildGraph, Platform
     from builder.progress import Renderer
     from builder.store.store import Store
+    from cache.prescan import ContextScan
 
 
 def _pairs(values: Sequence[str], flag: str, *, from_env: bool = False) -> dict[str, str]:
@@ -92,19 +93,30 @@ GIL_SWITCH_INTERVAL = 0.0005
 
 def run_build_command(args: argparse.Namespace) -> int:
     from builder.exec.deferred import deferring
+    from cache.prescan import ContextScan
 
+    context_dir = Path(args.context)
+    if not context_dir.is_dir():
+        raise UsageError(f"build context {args.context!r} is not a directory")
+    dockerfile_path = _dockerfile_path(args, context_dir)
+    # First of all: the context's directories are listed beside the rest of start-up.
+    scan = ContextScan.start(context_dir, None if str(dockerfile_path) == "-" else dockerfile_path)
     previous = sys.getswitchinterval()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     try:
         # The cleanup the build leaves running (its last RUN's unmount) goes on beside
         # storing the image and closing the store.
         with deferring():
-            return _run_build_command(args)
+            return _run_build_command(args, context_dir, dockerfile_path, scan)
     finally:
         sys.setswitchinterval(previous)
+        if scan is not None:
+            scan.close()
 
 
-def _run_build_command(args: argparse.Namespace) -> int:
+def _run_build_command(
+    args: argparse.Namespace, context_dir: Path, dockerfile_path: Path, scan: ContextScan | None
+) -> int:
     # Imported here, not at module level: ``kiln --version`` and ``--help`` load this module.
     from builder.build import BuildRequest, run_build
     from builder.cli.cachespec import CacheCollector, export_caches, import_caches, parse_cache_spec
@@ -119,10 +131,6 @@ def _run_build_command(args: argparse.Namespace) -> int:
     from frontends.dockerfile.convert import build_graph
     from frontends.dockerfile.parser import parse
 
-    context_dir = Path(args.context)
-    if not context_dir.is_dir():
-        raise UsageError(f"build context {args.context!r} is not a directory")
-    dockerfile_path = _dockerfile_path(args, context_dir)
     dockerfile_text = _read_dockerfile(dockerfile_path)
     dockerfile = parse(dockerfile_text, file=dockerfile_path.name)
     build_args = _pairs(args.build_arg, "--build-arg", from_env=True)
@@ -185,6 +193,7 @@ def _run_build_command(args: argparse.Namespace) -> int:
             dockerfile=str(dockerfile_path.absolute()),
             explain=collected.explain if args.explain else None,
             on_record=collected.record,
+            context_scan=scan,
         )
         labels = _pairs(args.label, "--label")
         import_caches(store, cache_from, args.insecure_registry)

@@ -339,7 +339,7 @@ def test_a_walk_calls_on_change_once_at_the_first_changed_directory_and_lists_wh
             second, context_root, "app", on_change=lambda renamed: calls.append(("same", renamed))
         )
         assert calls == [("first", True)]
-        names, infos = unchanged.listings["app"]
+        names, infos = unchanged.listings["app"].names, unchanged.listings["app"].stats
         assert "main.py" in names
         assert infos[names.index("main.py")].st_mtime == OLD_MTIME  # type: ignore[union-attr]
         write_old_file(context_root, "app/util.py", "X = 2\n")
