@@ -14,9 +14,7 @@ output is hashed into the blob digest while written to ``out``: nothing is read 
 
 from __future__ import annotations
 
-import bisect
 import errno
-import operator
 import os
 import stat
 from collections.abc import Callable, Mapping
@@ -26,7 +24,7 @@ from typing import BinaryIO, Literal
 from builder.errors import LayerError
 from builder.layers import _tarheader as tarheader
 from builder.layers.compression import Compression, open_compressor
-from builder.layers.layerindex import FileKey, LayerIndex, PreviousLayer, file_key
+from builder.layers.layerindex import FileKey, IndexBuilder, LayerIndex, PreviousLayer, file_key
 from builder.layers.splicing import TarSink
 from builder.layers.whiteouts import (
     OPAQUE_MARKER,
@@ -91,18 +89,18 @@ class _TarStream:
         source_date_epoch: int | None,
         convert_overlay: bool,
         exclude: Callable[[str], bool] | None,
-        index: dict[bytes, tuple[int, int, FileKey]] | None = None,
+        index: IndexBuilder | None = None,
         previous: PreviousLayer | None = None,
     ) -> None:
         self._out = tar_out
         self._sink = tar_out if isinstance(tar_out, TarSink) else None
         #: Filled with each regular file's entry span (a layer index is being written).
         self._index = index
-        self._reusable = previous.index.entries if previous is not None else {}
+        self._previous = previous.index.entries if previous is not None else None
+        self._reusable: Mapping[bytes, tuple[int, int, FileKey]] = self._previous or {}
         self._kept = previous.kept if previous is not None else frozenset()
         self._clean = previous.clean if previous is not None else frozenset()
         self._previous_size = previous.index.size if previous is not None else 0
-        self._runs: _IndexRuns | None = None
         self._epoch = source_date_epoch
         self._convert_overlay = convert_overlay
         self._exclude = exclude
@@ -137,7 +135,7 @@ class _TarStream:
                 start, length, key = self._reusable[name]
                 self.content_size += key[2]
                 if self._index is not None:
-                    self._index[name] = (self._sink.position, length, key)
+                    self._index.add(name, self._sink.position, length, key)
                 self._sink.reference(start, length)
                 continue
             path = os.path.join(directory, child)
@@ -161,19 +159,14 @@ class _TarStream:
         """Name a clean directory's whole subtree (``directory`` ends in ``/``) as one range
         of the previous tar, re-indexed where it now lies; false when the index does not
         show it as one unbroken run starting with the directory's own entry."""
-        if self._sink is None:
+        if self._sink is None or self._previous is None:
             return False
-        if self._runs is None:
-            self._runs = _IndexRuns(self._reusable, self._previous_size - 2 * tarheader.BLOCK)
-        run = self._runs.run(directory)
+        run = self._previous.run(directory, self._previous_size - 2 * tarheader.BLOCK)
         if run is None:
             return False
-        first, end, names, spans, content_size = run
-        shift = self._sink.position - first
+        first, end, begin, stop, content_size = run
         if self._index is not None:
-            if shift:
-                spans = [(start + shift, length, key) for start, length, key in spans]
-            self._index.update(zip(names, spans, strict=True))
+            self._index.add_run(self._previous, begin, stop, self._sink.position - first)
         self.content_size += content_size
         self._sink.reference(first, end - first)
         return True
@@ -240,7 +233,7 @@ class _TarStream:
         # none, :mod:`builder.fileops.donor` relies on it); not hard links to a first name.
         indexed = type_flag == tarheader.DIRECTORY or (type_flag == tarheader.REGULAR and not xattrs)
         if self._index is not None and indexed:
-            self._index[name] = (start, self._sink.position - start, file_key(status))
+            self._index.add(name, start, self._sink.position - start, file_key(status))
 
     def _reused(self, name: bytes, status: os.stat_result) -> bool:
         """Name the previous layer's entry for a regular file when it is the same inode,
@@ -254,7 +247,7 @@ class _TarStream:
         start = self._sink.position
         self._sink.reference(known[0], known[1])
         if self._index is not None:
-            self._index[name] = (start, known[1], key)
+            self._index.add(name, start, known[1], key)
         return True
 
     def _copy_content(self, path: bytes, name: bytes, size: int) -> None:
@@ -290,52 +283,6 @@ def _read_xattrs(path: bytes) -> dict[str, bytes]:
             if err.errno not in (errno.ENODATA, errno.EPERM, errno.ENOTSUP):
                 raise
     return found
-
-
-class _IndexRuns:
-    """The previous index's entries in tar order, to find a directory's whole subtree as
-    one run (the entries after its own that start with its name: contiguous in tar order)
-    by bisection, and take its entries in one slice: a re-run names 100 clean directories
-    of 200 files each without a step per file."""
-
-    def __init__(self, entries: Mapping[bytes, tuple[int, int, FileKey]], tar_end: int) -> None:
-        self._names = list(entries)
-        self._spans = list(entries.values())
-        self._tar_end = tar_end
-        self._positions: dict[bytes, int] = {}
-        #: Where the directories' entries are, in order.
-        self._directories: list[int] = []
-
-    def run(
-        self, directory: bytes
-    ) -> tuple[int, int, list[bytes], list[tuple[int, int, FileKey]], int] | None:
-        """``(first byte, end byte, names, spans, size of the files' contents)`` of the run
-        of ``directory``'s subtree, when it is one unbroken range (nothing unindexed, a
-        symlink or a file with extended attributes, lies between its entries or after the
-        last before what follows it); else ``None``."""
-        if not self._directories:
-            self._directories = [index for index, name in enumerate(self._names) if name[-1:] == b"/"]
-            self._positions = {self._names[index]: index for index in self._directories}
-        begin = self._positions.get(directory)
-        if begin is None:
-            return None
-        names, spans = self._names, self._spans
-        stop = bisect.bisect_left(names, True, begin + 1, key=lambda name: not name.startswith(directory))
-        first = spans[begin][0]
-        end = spans[stop][0] if stop < len(spans) else self._tar_end
-        run_spans = spans[begin:stop]
-        # The index lists its entries as the tar holds them, each after the one before:
-        # lengths that add up to the extent leave no room for an unindexed entry.
-        if sum(map(_LENGTH, run_spans)) != end - first:
-            return None
-        directories = self._directories[
-            bisect.bisect_left(self._directories, begin) : bisect.bisect_left(self._directories, stop)
-        ]
-        files_size = sum(map(_SIZE, map(_KEY, run_spans))) - sum(spans[index][2][2] for index in directories)
-        return first, end, names[begin:stop], run_spans, files_size
-
-
-_LENGTH, _KEY, _SIZE = operator.itemgetter(1), operator.itemgetter(2), operator.itemgetter(2)
 
 
 def write_layer(
@@ -411,7 +358,7 @@ def _write_uncompressed(
     if previous is not None and previous.index.epoch != source_date_epoch:
         previous = None  # its headers' times were clamped differently
     sink = TarSink(out, previous=previous, checkpoints=index)
-    entries: dict[bytes, tuple[int, int, FileKey]] | None = {} if index else None
+    entries = IndexBuilder() if index else None
     stream = _TarStream(
         sink,
         source_date_epoch=source_date_epoch,
@@ -430,7 +377,7 @@ def _write_uncompressed(
     if entries is not None:
         root = os.lstat(diff_dir)
         layer_index = LayerIndex(
-            (root.st_dev, root.st_ino), source_date_epoch, sink.position, entries, sink.checkpoints
+            (root.st_dev, root.st_ino), source_date_epoch, sink.position, entries.entries(), sink.checkpoints
         )
     splice = None
     if sink.spliced:
