@@ -263,6 +263,10 @@ class TreeDigests:
         return sorted(self._rows.keys() | {key for key, value in self._records.items() if value is not None})
 
 
+#: How much of the database SQLite may map rather than read (``PRAGMA mmap_size``).
+_MAPPED_BYTES = 1 << 28
+
+
 class StatCache:
     """Remembered directories per tree root, loaded on first use and written on :meth:`flush`."""
 
@@ -275,6 +279,9 @@ class StatCache:
             self._db = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # A tree's records (5 MB for 20,000 files) are read in one query at the walk's
+            # start: mapped, they are copied from the page cache without a read per page.
+            self._db.execute(f"PRAGMA mmap_size={_MAPPED_BYTES}")
             self._db.execute(_SCHEMA)
             if self._db.execute(_OLD_TABLE_QUERY).fetchone() is not None:
                 self._db.execute("DROP TABLE trees")
