@@ -26,6 +26,8 @@ from builder.store import splices
 from builder.store.writeback import EarlyWriteback
 
 _CHUNK = 1 << 20
+#: A blob written out in the background asks whether to pause each time this much is copied.
+_PAUSE_EVERY = 4 << 20
 _HEX = re.compile(r"[0-9a-f]{64}")
 INDEX_SUFFIX = ".index"
 
@@ -161,9 +163,13 @@ class BlobStore:
 
         def copy(out: _HashingWriter) -> None:
             for chunk in ranges.chunks(0, ranges.size):
-                if pause is not None:
+                if pause is None:
+                    out.write(chunk)
+                    continue
+                view = memoryview(chunk)
+                for start in range(0, len(view), _PAUSE_EVERY):
                     pause()
-                out.write(chunk)
+                    out.write(view[start : start + _PAUSE_EVERY])
 
         try:
             return self._write(copy, expected_digest=digest)

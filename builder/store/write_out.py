@@ -31,7 +31,11 @@ from builder.store.store import Store
 KEEP_SPLICES = "KILN_KEEP_SPLICES"
 #: The writer waits for running builds this many seconds at most, polling every _POLL.
 PATIENCE = 120.0
-_POLL = 0.2
+_POLL = 0.1
+#: Before it starts, and after waiting for a build, the writer waits until no build has run
+#: for this long: a rebuild typed right after the last one (an edit-and-build loop) finds
+#: the disk idle, not behind hundreds of MB being written out.
+QUIET = 1.0
 
 
 def write_out_later(store: Store) -> bool:
@@ -68,17 +72,32 @@ def write_out(store: Store, digests: Sequence[str]) -> int:
 class _YieldToBuilds:
     """Waits while a build runs: a rebuild started right after the last one would otherwise
     share the disk with hundreds of MB being written out (ext4 makes a small fsync wait for
-    the dirty data of others) and a core with their hashing. Waits :data:`PATIENCE` seconds
-    at most in all, since a build that died leaves its lease until it expires."""
+    the dirty data of others) and a core with their hashing. Before the first chunk, and
+    after a build, it waits for :data:`QUIET` seconds without one, since a build is seen
+    only once it has opened the store, and what was written by then is still going to
+    disk. Waits :data:`PATIENCE` seconds at most for builds in all, since a build that died
+    leaves its lease until it expires."""
 
     def __init__(self, store: Store) -> None:
         self._leases = store.meta.build_leases
         self._waited = 0.0
+        self._settled = False
 
     def __call__(self) -> None:
-        while self._waited < PATIENCE and self._leases.any_live():
+        if self._settled and not self._live():
+            return
+        quiet = 0.0
+        while quiet < QUIET:
             time.sleep(_POLL)
-            self._waited += _POLL
+            if self._live():
+                self._waited += _POLL
+                quiet = 0.0
+            else:
+                quiet += _POLL
+        self._settled = True
+
+    def _live(self) -> bool:
+        return self._waited < PATIENCE and self._leases.any_live()
 
 
 def main(argv: Sequence[str]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from pathlib import Path
 
 import pytest
@@ -131,9 +132,13 @@ def test_a_splice_of_too_many_parts_is_written_out_whole(
         )
 
 
-def test_write_out_puts_the_whole_blob_beside_its_parts(tmp_path: Path) -> None:
+def test_write_out_puts_the_whole_blob_beside_its_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from builder.store import write_out as writer
     from builder.store.write_out import write_out
 
+    monkeypatch.setattr(writer, "QUIET", 0.0)
     with Store.open(tmp_path) as store:
         old = store.blobs.put_bytes(b"the previous layer").digest
         new = store.blobs.put_bytes(b"!").digest
@@ -162,6 +167,7 @@ def test_write_out_waits_while_a_build_runs_and_holds_no_lock_as_it_copies(
     from builder.store.locks import file_lock_now
 
     monkeypatch.setattr(writer, "_POLL", 0.01)
+    monkeypatch.setattr(writer, "QUIET", 0.05)
     with Store.open(tmp_path) as store:
         old = store.blobs.put_bytes(b"the previous layer").digest
         new = store.blobs.put_bytes(b"!").digest
@@ -178,7 +184,7 @@ def test_write_out_waits_while_a_build_runs_and_holds_no_lock_as_it_copies(
         done = threading.Event()
         with store.lease():
             started = time.monotonic()
-            thread = threading.Thread(target=lambda: (writer.write_out(store, [digest]), done.set()))
+            thread = threading.Thread(target=_write_out_then_set, args=(store, digest, done))
             thread.start()
             assert not done.wait(0.2)  # waiting for the build
         thread.join(10)
@@ -186,3 +192,39 @@ def test_write_out_waits_while_a_build_runs_and_holds_no_lock_as_it_copies(
         assert store.blobs.path(digest).read_bytes() == whole
         assert lock_free_while_copying == [True]
         assert not store.meta.build_leases.any_live()
+
+
+def test_write_out_begins_only_once_no_build_has_run_for_a_moment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build that starts just after the writer (the next of an edit-and-build loop) finds
+    nothing written yet; the writer begins a quiet moment after that build ends."""
+    import threading
+    import time
+
+    from builder.store import write_out as writer
+
+    monkeypatch.setattr(writer, "_POLL", 0.01)
+    monkeypatch.setattr(writer, "QUIET", 0.3)
+    with Store.open(tmp_path) as store:
+        old = store.blobs.put_bytes(b"the previous layer").digest
+        new = store.blobs.put_bytes(b"!").digest
+        digest, whole = _splice(store.blobs, [(old, 0, 18), (new, 0, 1)])
+        done = threading.Event()
+        thread = threading.Thread(target=_write_out_then_set, args=(store, digest, done))
+        thread.start()
+        time.sleep(0.1)
+        with store.lease():  # the next build
+            assert not done.wait(0.4)
+            ended = time.monotonic()
+        assert not store.blobs.path(digest).exists()
+        thread.join(10)
+        assert done.is_set() and time.monotonic() - ended >= 0.3
+        assert store.blobs.path(digest).read_bytes() == whole
+
+
+def _write_out_then_set(store: Store, digest: str, done: threading.Event) -> None:
+    from builder.store.write_out import write_out
+
+    write_out(store, [digest])
+    done.set()
