@@ -50,6 +50,7 @@ from builder.stepcommit import (
     IndexLoad,
     OpenedLayer,
     commit_layer,
+    foretell_rewritten,
     indexed_layer,
     open_layer,
     takes_from_previous,
@@ -516,6 +517,10 @@ class LocalRunner:
                 previous = indexed_previous if donor is not None and donor.claimed else None
                 if opened is not None and donor is not None and donor.kept_names:
                     opened.keep(donor.kept_names, donor.clean_dirs)
+                    if len(donor.rewritten) == 1 and donor.in_place:  # one file edited
+                        foretell_rewritten(
+                            opened, donor.rewritten[0], donor.upper, self._options.source_date_epoch
+                        )
             elif isinstance(op, MkdirOp):
                 with self._mounted(state, workspace) as rootfs:
                     make_workdir(op, dest_root=rootfs)

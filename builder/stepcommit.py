@@ -214,23 +214,39 @@ class OpenedLayer:
 def foretell(opened: OpenedLayer, directories: list[str], mtime: int) -> None:
     """Start hashing the new layer's likely bytes before its copy runs
     (:mod:`builder.layers.prehash`): the previous tar with ``directories`` given ``mtime``."""
+    from builder.layers.prehash import foretold_head
+
+    foretold = foretold_head(opened.layer, [os.fsencode(path) + b"/" for path in directories], mtime)
+    if foretold is not None and foretold[1]:  # (unchanged: the previous tar's own states serve)
+        _prehash(opened, *foretold)
+
+
+def foretell_rewritten(opened: OpenedLayer, name: bytes, tree: str, source_date_epoch: int | None) -> None:
+    """Start hashing the new layer's likely bytes while it is written, when nothing is
+    foretold yet and the copy rewrote one file of ``tree`` (the layer's) in place, ``name``
+    in the tar: the previous tar with that file's new entry, when it is as long as the old."""
+    from builder.layers.prehash import foretold_entry
+    from builder.layers.writer import regular_file_entry
+
+    if opened.layer.prehash is not None:
+        return
+    entry = regular_file_entry(os.path.join(tree, os.fsdecode(name)), name, source_date_epoch)
+    foretold = foretold_entry(opened.layer, name, entry) if entry is not None else None
+    if foretold is not None:
+        _prehash(opened, *foretold)
+
+
+def _prehash(opened: OpenedLayer, patch_at: int, patch: bytes) -> None:
     from dataclasses import replace
 
-    from builder.layers.prehash import Prehash, foretold_head
+    from builder.layers.prehash import Prehash
     from builder.oci.resumable_sha256 import ResumableHashUnavailableError
 
-    layer = opened.layer
-    foretold = foretold_head(layer, [os.fsencode(path) + b"/" for path in directories], mtime)
-    if foretold is None:
-        return
-    head, changed = foretold
-    if changed[0] == changed[1]:
-        return  # the previous tar's own start: its saved states serve
     try:
-        prehash = Prehash(layer, head, first_change=changed[0])
+        prehash = Prehash(opened.layer, patch_at, patch)
     except (ResumableHashUnavailableError, ValueError):
         return
-    opened.layer = replace(layer, head=head, changed=changed, prehash=prehash)
+    opened.layer = replace(opened.layer, patch=patch, patch_at=patch_at, prehash=prehash)
 
 
 def open_layer(store: Store, lease: Lease, previous: IndexedLayer) -> OpenedLayer | None:

@@ -83,7 +83,13 @@ def copy_changes(writer: TreeWriter, source: str, target: str, item: str, donor:
             covered = rel + "/"
     for rel, info in sorted(refresh.items(), key=lambda item: item[0].count("/"), reverse=True):
         writer.apply_metadata(f"{source}/{rel}", f"{target}/{rel}", info)
+    donor.rewritten = [_index_key(below, rel) for rel, info in writes if stat.S_ISREG(info.st_mode)]
     return True
+
+
+def _index_key(below: str, rel: str, *, directory: bool = False) -> bytes:
+    """The layer index's name of ``rel`` (below the item, itself ``below`` the tree's root)."""
+    return f"{below}/{rel}{'/' if directory else ''}".encode(_FS_ENCODING, "surrogateescape")
 
 
 def _plan(
@@ -105,7 +111,6 @@ def _plan(
     ):
         return None  # a selection of more than this one directory's tree
     skip = 0 if item == "." else len(item) + 1
-    keys_below = below + "/"
     mode_change = writer.rules.mode_change
     writes: list[tuple[str, os.stat_result]] = []
     refresh: dict[str, os.stat_result] = {}
@@ -132,9 +137,7 @@ def _plan(
             is_dir = stat.S_ISDIR(mode)
             if not is_dir and info.st_nlink > 1:
                 return None
-            key = (keys_below + rel + "/" if is_dir else keys_below + rel).encode(
-                _FS_ENCODING, "surrogateescape"
-            )
+            key = _index_key(below, rel, directory=is_dir)
             known = index.get(key)
             if known is not None and previous.get(full) == digest:
                 bits = stat.S_IMODE(mode)
@@ -164,7 +167,7 @@ def _plan(
             refresh[parent] = parent_info
     donor.keep(kept)
     donor.clean_dirs = [
-        os.fsencode(keys_below + rel + "/") for rel in _untouched(same_dirs, [*writes, *refresh.items()])
+        _index_key(below, rel, directory=True) for rel in _untouched(same_dirs, [*writes, *refresh.items()])
     ]
     return writes, refresh
 

@@ -155,6 +155,9 @@ class DonorLayer:
         #: Directories (index keys, ending in ``/``) whose whole subtree is the previous
         #: layer's, untouched (:mod:`builder.fileops.changeset`).
         self.clean_dirs: list[bytes] = []
+        #: The regular files a re-run wrote anew into a tree taken in place, by index key
+        #: (:mod:`builder.fileops.changeset`): their entries may be foretold.
+        self.rewritten: list[bytes] = []
         self._inodes: set[tuple[int, int]] = set()
         self._ready: dict[str, bool] = {}
         self._directories: dict[str, _Directory | None] = {}

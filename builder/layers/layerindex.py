@@ -226,11 +226,12 @@ class PreviousLayer:
 
     index: LayerIndex
     read: Callable[[int, int], Iterator[bytes | memoryview]]
-    #: The new tar's start as foretold (:mod:`builder.layers.prehash`): the previous tar's
-    #: first ``len(head)`` bytes with a few directory headers changed, where ``changed``
-    #: says (first, end); and the thread hashing that foretold stream, if one does.
-    head: bytes = b""
-    changed: tuple[int, int] = (0, 0)
+    #: The new tar as foretold (:mod:`builder.layers.prehash`): the previous tar with
+    #: ``patch`` in place of as many of its bytes from ``patch_at`` on (the headers of
+    #: restamped directories, or one rewritten file's entry); and the thread hashing that
+    #: foretold stream, if one does.
+    patch: bytes = b""
+    patch_at: int = 0
     prehash: Prehash | None = None
     #: Names whose file is the one indexed, left untouched where the index was written (a
     #: tree taken in place, :mod:`builder.fileops.donor`): their entries are reused

@@ -6,7 +6,13 @@ header when the copy gave it other entries: it then gets the time of the copy, f
 it starts (:meth:`DonorLayer.restamp_items`). Its new header is the old one with another
 mtime. So the bytes of the new tar up to the first changed file can be foretold before the copy
 runs, and hashed on another core while it does: on two cores, the 300 MB of assets sorted
-before a changed source file are hashed during the copy instead of after it.
+before a changed source file are hashed during the copy instead of after it
+(:func:`foretold_head`).
+
+Once the copy has rewritten one file in place, of the same length in blocks, the whole new
+tar can be foretold: the previous one with that file's entry replaced (:func:`foretold_entry`).
+Its hash from the saved state before that entry to the end (the 20 MB of sources after a
+changed one, say) is then made while the layer writer walks the tree, not after it.
 
 A guess is all it is: the layer writer compares what it writes with it
 (:class:`builder.layers.splicing.TarSink`) and takes the hash states of the guess only up to
@@ -22,8 +28,8 @@ from builder.layers import _tarheader as tarheader
 from builder.layers.layerindex import PreviousLayer
 from builder.layers.splicing import CheckpointedHash, mapped_reader
 
-#: The foretold head of a tar (the changed directory headers and what lies between) is at
-#: most this long: it is held in memory.
+#: The foretold head of a tar (up to the last restamped directory header) is at most this
+#: long: it is read into memory.
 _HEAD_MAX = 64 << 10
 #: Hashed at most this much between looks at the limit: :meth:`Prehash.stop` waits no longer.
 _PIECE = 4 << 20
@@ -31,13 +37,17 @@ _MTIME = slice(136, 148)
 _CHECKSUM = slice(148, 156)
 
 
-def foretold_head(
-    previous: PreviousLayer, directories: Iterable[bytes], mtime: int
-) -> tuple[bytes, tuple[int, int]] | None:
-    """The previous tar's bytes up to the last of ``directories`` (entry names, ending in
-    ``/``), with those directories' headers given ``mtime``, and where that changed them:
-    ``(first, end)``, empty if nowhere. ``None`` when a directory is not in the previous tar
-    as a plain ustar directory header near its start."""
+#: A foretold stream: the previous tar with these bytes in place of as many from this offset.
+Patch = tuple[int, bytes]
+#: A rewritten file's entry is foretold only up to this length: it is held in memory.
+_ENTRY_MAX = 1 << 20
+
+
+def foretold_head(previous: PreviousLayer, directories: Iterable[bytes], mtime: int) -> Patch | None:
+    """The previous tar with ``directories`` (entry names, ending in ``/``) given ``mtime``
+    in their headers, as a patch from its first changed byte to its last (empty when nothing
+    changed). ``None`` when a directory is not in the previous tar as a plain ustar
+    directory header near its start."""
     spans = []
     for name in directories:
         known = previous.index.entries.get(name)
@@ -63,22 +73,34 @@ def foretold_head(
         header[_CHECKSUM] = b"%06o\0 " % sum(header)
         head[block : block + tarheader.BLOCK] = header
     differing = [at for at in range(end) if head[at] != old[at]]
-    return bytes(head), (differing[0], differing[-1] + 1) if differing else (0, 0)
+    if not differing:
+        return 0, b""
+    return differing[0], bytes(head[differing[0] : differing[-1] + 1])
+
+
+def foretold_entry(previous: PreviousLayer, name: bytes, entry: bytes) -> Patch | None:
+    """The previous tar with the entry of ``name`` replaced by ``entry`` (a header, content
+    and padding), when that takes as many bytes; else ``None``."""
+    known = previous.index.entries.get(name)
+    if known is None or known[1] != len(entry) or len(entry) > _ENTRY_MAX:
+        return None
+    return known[0], entry
 
 
 class Prehash:
-    """Hashes ``head`` followed by the previous tar from ``len(head)`` on, on a thread of its
-    own, saving a state every :data:`~builder.layers.splicing.CHECKPOINT_EVERY` bytes;
+    """Hashes the previous tar with ``patch`` in place of its bytes from ``patch_at`` on, on a
+    thread of its own, from the previous tar's last saved state at or before ``patch_at``,
+    saving a state every :data:`~builder.layers.splicing.CHECKPOINT_EVERY` bytes;
     :meth:`stop` ends it at a given offset and gives the states saved up to it."""
 
-    def __init__(self, previous: PreviousLayer, head: bytes, *, first_change: int) -> None:
+    def __init__(self, previous: PreviousLayer, patch_at: int, patch: bytes) -> None:
         from builder.oci.resumable_sha256 import ResumableSha256
 
         self._previous = previous
-        self._head = head
+        self._patch_at, self._patch = patch_at, patch
         start, state = 0, None
         for offset, saved in previous.index.checkpoints:
-            if offset > first_change:
+            if offset > patch_at:
                 break
             start, state = offset, saved
         hasher = ResumableSha256() if state is None else ResumableSha256.from_state(state)
@@ -109,25 +131,30 @@ class Prehash:
 
     def _run(self) -> None:
         try:
-            head, size, hashed = self._head, self._previous.index.size, self._hashed
-            going = hashed.position >= len(head) or self._hash_up_to_limit(
-                memoryview(head)[hashed.position :]
-            )
-            if going and hashed.position < size:
+            size, hashed = self._previous.index.size, self._hashed
+            patch_end = self._patch_at + len(self._patch)
+            going = self._hash_previous(self._patch_at)
+            if going and hashed.position < patch_end:
+                going = self._hash_up_to_limit(memoryview(self._patch)[hashed.position - self._patch_at :])
+            if going:
                 self._hash_previous(size)
             if hashed.position in (self._limit_now(), size):
                 hashed.save_state()
         except BaseException as err:  # a read failed: no states, the writer hashes it all
             self._error = err
 
-    def _hash_previous(self, size: int) -> None:
-        """Hash the previous tar from where the hash got to, cut short at a limit set
-        meanwhile: from its files mapped into memory when they can be (a fifth faster than
-        copying them out, and this hashing is what a one-file re-run waits for), else read."""
+    def _hash_previous(self, end: int) -> bool:
+        """Hash the previous tar from where the hash got to up to ``end``, cut short at a
+        limit set meanwhile (false then): from its files mapped into memory when they can be
+        (a fifth faster than copying them out, and this hashing is what a one-file re-run
+        waits for), else read."""
         position = self._hashed.position
-        for piece in mapped_reader(self._previous)(position, size - position):
+        if position >= end:
+            return True
+        for piece in mapped_reader(self._previous)(position, end - position):
             if not self._hash_up_to_limit(memoryview(piece)):
-                return
+                return False
+        return True
 
     def _hash_up_to_limit(self, data: memoryview) -> bool:
         """Hash ``data`` in pieces, none past the limit; false once the limit is reached."""

@@ -216,9 +216,11 @@ class TarSink:
         #: A referenced range not yet fed: (offset in the previous tar, length).
         self._pending: tuple[int, int] | None = None
         #: Until hashing starts, the new tar is the *foretold* one so far: the previous tar,
-        #: but for the bytes ``[first, end)`` of ``previous.head`` (see :mod:`prehash`).
-        self._head = previous.head if previous is not None else b""
-        self._changed = previous.changed if previous is not None else (0, 0)
+        #: but for ``previous.patch`` in place of its bytes ``[first, end)`` (see
+        #: :mod:`prehash`).
+        self._patch = previous.patch if previous is not None else b""
+        at = previous.patch_at if previous is not None else 0
+        self._changed = (at, at + len(self._patch)) if self._patch else (0, 0)
         if previous is None:
             self._start_hash(None)
 
@@ -233,12 +235,16 @@ class TarSink:
         if not count:
             return 0
         if self._feed is None:
-            if self._forecast_missed(count) and not self._repeats_head(data) and self._repeats_previous(data):
+            if (
+                self._forecast_missed(count)
+                and not self._repeats_foretold(data)
+                and self._repeats_previous(data)
+            ):
                 self._forget_forecast()
             if not self._touches_change(self.position, count) and self._repeats_previous(data):
                 self.reference(self.position, count)
                 return count
-            if self._repeats_head(data):
+            if self._repeats_foretold(data):
                 self._keep(data)  # new bytes, but the foretold ones: hashing can still wait
                 return count
         self._diverge()
@@ -330,7 +336,7 @@ class TarSink:
 
     def _start_hash(self, previous: PreviousLayer | None) -> None:
         """Start hashing at :attr:`position`, all of it so far the foretold tar (the previous
-        one, but for its changed head): from the latest saved state of it at or before."""
+        one, but for its patch): from the latest saved state of it at or before."""
         position, changed_from = self.position, self._changed[0] if self._changed[1] else self.position
         # States of the previous tar hold for this one before its first changed byte; the
         # foretelling thread's, up to where this tar stopped matching.
@@ -352,36 +358,51 @@ class TarSink:
             hashed_to=state_offset,
             checkpoints=kept,
         )
-        head_end = len(self._head)
-        if state_offset < min(position, head_end):
-            self._feed.add(self._head[state_offset : min(position, head_end)])
-        if position > max(state_offset, head_end):
-            start = max(state_offset, head_end)
+        # The foretold tar from the state on: the previous tar's bytes, the patch's where
+        # it lies.
+        first, end = self._changed if self._patch else (position, position)
+        if state_offset < min(position, first):
+            self._feed.add((state_offset, min(position, first) - state_offset))
+        if max(state_offset, first) < min(position, end):
+            self._feed.add(self._patch[max(state_offset, first) - first : min(position, end) - first])
+        if max(state_offset, end) < position:
+            start = max(state_offset, end)
             self._feed.add((start, position - start))
 
     def _forecast_missed(self, length: int) -> bool:
-        """Whether ``length`` bytes next would reach the foretold head's changed bytes with
-        none of them met yet: if they are the previous tar's (the directory whose restamp
-        was foretold kept its time after all), the new tar is still the previous one, and
-        the foretold states describe another stream."""
+        """Whether ``length`` bytes next would reach the foretold patch with none of it met
+        yet: if they are the previous tar's (the directory whose restamp was foretold kept
+        its time after all), the new tar is still the previous one, and the foretold states
+        describe another stream."""
         return self.position <= self._changed[0] and self._touches_change(self.position, length)
 
     def _forget_forecast(self) -> None:
-        """Stop hashing the foretold head: its states describe another stream."""
-        self._head, self._changed = b"", (0, 0)
+        """Stop hashing the foretold tar: its states describe another stream."""
+        self._patch, self._changed = b"", (0, 0)
         if self._previous is not None and self._previous.prehash is not None:
             self._previous.prehash.close()
             self._previous = replace(self._previous, prehash=None)
 
     def _touches_change(self, offset: int, length: int) -> bool:
-        """Whether ``[offset, offset + length)`` meets the foretold head's changed bytes."""
+        """Whether ``[offset, offset + length)`` meets the foretold patch."""
         first, end = self._changed
         return first < end and offset < end and first < offset + length
 
-    def _repeats_head(self, data: bytes | bytearray | memoryview) -> bool:
-        """Whether ``data`` is the foretold head's bytes at :attr:`position`."""
-        end = self.position + len(data)
-        return end <= len(self._head) and self._head[self.position : end] == data
+    def _repeats_foretold(self, data: bytes | bytearray | memoryview) -> bool:
+        """Whether ``data``, which meets the foretold patch, is the foretold tar's bytes at
+        :attr:`position`: the patch's where it lies, the previous tar's around it."""
+        position, count = self.position, len(data)
+        first, end = self._changed
+        if not self._touches_change(position, count):
+            return False
+        view = memoryview(data).cast("B")
+        before, after = max(0, first - position), max(0, position + count - end)
+        inside = view[before : count - after]
+        if self._patch[position + before - first : position + count - after - first] != inside:
+            return False
+        if before and not self._previous_equals(position, view[:before]):
+            return False
+        return not after or self._previous_equals(end, view[count - after :])
 
     def _repeats_previous(self, data: bytes | bytearray | memoryview) -> bool:
         """Whether small new bytes (a directory's header, say) are the previous tar's at the

@@ -198,20 +198,18 @@ class _TarStream:
             type_flag = tarheader.FIFO
         else:
             raise LayerError(f"cannot put {os.fsdecode(name)!r} in a layer: unknown file type {mode:o}")
-        xattrs = _read_xattrs(path)
-        entry = tarheader.TarEntry(
-            name=name,
-            type_flag=type_flag,
-            mode=stat.S_IMODE(mode),
-            uid=status.st_uid,
-            gid=status.st_gid,
+        entry = _entry(
+            name,
+            type_flag,
+            status,
+            self._epoch,
             size=size,
-            mtime=self._mtime(status),
             linkname=linkname,
             devmajor=major,
             devminor=minor,
-            xattrs=xattrs,
+            xattrs=_read_xattrs(path),
         )
+        xattrs = entry.xattrs
         header = tarheader.encode_header(entry)
         if self._sink is None:
             self._out.write(header)
@@ -264,6 +262,62 @@ class _TarStream:
         if remaining:
             raise LayerError(f"{os.fsdecode(name)!r} shrank while it was written into a layer")
         self._out.write(tarheader.padding(size))
+
+
+def _entry(
+    name: bytes,
+    type_flag: bytes,
+    status: os.stat_result,
+    source_date_epoch: int | None,
+    *,
+    size: int = 0,
+    linkname: bytes = b"",
+    devmajor: int = 0,
+    devminor: int = 0,
+    xattrs: dict[str, bytes] | None = None,
+) -> tarheader.TarEntry:
+    """The header fields of an entry, its time clamped to ``source_date_epoch``."""
+    mtime = int(status.st_mtime)
+    return tarheader.TarEntry(
+        name=name,
+        type_flag=type_flag,
+        mode=stat.S_IMODE(status.st_mode),
+        uid=status.st_uid,
+        gid=status.st_gid,
+        size=size,
+        mtime=mtime if source_date_epoch is None else min(mtime, source_date_epoch),
+        linkname=linkname,
+        devmajor=devmajor,
+        devminor=devminor,
+        xattrs=xattrs or {},
+    )
+
+
+def regular_file_entry(path: str, name: bytes, source_date_epoch: int | None) -> bytes | None:
+    """The bytes a layer tar holds for the regular file at ``path`` named ``name`` (header,
+    content, padding), as the writer makes them; ``None`` for anything else, or a file with
+    more than one link (the writer may make it a hard link to another name)."""
+    try:
+        status = os.lstat(path)
+        if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
+            return None
+        header = tarheader.encode_header(
+            _entry(
+                name,
+                tarheader.REGULAR,
+                status,
+                source_date_epoch,
+                size=status.st_size,
+                xattrs=_read_xattrs(os.fsencode(path)),
+            )
+        )
+        with open(path, "rb") as source:
+            content = source.read(status.st_size + 1)
+    except OSError:
+        return None
+    if len(content) != status.st_size:
+        return None  # changing under us: the writer will see what it sees
+    return header + content + tarheader.padding(status.st_size)
 
 
 def _read_xattrs(path: bytes) -> dict[str, bytes]:

@@ -432,7 +432,7 @@ def test_a_large_layer_is_hashed_ahead_of_its_probe_when_its_directory_is_restam
 
     def spy(opened: stepcommit.OpenedLayer, directories: list[str], mtime: int) -> None:
         original(opened, directories, mtime)
-        foretold.append(len(opened.layer.head))
+        foretold.append(len(opened.layer.patch))
 
     monkeypatch.setattr(stepcommit, "foretell", spy)
     monkeypatch.delenv("SOURCE_DATE_EPOCH")  # real times: /app's header may be restamped

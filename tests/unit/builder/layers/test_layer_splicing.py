@@ -225,15 +225,11 @@ def test_a_foretold_head_is_hashed_ahead_and_the_layer_is_still_the_fresh_one(
     ahead = PreviousLayer(index, _Reads(old_bytes))
     told = foretold_head(ahead, [b"a/"], foretold)
     assert told is not None
-    head, changed = told
-    assert len(head) == 512
-    assert 0 < changed[0] < changed[1] <= 512
+    patch_at, patch = told
+    assert 0 < patch_at < patch_at + len(patch) <= 512  # within a/'s header, the first entry
     reads = _Reads(old_bytes)
     previous = replace(
-        PreviousLayer(index, reads),
-        head=head,
-        changed=changed,
-        prehash=Prehash(ahead, head, first_change=changed[0]),
+        PreviousLayer(index, reads), patch=patch, patch_at=patch_at, prehash=Prehash(ahead, patch_at, patch)
     )
     literal, layer = _write(new, index=True, previous=previous)
     fresh, fresh_layer = _write(new)
@@ -253,13 +249,65 @@ def test_a_prehash_stopped_at_an_offset_saves_the_state_of_exactly_that_prefix(t
 
     _old, old_bytes, index = _previous(tmp_path)
     head = b"x" * 600
-    prehash = Prehash(PreviousLayer(index, _Reads(old_bytes)), head, first_change=0)
+    prehash = Prehash(PreviousLayer(index, _Reads(old_bytes)), 0, head)
     stop_at = CHECKPOINT_EVERY + 4321
     states = prehash.stop(stop_at)
     stream = head + old_bytes[len(head) :]
     assert states and all(offset <= stop_at for offset, _state in states)
     for offset, state in states:
         assert ResumableSha256.from_state(state).hexdigest() == hashlib.sha256(stream[:offset]).hexdigest()
+
+
+def _edited_tree(old: Path, root: Path, edited: str = "z/f005.txt") -> Path:
+    """What a COPY re-run leaves after one file was edited in place: everything else
+    hard-linked from ``old``, directories made anew with the same times."""
+    for directory in ("a", "z"):
+        (root / directory).mkdir(parents=True)
+    for name in ["a/big1.bin", "a/big2.bin", *SMALL]:
+        if name == edited:
+            (root / name).write_text("edited, still short\n")
+        else:
+            os.link(old / name, root / name)
+    (root / "z/link").symlink_to("f000.txt")
+    for path in [root / edited, root / "z/link", root / "a", root / "z", root]:
+        _set_time(path)
+    return root
+
+
+@pytest.mark.skipif(not resumable_available(), reason="the foretelling hash needs libcrypto")
+@pytest.mark.parametrize("told_right", [True, False], ids=["right", "wrong"])
+def test_a_rewritten_files_entry_is_foretold_and_the_rest_hashed_ahead(
+    tmp_path: Path, told_right: bool
+) -> None:
+    """The previous tar with the edited file's new entry is hashed while the layer is
+    written: the writer then hashes nothing again. A wrong guess costs only the guess."""
+    from dataclasses import replace
+
+    from builder.layers.prehash import Prehash, foretold_entry
+    from builder.layers.writer import regular_file_entry
+
+    old, old_bytes, index = _previous(tmp_path)
+    new = _edited_tree(old, tmp_path / "new")
+    entry = regular_file_entry(str(new / "z/f005.txt"), b"z/f005.txt", None)
+    assert entry is not None and entry.startswith(b"z/f005.txt\0")
+    if not told_right:
+        entry = entry.replace(b"edited", b"EDITED")
+    ahead = PreviousLayer(index, _Reads(old_bytes))
+    told = foretold_entry(ahead, b"z/f005.txt", entry)
+    assert told is not None and told[0] == index.entries[b"z/f005.txt"][0]
+    assert foretold_entry(ahead, b"z/f005.txt", entry + bytes(512)) is None  # another length
+    reads = _Reads(old_bytes)
+    previous = replace(
+        PreviousLayer(index, reads), patch=told[1], patch_at=told[0], prehash=Prehash(ahead, *told)
+    )
+    literal, layer = _write(new, index=True, previous=previous)
+    fresh, fresh_layer = _write(new)
+    assert _assemble(literal, old_bytes, layer) == fresh
+    assert layer.diff_id == fresh_layer.diff_id
+    read_again = sum(length for _offset, length in reads.ranges)
+    if told_right:
+        assert read_again < 8192  # headers compared; nothing hashed again
+    assert layer.index is not None and layer.index.checkpoints
 
 
 def test_kept_files_are_reused_unlooked_at_and_the_layer_is_the_fresh_one(tmp_path: Path) -> None:
