@@ -83,6 +83,31 @@ def test_unchanged_files_are_taken_with_the_previous_snapshot_and_the_layer_matc
     assert (first / "app/a.txt").read_text() == "alpha\n"
 
 
+@pytest.mark.parametrize("edit", ["same-length", "longer"])
+def test_one_edited_files_entry_is_foretold_when_it_keeps_its_length(
+    monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path, edit: str
+) -> None:
+    """The re-run that rewrote one file hashes the previous tar with that file's new entry
+    while its layer is written, when the entry takes as many bytes as before; the layer is
+    a fresh copy's either way."""
+    from builder import stepcommit
+
+    told: list[int] = []
+    original = stepcommit._prehash
+
+    def spy(opened: stepcommit.OpenedLayer, patch_at: int, patch: bytes) -> None:
+        told.append(len(patch))
+        original(opened, patch_at, patch)
+
+    monkeypatch.setattr(stepcommit, "_prehash", spy)
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:1")
+    (context / "app/sub/c.txt").write_text("charlie, edited\n" if edit == "same-length" else "c" * 600)
+    kiln_build(monkeypatch, store_root, context, DOCKERFILE, "-t", "reuse:2")
+    assert told == ([1024] if edit == "same-length" else [])  # a header and one block of content
+    diff_id, _snapshot = _copy_layer(store_root, "reuse:2")
+    _assert_a_fresh_copy_gives(monkeypatch, store_root, context, DOCKERFILE, diff_id)
+
+
 def test_a_snapshot_in_use_is_not_taken_and_its_files_are_linked(
     monkeypatch: pytest.MonkeyPatch, store_root: Path, context: Path
 ) -> None:
