@@ -505,6 +505,8 @@ class LocalRunner:
                     opened = open_layer(self._store, self._lease, indexed_previous)
                     if opened is not None:
                         cleanup.callback(opened.close)
+                if donor is not None and donor.in_place and opened is not None:
+                    donor.on_rewritten = self._foretelling_rewritten(opened, donor.upper)
                 try:
                     renamed = early is not None and early.item_renamed
                     self._run_copy(
@@ -517,10 +519,6 @@ class LocalRunner:
                 previous = indexed_previous if donor is not None and donor.claimed else None
                 if opened is not None and donor is not None and donor.kept_names:
                     opened.keep(donor.kept_names, donor.clean_dirs)
-                    if len(donor.rewritten) == 1 and donor.in_place:  # one file edited
-                        foretell_rewritten(
-                            opened, donor.rewritten[0], donor.upper, self._options.source_date_epoch
-                        )
             elif isinstance(op, MkdirOp):
                 with self._mounted(state, workspace) as rootfs:
                     make_workdir(op, dest_root=rootfs)
@@ -623,6 +621,17 @@ class LocalRunner:
                 donor.link_claimed()
                 if lower is not None:
                     donor.restamp_items(lower)
+
+    def _foretelling_rewritten(self, opened: OpenedLayer, tree: str) -> Callable[[bytes], None]:
+        """What a re-run taking ``tree`` in place calls once it has rewritten its one file:
+        the layer with that file's new entry is hashed while the copy finishes and the layer
+        is written (:func:`builder.stepcommit.foretell_rewritten`)."""
+        epoch = self._options.source_date_epoch
+
+        def rewritten(name: bytes) -> None:
+            foretell_rewritten(opened, name, tree, epoch)
+
+        return rewritten
 
     def _foretell(
         self, op: CopyOp, donor: DonorLayer, lower: Path, opened: OpenedLayer, *, item_renamed: bool

@@ -31,8 +31,6 @@ import ctypes
 import errno
 import os
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -148,6 +146,9 @@ def _mount_by_descriptors(lower_dirs: Sequence[Path], upper: Path, work: Path, t
 
 
 def _mount_from_symlink_farm(lower_dirs: Sequence[Path], upper: Path, work: Path, target: Path) -> None:
+    import subprocess  # (this rare path only: a build's start-up does without them)
+    import tempfile
+
     if len(lower_dirs) > MAX_LOWER_DIRS:
         raise RuntimeSetupError(
             f"cannot mount {len(lower_dirs)} lower dirs: overlayfs stacks at most {MAX_LOWER_DIRS}"

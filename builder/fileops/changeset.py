@@ -81,9 +81,11 @@ def copy_changes(writer: TreeWriter, source: str, target: str, item: str, donor:
         writer.copy(f"{source}/{rel}", rel, f"{target}/{rel}", info, nested=True)
         if stat.S_ISDIR(info.st_mode):
             covered = rel + "/"
+    files = [rel for rel, info in writes if stat.S_ISREG(info.st_mode)]
+    if donor.on_rewritten is not None and len(files) == 1 and len(writes) == 1:
+        donor.on_rewritten(_index_key(below, files[0]))
     for rel, info in sorted(refresh.items(), key=lambda item: item[0].count("/"), reverse=True):
         writer.apply_metadata(f"{source}/{rel}", f"{target}/{rel}", info)
-    donor.rewritten = [_index_key(below, rel) for rel, info in writes if stat.S_ISREG(info.st_mode)]
     return True
 
 

@@ -155,9 +155,10 @@ class DonorLayer:
         #: Directories (index keys, ending in ``/``) whose whole subtree is the previous
         #: layer's, untouched (:mod:`builder.fileops.changeset`).
         self.clean_dirs: list[bytes] = []
-        #: The regular files a re-run wrote anew into a tree taken in place, by index key
-        #: (:mod:`builder.fileops.changeset`): their entries may be foretold.
-        self.rewritten: list[bytes] = []
+        #: Called with the index key of the one regular file a re-run wrote anew into a tree
+        #: taken in place, as soon as it is written, when it is the only one
+        #: (:mod:`builder.fileops.changeset`): its entry may be foretold.
+        self.on_rewritten: Callable[[bytes], None] | None = None
         self._inodes: set[tuple[int, int]] = set()
         self._ready: dict[str, bool] = {}
         self._directories: dict[str, _Directory | None] = {}

@@ -26,7 +26,8 @@ from builder.store import splices
 from builder.store.writeback import EarlyWriteback
 
 _CHUNK = 1 << 20
-#: A blob written out in the background asks whether to pause each time this much is copied.
+#: A blob written out in the background asks whether to pause, and syncs, each time this
+#: much is copied.
 _PAUSE_EVERY = 4 << 20
 _HEX = re.compile(r"[0-9a-f]{64}")
 INDEX_SUFFIX = ".index"
@@ -170,6 +171,9 @@ class BlobStore:
                 for start in range(0, len(view), _PAUSE_EVERY):
                     pause()
                     out.write(view[start : start + _PAUSE_EVERY])
+                    # On disk before the next piece: a build starting meanwhile finds a few
+                    # MB in flight, not hundreds (its own small fsyncs would wait for them).
+                    out.sync()
 
         try:
             return self._write(copy, expected_digest=digest)
@@ -341,6 +345,11 @@ class _HashingWriter:
         self.hasher.update(chunk)
         self.size += len(chunk)
         return self.raw.write(chunk)
+
+    def sync(self) -> None:
+        """Put what was written so far on disk."""
+        self.raw.flush()
+        os.fdatasync(self.raw.fileno())
 
 
 def remove_stale_temp_entries(directory: Path) -> list[Path]:

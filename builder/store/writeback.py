@@ -42,6 +42,9 @@ class EarlyWriteback:
     def flush(self) -> None:
         self.raw.flush()
 
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
     def finish(self) -> None:
         """Stop the background flushing (the caller's own fsync makes the blob durable)."""
         if self._thread is not None:
