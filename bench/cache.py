@@ -348,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  failed: {err}")
                 continue
             for label, seconds in results[builder.name]:
-                print(f"  {label:<45} {seconds:8.2f} s")
+                print(f"  {label:<45} {seconds:8.3f} s")
         print_ratios(results, full_scale=scale is FULL)
     finally:
         if args.keep is None:
