@@ -18,6 +18,13 @@ last write wins), which costs a re-read later, never a wrong digest.
 Deleted files are forgotten: a directory's row is rebuilt from its current listing whenever
 it changes, and a walk of a whole tree drops the rows of the directories it did not meet.
 
+It is a cache, written without syncs (``synchronous=OFF``): a sync when SQLite starts its
+log waits for whatever else the filesystem's journal commits with it, up to tens of
+milliseconds in the middle of a rebuild. A crash of the machine may then lose the last
+writes (a row from before describes an inode and change time that no longer match, so it
+is never taken) or, rarely, damage the file: one SQLite finds damaged is deleted and
+started afresh.
+
 Racy entries are never stored: a file whose mtime is within :data:`RACY_WINDOW_NS` of the
 moment it was hashed could change again without its mtime moving (coarse timestamps on
 some filesystems), so it is read again next time, as git does for "racily clean" entries;
@@ -274,19 +281,41 @@ class StatCache:
         self.path = path
         self.racy_window_ns = racy_window_ns
         self._trees: dict[str, TreeDigests] = {}
+        #: A read found the file damaged: the next flush starts it afresh.
+        self._damaged = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            # A tree's records (5 MB for 20,000 files) are read in one query at the walk's
-            # start: mapped, they are copied from the page cache without a read per page.
-            self._db.execute(f"PRAGMA mmap_size={_MAPPED_BYTES}")
-            self._db.execute(_SCHEMA)
-            if self._db.execute(_OLD_TABLE_QUERY).fetchone() is not None:
-                self._db.execute("DROP TABLE trees")
+            try:
+                self._db = self._connect()
+            except sqlite3.DatabaseError as err:
+                if not _damaged(err):
+                    raise
+                self._start_afresh()
+                self._db = self._connect()
         except sqlite3.Error as err:
             raise StoreError(f"cannot open the stat cache {path}: {err}") from err
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=OFF")
+            # A tree's records (5 MB for 20,000 files) are read in one query at the walk's
+            # start: mapped, they are copied from the page cache without a read per page.
+            db.execute(f"PRAGMA mmap_size={_MAPPED_BYTES}")
+            db.execute(_SCHEMA)
+            if db.execute(_OLD_TABLE_QUERY).fetchone() is not None:
+                db.execute("DROP TABLE trees")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _start_afresh(self) -> None:
+        """Delete a damaged cache (and its log): it is only a cache."""
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.path}{suffix}")
 
     def close(self) -> None:
         self._db.close()
@@ -306,13 +335,21 @@ class StatCache:
                 "SELECT dir, record FROM tree_dirs WHERE root = ? AND format = ?",
                 (os.fsencode(root), _FORMAT),
             ).fetchall()
-        except sqlite3.Error as err:
-            raise StoreError(f"cannot read the stat cache {self.path}: {err}") from err
+        except sqlite3.DatabaseError as err:
+            if not _damaged(err):
+                raise StoreError(f"cannot read the stat cache {self.path}: {err}") from err
+            rows = []  # nothing remembered: every file is read (written afresh on flush)
+            self._damaged = True
         return {os.fsdecode(relative): record for relative, record in rows}
 
     def flush(self) -> None:
         """Write the directories that changed and delete the forgotten ones, one transaction
         per tree (nothing at all when nothing changed)."""
+        if self._damaged:
+            self._db.close()
+            self._start_afresh()
+            self._db = self._connect()
+            self._damaged = False
         for root, tree in self._trees.items():
             if not tree.dirty and not tree.forgotten:
                 continue
@@ -332,6 +369,12 @@ class StatCache:
                 raise StoreError(f"cannot write the stat cache {self.path}: {err}") from err
             tree.dirty.clear()
             tree.forgotten.clear()
+
+
+def _damaged(err: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite says the file is damaged or not a database at all."""
+    code = getattr(err, "sqlite_errorcode", 0) & 0xFF
+    return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
 @contextlib.contextmanager

@@ -138,3 +138,21 @@ def test_a_whole_walk_with_exclude_forgets_nothing(cache_path: Path, context_roo
     shutil.rmtree(context_root / "app/gone")
     digest(cache_path, context_root, ".", exclude=["docs"])
     assert "app/gone" in remembered(cache_path, context_root)
+
+
+@pytest.mark.parametrize("damage", ["not-a-database", "torn-pages"])
+def test_a_damaged_cache_is_started_afresh(tmp_path: Path, context_root: Path, damage: str) -> None:
+    """It is only a cache, written without syncs: a file SQLite finds damaged (a machine
+    crashed mid-write) is deleted and made anew, and the build's digests are the same."""
+    path = tmp_path / "store" / "contenthash.db"
+    expected = digest(path, context_root, ".")
+    if damage == "not-a-database":
+        path.write_bytes(b"not a database at all " * 500)
+    else:
+        with path.open("r+b") as file:  # the header stands, the pages behind it are garbage
+            file.seek(4096)
+            file.write(os.urandom(path.stat().st_size - 4096))
+    assert digest(path, context_root, ".") == expected
+    assert remembered(path, context_root)["app"] == ["gone", "main.py", "old.py"]
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
