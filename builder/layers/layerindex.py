@@ -118,18 +118,18 @@ class IndexEntries(Mapping[bytes, tuple[int, int, FileKey]]):
         begin = self.positions.get(directory)
         if begin is None:
             return None
-        names, values = self.names, self.numbers
+        names, numbers = self.names, self.numbers
         stop = bisect.bisect_left(names, True, begin + 1, key=lambda name: not name.startswith(directory))
-        first = values[begin * _WIDTH]
-        end = values[stop * _WIDTH] if stop < len(names) else tar_end
+        first = numbers[begin * _WIDTH]
+        end = numbers[stop * _WIDTH] if stop < len(names) else tar_end
         # The index lists its entries as the tar holds them, each after the one before:
         # lengths that add up to the extent leave no room for an unindexed entry.
-        if sum(values[begin * _WIDTH + 1 : stop * _WIDTH : _WIDTH]) != end - first:
+        if sum(numbers[begin * _WIDTH + 1 : stop * _WIDTH : _WIDTH]) != end - first:
             return None
-        sizes = sum(values[begin * _WIDTH + _SIZE_AT : stop * _WIDTH : _WIDTH])
+        sizes = sum(numbers[begin * _WIDTH + _SIZE_AT : stop * _WIDTH : _WIDTH])
         directories = self.directories
         inner = directories[bisect.bisect_left(directories, begin) : bisect.bisect_left(directories, stop)]
-        sizes -= sum(values[position * _WIDTH + _SIZE_AT] for position in inner)
+        sizes -= sum(numbers[position * _WIDTH + _SIZE_AT] for position in inner)
         return first, end, begin, stop, sizes
 
 
@@ -152,10 +152,10 @@ class IndexBuilder:
         """Entries ``begin`` to ``stop`` of ``entries``, their bytes now ``shift`` later."""
         moved = len(self.names) - begin
         self.names += entries.names[begin:stop]
-        values = entries.numbers[begin * _WIDTH : stop * _WIDTH]
+        numbers = entries.numbers[begin * _WIDTH : stop * _WIDTH]
         if shift:
-            values[0::_WIDTH] = array("q", [start + shift for start in values[0::_WIDTH]])
-        self.numbers += values
+            numbers[0::_WIDTH] = array("q", [start + shift for start in numbers[0::_WIDTH]])
+        self.numbers += numbers
         directories = entries.directories
         inner = directories[bisect.bisect_left(directories, begin) : bisect.bisect_left(directories, stop)]
         self.directories.extend(position + moved for position in inner)
@@ -206,14 +206,14 @@ def load_index(path: Path) -> LayerIndex | None:
         loaded = marshal.loads(path.read_bytes())
         if not isinstance(loaded, tuple) or len(loaded) != 8 or loaded[0] != _VERSION:
             return None
-        _version, root, epoch, size, joined, packed_values, packed_directories, checkpoints = loaded
+        _version, root, epoch, size, joined, packed_numbers, packed_directories, checkpoints = loaded
         names = joined.split(b"\0") if joined else []
-        values, directories = array("q"), array("q")
-        values.frombytes(packed_values)
+        numbers, directories = array("q"), array("q")
+        numbers.frombytes(packed_numbers)
         directories.frombytes(packed_directories)
-        if len(values) != _WIDTH * len(names) or (directories and directories[-1] >= len(names)):
+        if len(numbers) != _WIDTH * len(names) or (directories and directories[-1] >= len(names)):
             return None
-        entries = IndexEntries(names, values, directories)
+        entries = IndexEntries(names, numbers, directories)
         return LayerIndex(tuple(root), epoch, int(size), entries, list(checkpoints))
     except (OSError, EOFError, ValueError, TypeError):
         return None

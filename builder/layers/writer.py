@@ -108,10 +108,6 @@ class _TarStream:
         self._buffer = memoryview(bytearray(_READ_SIZE))
         self.content_size = 0
 
-    def _mtime(self, status: os.stat_result) -> int:
-        mtime = int(status.st_mtime)
-        return mtime if self._epoch is None else min(mtime, self._epoch)
-
     def _marker(self, name: bytes, status: os.stat_result) -> tarheader.TarEntry:
         """An empty file standing for a whiteout; owner and time taken from what it replaces."""
         return tarheader.TarEntry(
@@ -120,7 +116,7 @@ class _TarStream:
             mode=0o600,
             uid=status.st_uid,
             gid=status.st_gid,
-            mtime=self._mtime(status),
+            mtime=_header_mtime(status, self._epoch),
         )
 
     def walk(self, directory: bytes, prefix: bytes) -> None:
@@ -264,6 +260,11 @@ class _TarStream:
         self._out.write(tarheader.padding(size))
 
 
+def _header_mtime(status: os.stat_result, source_date_epoch: int | None) -> int:
+    mtime = int(status.st_mtime)
+    return mtime if source_date_epoch is None else min(mtime, source_date_epoch)
+
+
 def _entry(
     name: bytes,
     type_flag: bytes,
@@ -277,7 +278,6 @@ def _entry(
     xattrs: dict[str, bytes] | None = None,
 ) -> tarheader.TarEntry:
     """The header fields of an entry, its time clamped to ``source_date_epoch``."""
-    mtime = int(status.st_mtime)
     return tarheader.TarEntry(
         name=name,
         type_flag=type_flag,
@@ -285,7 +285,7 @@ def _entry(
         uid=status.st_uid,
         gid=status.st_gid,
         size=size,
-        mtime=mtime if source_date_epoch is None else min(mtime, source_date_epoch),
+        mtime=_header_mtime(status, source_date_epoch),
         linkname=linkname,
         devmajor=devmajor,
         devminor=devminor,
