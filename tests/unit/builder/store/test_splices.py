@@ -160,7 +160,6 @@ def test_write_out_waits_while_a_build_runs_and_holds_no_lock_as_it_copies(
 ) -> None:
     """A build's lease makes the writer wait (up to its patience); and while it copies, the
     gc lock is free for a re-run to take a snapshot."""
-    import threading
     import time
 
     from builder.store import write_out as writer
@@ -169,9 +168,7 @@ def test_write_out_waits_while_a_build_runs_and_holds_no_lock_as_it_copies(
     monkeypatch.setattr(writer, "_POLL", 0.01)
     monkeypatch.setattr(writer, "QUIET", 0.05)
     with Store.open(tmp_path) as store:
-        old = store.blobs.put_bytes(b"the previous layer").digest
-        new = store.blobs.put_bytes(b"!").digest
-        digest, whole = _splice(store.blobs, [(old, 0, 18), (new, 0, 1)])
+        digest, whole = _written_splice(store)
         lock_free_while_copying: list[bool] = []
         original_write = store.blobs._write
 
@@ -199,7 +196,6 @@ def test_write_out_begins_only_once_no_build_has_run_for_a_moment(
 ) -> None:
     """A build that starts just after the writer (the next of an edit-and-build loop) finds
     nothing written yet; the writer begins a quiet moment after that build ends."""
-    import threading
     import time
 
     from builder.store import write_out as writer
@@ -207,9 +203,7 @@ def test_write_out_begins_only_once_no_build_has_run_for_a_moment(
     monkeypatch.setattr(writer, "_POLL", 0.01)
     monkeypatch.setattr(writer, "QUIET", 0.3)
     with Store.open(tmp_path) as store:
-        old = store.blobs.put_bytes(b"the previous layer").digest
-        new = store.blobs.put_bytes(b"!").digest
-        digest, whole = _splice(store.blobs, [(old, 0, 18), (new, 0, 1)])
+        digest, whole = _written_splice(store)
         done = threading.Event()
         thread = threading.Thread(target=_write_out_then_set, args=(store, digest, done))
         thread.start()
@@ -221,6 +215,13 @@ def test_write_out_begins_only_once_no_build_has_run_for_a_moment(
         thread.join(10)
         assert done.is_set() and time.monotonic() - ended >= 0.3
         assert store.blobs.path(digest).read_bytes() == whole
+
+
+def _written_splice(store: Store) -> tuple[str, bytes]:
+    """A splice of two small blobs stored in ``store``: its digest, and its bytes."""
+    old = store.blobs.put_bytes(b"the previous layer").digest
+    new = store.blobs.put_bytes(b"!").digest
+    return _splice(store.blobs, [(old, 0, 18), (new, 0, 1)])
 
 
 def _write_out_then_set(store: Store, digest: str, done: threading.Event) -> None:
