@@ -217,6 +217,7 @@ def bench(builder: Builder, work: Path, scale: Scale) -> list[tuple[str, float]]
     results.append(("30-step: fully cached", best_of(lambda: builder.build(steps, "bench-steps"))))
     label = f"{scale.small_files} files + {scale.large_files * scale.large_file_mb} MB"
     results.append((f"{label}: first build", timed(lambda: builder.build(large, "bench-large"))))
+    os.sync()  # as above: the first build's layer and snapshot, flushed before the rebuilds
     results.append((f"{label}: fully cached", best_of(lambda: builder.build(large, "bench-large"))))
     edits = iter(range(REPEATS))
 
