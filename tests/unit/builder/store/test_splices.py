@@ -213,7 +213,8 @@ def test_write_out_begins_only_once_no_build_has_run_for_a_moment(
             ended = time.monotonic()
         assert not store.blobs.path(digest).exists()
         thread.join(10)
-        assert done.is_set() and time.monotonic() - ended >= 0.3
+        # (The writer may have seen the lease last a poll before ``ended``.)
+        assert done.is_set() and time.monotonic() - ended >= 0.3 - 0.01
         assert store.blobs.path(digest).read_bytes() == whole
 
 
