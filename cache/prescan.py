@@ -27,6 +27,7 @@ changed after the walk passed it, is seen by the next build.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import stat
@@ -122,9 +123,10 @@ class ContextScan:
             self._fd = None
         if self._pid is not None:
             pid, self._pid = self._pid, None
-            if os.waitpid(pid, os.WNOHANG) == (0, 0):
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
+            with contextlib.suppress(ChildProcessError):  # collected by someone else already
+                if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
 
     def __enter__(self) -> ContextScan:
         return self
