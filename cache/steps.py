@@ -36,10 +36,10 @@ from builder.lazyclasses import dataclass
 from cache import records
 from cache.contenthash import ContextHasher, SourceDigest
 from cache.keys import CacheKey, InputNeed, op_key, required_inputs
+from cache.records import CacheRecord, RecordStore
 
 if TYPE_CHECKING:
     from cache.filechanges import FileChanges
-from cache.records import CacheRecord, RecordStore
 
 #: Why a step missed when its record exists but was built on other layers below it.
 OTHER_PARENT_LAYERS = "the cached layer was built on different layers below it"

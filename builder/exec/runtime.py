@@ -101,7 +101,6 @@ def layout_from_mountinfo(mountinfo_text: str) -> CgroupLayout:
 
 
 @cache
-@cache
 def cgroup_layout() -> CgroupLayout:
     """``v2`` (unified), ``hybrid`` (v1 plus a v2 mount at .../unified) or ``v1``: read once
     per process (the mount table of a busy machine takes milliseconds to read, each RUN)."""
