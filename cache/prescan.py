@@ -179,7 +179,7 @@ def scan(context: BuildContext, send: Callable[[bytes], None]) -> None:
     read is sent as :data:`UNLISTED` (the walk will say why); one the ignore file excludes,
     with nothing below it let back in, is not entered.
     """
-    from cache.statcache import fingerprint, join_names, pack_keys, stat_keys
+    from cache.statcache import fingerprint, stat_list
     from cache.treewalk import lstat_all, sorted_names
 
     root = str(context.root)
@@ -201,8 +201,7 @@ def scan(context: BuildContext, send: Callable[[bytes], None]) -> None:
             continue
         finally:
             os.close(fd)
-        packed = pack_keys(stat_keys(infos)) if complete else None  # type: ignore[arg-type]  # complete
-        send(_frame(relative, fingerprint((join_names(names), packed)) if packed is not None else None))
+        send(_frame(relative, fingerprint(stat_list(names, infos, complete))))
         for name, info in zip(names, infos, strict=True):
             if info is None or not stat.S_ISDIR(info.st_mode):
                 continue

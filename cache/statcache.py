@@ -211,6 +211,16 @@ def pack_keys(keys: list[StatKey]) -> bytes:
     return marshal.dumps(keys, _PACKING)
 
 
+def stat_list(
+    names: list[str], infos: list[os.stat_result | None], complete: bool
+) -> tuple[str, bytes] | None:
+    """A directory's names and its entries' packed stat keys, as :func:`fingerprint` takes
+    them; ``None`` when an entry was gone when listed (``complete`` is false)."""
+    if not complete:
+        return None
+    return join_names(names), pack_keys(stat_keys(infos))  # type: ignore[arg-type]  # (complete)
+
+
 def fingerprint(stat_list: tuple[str, bytes] | None) -> str | None:
     """A directory's names and its entries' stat keys (with their change times and inodes,
     :attr:`cache.treewalk.TreeWalk.stat_lists`) as a short digest: the same one later means no entry was

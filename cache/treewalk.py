@@ -34,10 +34,8 @@ from cache.statcache import (
     RenderSignature,
     StatKey,
     TreeDigests,
-    join_names,
-    pack_keys,
     stat_key,
-    stat_keys,
+    stat_list,
 )
 
 if TYPE_CHECKING:
@@ -236,11 +234,13 @@ class TreeWalk:
             infos, complete = lstat_all(fd, names)
             self.listings[name] = Listing(names, infos)
             rendered = record.rendered_for(signature) if record is not None else None
-            listing = join_names(names)
-            packed = pack_keys(stat_keys(infos)) if complete else None  # type: ignore[arg-type]  # complete
-            self.stat_lists[name] = (listing, packed) if packed is not None else None
-            renamed = record is None or packed is None or record.listing != listing
-            changed = renamed or record.packed_keys != packed  # type: ignore[union-attr]
+            listed = stat_list(names, infos, complete)
+            self.stat_lists[name] = listed
+            if record is None or listed is None:
+                renamed = changed = True
+            else:
+                renamed = record.listing != listed[0]
+                changed = renamed or record.packed_keys != listed[1]
             if changed and self.on_change is not None:
                 # Not for a directory merely not replayed (it holds an ignored directory).
                 tell, self.on_change = self.on_change, None
