@@ -87,7 +87,6 @@ def hash_ahead(
                 lower=lower,
                 now_ns=now_ns,
                 source_date_epoch=source_date_epoch,
-                item_renamed=True,
             )
     except BaseException:
         opened.close()
@@ -105,18 +104,17 @@ def foretell_copy(
     lower: Path,
     now_ns: int,
     source_date_epoch: int | None,
-    item_renamed: bool,
 ) -> None:
     """Start hashing the likely layer of a copy to ``destination`` re-run over ``tree`` (its
     previous tree, over the layers below shown at ``lower``) at ``now_ns``: the previous
     tar, with the directories the copy restamps (:meth:`DonorLayer.restamp_items`) given the
-    time their headers will hold (:func:`builder.stepcommit.foretell`). Only the item's own
-    directory is likely to be, when ``item_renamed`` says its entries are not the last
-    walk's; the ones above it keep their entries in a re-run, and so their times."""
+    time their headers will hold (:func:`builder.stepcommit.foretell`). Called when the
+    walk found the item's own directory with other entries than the last walk did: only it
+    is likely to be restamped, as the ones above it keep their entries, and so their times."""
     from builder.fileops.donor import stale_times
     from builder.stepcommit import foretell
 
     item = posixpath.normpath("/" + destination).lstrip("/")
-    restamped = stale_times(tree, [item], lower) if item and item_renamed else []
+    restamped = stale_times(tree, [item], lower) if item else []
     mtime = now_ns // 10**9
     foretell(opened, restamped, mtime if source_date_epoch is None else min(mtime, source_date_epoch))

@@ -590,9 +590,10 @@ class LocalRunner:
         opened: OpenedLayer | None = None,
         item_renamed: bool = False,
     ) -> None:
-        """Copy into the step's upper dir; with a donor taken in place, also foretell the
-        layer (``opened`` is the previous one; ``item_renamed``: the item's directory is
-        likely to get other entries) and restamp the tree once the copy is done."""
+        """Copy into the step's upper dir; with a donor taken in place, restamp the tree once
+        the copy is done, and when the item's directory is likely to get other entries
+        (``item_renamed``) foretell the layer's restamped head meanwhile (``opened`` is the
+        previous layer)."""
         from builder.fileops.copy import copy_into
 
         chown = self._resolve_chown(op, state) if op.chown else None
@@ -603,8 +604,8 @@ class LocalRunner:
                 from builder.workspace import rootfs_view
 
                 lower = stack.enter_context(rootfs_view(self._snapshot_dirs(base), self._containers_dir))
-                if opened is not None and opened.layer.prehash is None:
-                    self._foretell(op, donor, lower, opened, item_renamed=item_renamed)
+                if opened is not None and opened.layer.prehash is None and item_renamed:
+                    self._foretell(op, donor, lower, opened)
             with self._mounted(base, workspace) as rootfs, self._source_dir(op.source, where) as source:
                 context = self._context_for(op.source) if isinstance(op.source, ContextSource) else None
                 copy_into(
@@ -633,9 +634,7 @@ class LocalRunner:
 
         return rewritten
 
-    def _foretell(
-        self, op: CopyOp, donor: DonorLayer, lower: Path, opened: OpenedLayer, *, item_renamed: bool
-    ) -> None:
+    def _foretell(self, op: CopyOp, donor: DonorLayer, lower: Path, opened: OpenedLayer) -> None:
         """Hash the layer's likely bytes while the copy runs: the previous tar, with the
         directories restamping will touch given the copy's time (:func:`foretell_copy`)."""
         from builder.hashahead import foretell_copy
@@ -647,7 +646,6 @@ class LocalRunner:
             lower=lower,
             now_ns=donor.now_ns,
             source_date_epoch=self._options.source_date_epoch,
-            item_renamed=item_renamed,
         )
 
     def _donor(
