@@ -207,6 +207,9 @@ def _listed(listings: Listings, item: str, rel: str) -> os.stat_result | None:
     full = rel if item == "." else f"{item}/{rel}"
     directory, _, name = full.rpartition("/")
     listing = listings.get(directory or ".")
-    if listing is None or name not in listing.names:
+    if listing is None:
         return None
-    return listing.stats[listing.names.index(name)]
+    try:
+        return listing.stats[listing.names.index(name)]
+    except ValueError:
+        return None
