@@ -26,7 +26,7 @@ from collections.abc import Iterable
 
 from builder.layers import _tarheader as tarheader
 from builder.layers.layerindex import PreviousLayer
-from builder.layers.splicing import CheckpointedHash, mapped_reader
+from builder.layers.splicing import CheckpointedHash, foretold_pieces, mapped_reader
 
 #: The foretold head of a tar (up to the last restamped directory header) is at most this
 #: long: it is read into memory.
@@ -132,26 +132,25 @@ class Prehash:
     def _run(self) -> None:
         try:
             size, hashed = self._previous.index.size, self._hashed
-            patch_end = self._patch_at + len(self._patch)
-            going = self._hash_previous(self._patch_at)
-            if going and hashed.position < patch_end:
-                going = self._hash_up_to_limit(memoryview(self._patch)[hashed.position - self._patch_at :])
-            if going:
-                self._hash_previous(size)
+            for piece in foretold_pieces(self._patch_at, self._patch, hashed.position, size):
+                going = (
+                    self._hash_previous(*piece)
+                    if isinstance(piece, tuple)
+                    else self._hash_up_to_limit(memoryview(piece))
+                )
+                if not going:
+                    break
             if hashed.position in (self._limit_now(), size):
                 hashed.save_state()
         except BaseException as err:  # a read failed: no states, the writer hashes it all
             self._error = err
 
-    def _hash_previous(self, end: int) -> bool:
-        """Hash the previous tar from where the hash got to up to ``end``, cut short at a
-        limit set meanwhile (false then): from its files mapped into memory when they can be
-        (a fifth faster than copying them out, and this hashing is what a one-file re-run
-        waits for), else read."""
-        position = self._hashed.position
-        if position >= end:
-            return True
-        for piece in mapped_reader(self._previous)(position, end - position):
+    def _hash_previous(self, offset: int, length: int) -> bool:
+        """Hash bytes ``[offset, offset + length)`` of the previous tar (where the hash got
+        to), cut short at a limit set meanwhile (false then): from its files mapped into
+        memory when they can be (a fifth faster than copying them out, and this hashing is
+        what a one-file re-run waits for), else read."""
+        for piece in mapped_reader(self._previous)(offset, length):
             if not self._hash_up_to_limit(memoryview(piece)):
                 return False
         return True

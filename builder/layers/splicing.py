@@ -158,6 +158,21 @@ class _HashFeed:
                     self._drained.notify()
 
 
+def foretold_pieces(patch_at: int, patch: bytes, start: int, end: int) -> list[bytes | tuple[int, int]]:
+    """Bytes ``[start, end)`` of a foretold tar, the previous one with ``patch`` in place of
+    as many of its bytes from ``patch_at`` on, in order: ranges of the previous tar
+    (``(offset, length)``) and the patch's own bytes, as a hash feed takes them."""
+    patch_end = patch_at + len(patch)
+    pieces: list[bytes | tuple[int, int]] = []
+    if start < min(end, patch_at):
+        pieces.append((start, min(end, patch_at) - start))
+    if max(start, patch_at) < min(end, patch_end):
+        pieces.append(patch[max(start, patch_at) - patch_at : min(end, patch_end) - patch_at])
+    if max(start, patch_end) < end:
+        pieces.append((max(start, patch_end), end - max(start, patch_end)))
+    return pieces
+
+
 #: A range of the previous tar at least this long is hashed from its files mapped into
 #: memory rather than copied out (a fifth faster; a map costs more than a short copy).
 _MAP_AT_LEAST = 1 << 20
@@ -358,16 +373,8 @@ class TarSink:
             hashed_to=state_offset,
             checkpoints=kept,
         )
-        # The foretold tar from the state on: the previous tar's bytes, the patch's where
-        # it lies.
-        first, end = self._changed if self._patch else (position, position)
-        if state_offset < min(position, first):
-            self._feed.add((state_offset, min(position, first) - state_offset))
-        if max(state_offset, first) < min(position, end):
-            self._feed.add(self._patch[max(state_offset, first) - first : min(position, end) - first])
-        if max(state_offset, end) < position:
-            start = max(state_offset, end)
-            self._feed.add((start, position - start))
+        for piece in foretold_pieces(self._changed[0], self._patch, state_offset, position):
+            self._feed.add(piece)
 
     def _forecast_missed(self, length: int) -> bool:
         """Whether ``length`` bytes next would reach the foretold patch with none of it met

@@ -373,3 +373,13 @@ def test_a_clean_directory_ending_in_an_unindexed_entry_is_walked(tmp_path: Path
     fresh, fresh_layer = _write(new)
     assert _assemble(literal, old_bytes, layer) == fresh
     assert layer.diff_id == fresh_layer.diff_id
+
+
+def test_a_foretold_range_is_the_previous_tars_ranges_around_the_patch() -> None:
+    from builder.layers.splicing import foretold_pieces
+
+    assert foretold_pieces(100, b"abc", 0, 200) == [(0, 100), b"abc", (103, 97)]
+    assert foretold_pieces(100, b"abc", 101, 102) == [b"b"]
+    assert foretold_pieces(100, b"abc", 50, 101) == [(50, 50), b"a"]
+    assert foretold_pieces(100, b"abc", 103, 110) == [(103, 7)]
+    assert foretold_pieces(0, b"", 10, 20) == [(10, 10)]  # nothing foretold: the previous tar
