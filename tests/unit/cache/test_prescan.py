@@ -189,3 +189,22 @@ def test_only_a_walk_of_the_scanned_context_uses_the_scan(context_root: Path, tm
     ):
         digest = hasher.digest_sources(BuildContext.open(other_root), ["."])
     assert "app/main.py" in digest.files
+
+
+def test_a_bad_ignore_file_ends_the_scan_and_the_helper_is_collected(context_root: Path) -> None:
+    """The build reports the ignore file where it opens the context; the scan sends nothing."""
+    from cache.prescan import scan_context
+
+    (context_root / ".dockerignore").write_text("!\n")
+    sent: list[bytes] = []
+    scan_context(context_root, None, sent.append)
+    assert sent == []
+    context_scan = ContextScan.start(context_root, None)
+    assert context_scan is not None
+    helper = context_scan._pid
+    with context_scan:
+        context_scan.wait()
+        assert context_scan.fingerprint("") is None
+    assert helper is not None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(helper, os.WNOHANG)
