@@ -36,7 +36,7 @@ from pathlib import Path
 from types import TracebackType
 
 from builder.errors import RuntimeSetupError
-from builder.exec.deferred import later, wait_for_unmounts
+from builder.exec.deferred import later, tearing_down, wait_for_unmounts
 
 MNT_DETACH = 2
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -270,14 +270,20 @@ class OverlayMount:
     def close_later(self, then: Callable[[], None]) -> bool:
         """:meth:`close`, then ``then``, on a thread of its own during a build
         (:mod:`builder.exec.deferred`): call once nothing uses the overlay any more. The
-        upper dir may be read and renamed meanwhile. False, with nothing done, outside a
-        build."""
+        mount is detached and the kernel's teardown of it left to a child process
+        (:mod:`builder.exec.teardown`), which the next mount waits for and the end of the
+        build does not. The upper dir may be read and renamed meanwhile. False, with nothing
+        done, outside a build."""
         if not self._mounted or self._handed_off:
             return False
         target, work = self.target, self.work
 
         def close_then() -> None:
-            unmount(target)
+            from builder.exec.teardown import detach  # (only once a step has run)
+
+            teardown = detach(target)
+            if teardown is not None:
+                tearing_down(teardown)
             shutil.rmtree(work, ignore_errors=True)
             then()
 
