@@ -63,7 +63,7 @@ class Builder:
 
 
 def kiln_command(root: Path, *args: str) -> list[str]:
-    program = "from builder.cli.main import run; run()"  # as the installed ``kiln`` script
+    program = "from builder.cli.entry import run; run()"  # as the installed ``kiln`` script
     return [sys.executable, "-c", program, "--root", str(root), *args]
 
 

@@ -12,8 +12,8 @@ part of every fully cached build.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # (no ``typing`` import: :mod:`cache.prescan` is loaded before it)
 if TYPE_CHECKING:
     from cache.canonical import canonical_digest, canonical_json
     from cache.contenthash import ContextHasher, SourceDigest

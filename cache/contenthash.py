@@ -231,7 +231,7 @@ class ContextHasher:
 
         tree = SourceTree(context.root, excluded=matcher.excluded, keep_dir=keep_dir)
         patterns = tuple((pattern.text, pattern.exclusion) for pattern in matcher.patterns)
-        scan = self.scan if self.scan is not None and self.scan.root == context.root else None
+        scan = self.scan if self.scan is not None and self.scan.root == str(context.root) else None
         return self._digest(
             tree,
             paths,

@@ -27,16 +27,17 @@ changed after the walk passed it, is seen by the next build.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import stat
-import threading
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING
+import sys
 
+# Nothing more: ``signal`` (which loads ``enum``) and ``threading`` cost 10 ms that the
+# helper would start later by, when forked before the command line is parsed.
+TYPE_CHECKING = False  # (no ``typing`` import either: see :mod:`builder.cli.entry`)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     from builder.context import BuildContext
 
 #: A directory whose entries could not all be listed: never equal to a record's fingerprint.
@@ -55,26 +56,31 @@ class ContextScan:
     Not thread-safe: the context walk, its only reader, runs under the hasher's lock.
     """
 
-    def __init__(self, root: Path, pid: int | None, fd: int) -> None:
+    def __init__(self, root: str, dockerfile: str | None, pid: int | None, fd: int) -> None:
         #: The context root scanned (resolved).
         self.root = root
+        #: The Dockerfile whose ignore file was read (resolved), if any.
+        self.dockerfile = dockerfile
         self._pid = pid
         self._fd: int | None = fd
         self._pending = b""
         self._fingerprints: dict[str, str] = {}
 
     @classmethod
-    def start(cls, root: Path, dockerfile: Path | None) -> ContextScan | None:
+    def start(cls, root: str | Path, dockerfile: str | Path | None) -> ContextScan | None:
         """A scan of the context at ``root`` (its ignore file found from ``dockerfile`` as
         :meth:`BuildContext.open` finds it) in a forked helper; ``None`` when this process
         already runs other threads (forking it could copy a lock some thread holds) or
         cannot fork.
 
-        Called before the build imports most of its modules: the helper imports what it
-        needs itself, on the other core."""
-        if threading.active_count() != 1:
+        Called before the build imports most of its modules (by :mod:`builder.cli.entry`
+        even before the command line is parsed): the helper imports what it needs itself,
+        on the other core. This module imports nothing else until then."""
+        threading = sys.modules.get("threading")  # (not imported: no thread started)
+        if threading is not None and threading.active_count() != 1:
             return None
-        root = root.resolve()
+        root = os.path.realpath(root)
+        dockerfile = None if dockerfile is None else os.path.realpath(dockerfile)
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         _enlarge(read_fd)
         try:
@@ -97,7 +103,7 @@ class ContextScan:
                 os._exit(code)  # never back into the build's code, whatever happened
         os.close(write_fd)
         os.set_blocking(read_fd, False)
-        return cls(root, pid, read_fd)
+        return cls(root, dockerfile, pid, read_fd)
 
     def fingerprint(self, relative: str) -> str | None:
         """The fingerprint the helper sent for directory ``relative``; ``None`` if it has not
@@ -123,10 +129,14 @@ class ContextScan:
             self._fd = None
         if self._pid is not None:
             pid, self._pid = self._pid, None
-            with contextlib.suppress(ChildProcessError):  # collected by someone else already
+            try:
                 if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                    import signal
+
                     os.kill(pid, signal.SIGKILL)
                     os.waitpid(pid, 0)
+            except ChildProcessError:  # collected by someone else already
+                pass
 
     def __enter__(self) -> ContextScan:
         return self
@@ -157,14 +167,16 @@ class ContextScan:
             self._fingerprints[os.fsdecode(relative)] = fingerprint_text.decode("ascii")
 
 
-def scan_context(root: Path, dockerfile: Path | None, send: Callable[[bytes], None]) -> None:
+def scan_context(root: str | Path, dockerfile: str | Path | None, send: Callable[[bytes], None]) -> None:
     """:func:`scan` of the context at ``root``; an unreadable or bad ignore file ends it
     (the build reports that where it opens the context)."""
+    from pathlib import Path
+
     from builder.context import BuildContext
     from builder.errors import ContextError
 
     try:
-        context = BuildContext.open(root, dockerfile)
+        context = BuildContext.open(Path(root), None if dockerfile is None else Path(dockerfile))
     except ContextError:
         return
     scan(context, send)
@@ -234,5 +246,7 @@ def _enlarge(fd: int) -> None:
 
 def _reset_signals() -> None:
     """The helper dies of an interrupt, quietly, rather than running the build's handlers."""
+    import signal
+
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, signal.SIG_DFL)

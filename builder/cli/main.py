@@ -18,6 +18,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from builder.cli.entry import named_command
 from builder.cli.lazy_stdlib import defer_standard_modules
 from builder.errors import KilnError, UsageError
 
@@ -114,23 +115,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _named_command(argv: Sequence[str]) -> str | None:
-    """The command ``argv`` names after kiln's own ``--root`` (``--version`` counting as
-    one), or None when anything else comes first (``--help``, an abbreviated option): the
-    full parser answers those."""
-    index = 0
-    while index < len(argv):
-        token = argv[index]
-        if token == "--root":
-            index += 2
-        elif token.startswith("--root="):
-            index += 1
-        elif token == "--version":
-            return token
-        elif token.startswith("-"):
-            return None
-        else:
-            return token
-    return None
+    """The command ``argv`` names (:func:`builder.cli.entry.named_command`)."""
+    return named_command(argv)[0]
 
 
 #: The cyclic garbage collector's first-generation threshold for a ``kiln`` process (the

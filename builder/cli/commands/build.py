@@ -92,6 +92,7 @@ GIL_SWITCH_INTERVAL = 0.0005
 
 
 def run_build_command(args: argparse.Namespace) -> int:
+    from builder.cli.entry import take_scan
     from builder.exec.deferred import deferring
     from cache.prescan import ContextScan
 
@@ -99,8 +100,13 @@ def run_build_command(args: argparse.Namespace) -> int:
     if not context_dir.is_dir():
         raise UsageError(f"build context {args.context!r} is not a directory")
     dockerfile_path = _dockerfile_path(args, context_dir)
-    # First of all: the context's directories are listed beside the rest of start-up.
-    scan = ContextScan.start(context_dir, None if str(dockerfile_path) == "-" else dockerfile_path)
+    # First of all: the context's directories are listed beside the rest of start-up (by
+    # a scan the ``kiln`` command started before parsing this command line, if it guessed
+    # this context).
+    from_stdin = str(dockerfile_path) == "-"
+    scan = None if from_stdin else take_scan(context_dir, dockerfile_path)
+    if scan is None:
+        scan = ContextScan.start(context_dir, None if from_stdin else dockerfile_path)
     previous = sys.getswitchinterval()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     try:

@@ -46,7 +46,7 @@ def scanned(root: Path) -> ContextScan:
     finally:
         os.close(write_fd)
     os.set_blocking(read_fd, False)
-    result = ContextScan(root, None, read_fd)
+    result = ContextScan(str(root), None, None, read_fd)
     result.wait()
     return result
 
