@@ -19,13 +19,12 @@ from typing import BinaryIO
 
 from builder._pattern_syntax import Token, literal_text, to_regex, tokenize
 from builder.errors import ContextError
+from builder.ignore_file import find_ignore_file
 from builder.lazyclasses import dataclass
 from builder.patterns import PatternMatcher, clean_path, read_ignore_file
 
 #: Same limit as Linux's ELOOP: more links than this on one path is a loop.
 MAX_SYMLINK_HOPS = 40
-
-IGNORE_FILE_NAME = ".dockerignore"
 
 
 def contains_wildcards(path: str) -> bool:
@@ -87,10 +86,8 @@ class BuildContext:
         ``<Dockerfile name>.dockerignore`` beside the Dockerfile wins over
         ``<root>/.dockerignore``; with neither, nothing is ignored.
         """
-        candidates = [root / IGNORE_FILE_NAME]
-        if dockerfile is not None:
-            candidates.insert(0, dockerfile.parent / f"{dockerfile.name}{IGNORE_FILE_NAME}")
-        ignore_file = next((path for path in candidates if path.is_file()), None)
+        found = find_ignore_file(str(root), None if dockerfile is None else str(dockerfile))
+        ignore_file = None if found is None else Path(found)
         patterns: list[str] = []
         if ignore_file is not None:
             try:

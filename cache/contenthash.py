@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from builder.context import BuildContext
 from builder.fileops.sources import SourceTree, has_wildcards, literal_name
 from builder.patterns import PatternMatcher
-from cache.statcache import RACY_WINDOW_NS, StatCache, TreeDigests, fingerprint
+from cache.listing import fingerprint
+from cache.statcache import RACY_WINDOW_NS, StatCache, TreeDigests
 from cache.treewalk import Listing, TreeWalk, never
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class SourceDigest:
 
     @functools.cached_property
     def fingerprints(self) -> Mapping[str, str | None]:
-        """Each directory's :func:`cache.statcache.fingerprint` (names and stat keys)."""
+        """Each directory's :func:`cache.listing.fingerprint` (names and stat keys)."""
         return {name: fingerprint(stat_list) for name, stat_list in self._stat_lists.items()}
 
     def __repr__(self) -> str:

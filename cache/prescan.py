@@ -5,7 +5,7 @@ context, and Python holds its interpreter lock while it builds each result, so a
 would not overlap that work with anything. A separate process does: forked as soon as ``kiln
 build`` knows its context (before the build has started a thread or opened a database), it
 lists every directory the walk may meet (those the ignore file leaves in) and sends each
-one's :func:`~cache.statcache.fingerprint` (its names and stat keys) while the build is
+one's :func:`~cache.listing.fingerprint` (its names and stat keys) while the build is
 still importing, reading the Dockerfile and opening the store. Forked rather than started
 afresh: a new interpreter spends some 50 ms importing before it lists anything, more than
 half of what the scan takes.
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from builder.context import BuildContext
+    from builder.patterns import PatternMatcher
 
 #: A directory whose entries could not all be listed: never equal to a record's fingerprint.
 UNLISTED = "-"
@@ -169,9 +170,21 @@ class ContextScan:
 
 def scan_context(root: str | Path, dockerfile: str | Path | None, send: Callable[[bytes], None]) -> None:
     """:func:`scan` of the context at ``root``; an unreadable or bad ignore file ends it
-    (the build reports that where it opens the context)."""
+    (the build reports that where it opens the context).
+
+    With no ignore file nothing is filtered, and no pattern matcher is needed: the helper
+    then loads nothing but :mod:`cache.listing` before it lists (some 30 ms sooner)."""
+    from builder.ignore_file import find_ignore_file
+
+    root, dockerfile = os.fspath(root), None if dockerfile is None else os.fspath(dockerfile)
+    if find_ignore_file(root, dockerfile) is None:
+        scan_tree(root, None, send)
+        return
     from pathlib import Path
 
+    from builder.lazy_stdlib import defer_standard_modules
+
+    defer_standard_modules()  # (``dataclasses`` would load ``inspect`` for nothing)
     from builder.context import BuildContext
     from builder.errors import ContextError
 
@@ -183,20 +196,21 @@ def scan_context(root: str | Path, dockerfile: str | Path | None, send: Callable
 
 
 def scan(context: BuildContext, send: Callable[[bytes], None]) -> None:
-    """List each directory of ``context`` a walk may meet, calling ``send`` with one frame
+    """:func:`scan_tree` of ``context``, filtered by its ignore file."""
+    scan_tree(str(context.root), context.matcher if context.matcher.patterns else None, send)
+
+
+def scan_tree(root: str, matcher: PatternMatcher | None, send: Callable[[bytes], None]) -> None:
+    """List each directory below ``root`` a walk may meet, calling ``send`` with one frame
     per directory (``<fingerprint> <path>\\0``) as soon as it is listed.
 
     Depth first, but each directory's subdirectories are pushed in name order so that the
     last name is listed first: the reverse of the walk's order. A directory that cannot be
-    read is sent as :data:`UNLISTED` (the walk will say why); one the ignore file excludes,
-    with nothing below it let back in, is not entered.
+    read is sent as :data:`UNLISTED` (the walk will say why); one the ignore file's
+    ``matcher`` excludes, with nothing below it let back in, is not entered.
     """
-    from cache.statcache import fingerprint, stat_list
-    from cache.treewalk import lstat_all, sorted_names
+    from cache.listing import fingerprint, lstat_all, sorted_names, stat_list
 
-    root = str(context.root)
-    matcher = context.matcher
-    has_patterns = bool(matcher.patterns)
     stack = [""]
     while stack:
         relative = stack.pop()
@@ -218,9 +232,8 @@ def scan(context: BuildContext, send: Callable[[bytes], None]) -> None:
             if info is None or not stat.S_ISDIR(info.st_mode):
                 continue
             child = f"{relative}/{name}" if relative else name
-            if has_patterns and matcher.excluded(child) and not matcher.dir_may_contain_included(child):
-                continue
-            stack.append(child)
+            if matcher is None or not matcher.excluded(child) or matcher.dir_may_contain_included(child):
+                stack.append(child)
 
 
 def _frame(relative: str, fingerprint_text: str | None) -> bytes:
@@ -245,8 +258,13 @@ def _enlarge(fd: int) -> None:
 
 
 def _reset_signals() -> None:
-    """The helper dies of an interrupt, quietly, rather than running the build's handlers."""
-    import signal
+    """The helper dies of an interrupt, quietly, rather than running the build's handlers.
 
+    Before the ``signal`` module is loaded nobody has set a handler but Python's own for
+    SIGINT, whose ``KeyboardInterrupt`` ends the helper at its ``os._exit`` just as quietly:
+    it is not loaded for nothing (it loads ``enum``)."""
+    signal = sys.modules.get("signal")
+    if signal is None:
+        return
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, signal.SIG_DFL)

@@ -37,23 +37,24 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import marshal
 import os
 import sqlite3
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from builder.errors import StoreError
+from cache.listing import (
+    _PACKING,
+    StatKey,
+    fingerprint,
+    join_names,
+    pack_keys,
+)
 
 #: Files modified this recently before hashing are not remembered (2 s, FAT's granularity).
 RACY_WINDOW_NS = 2_000_000_000
-
-#: What must be unchanged for a remembered entry to still hold:
-#: ``(mode, device, inode, size, mtime_ns, ctime_ns)``. A plain tuple, since a context has
-#: tens of thousands of them, built in one list comprehension per directory.
-StatKey = tuple[int, int, int, int, int, int]
 
 #: Index of the mtime in a :data:`StatKey`.
 MTIME = 4
@@ -70,8 +71,6 @@ RenderSignature = tuple[str, str | None, FilterId]
 #: How many renderings of one directory are kept (a Dockerfile may copy it several ways).
 MAX_RENDERS = 4
 
-#: ``marshal`` version for packed keys and digests (see :func:`pack_keys`).
-_PACKING = 2
 _FORMAT = f"dir-marshal-{marshal.version}-py{sys.version_info[0]}.{sys.version_info[1]}"
 #: Roots and directories are kept as their bytes (``os.fsencode``): a name need not be UTF-8.
 _SCHEMA = (
@@ -81,15 +80,6 @@ _SCHEMA = (
 
 #: The one-row-per-tree table this format replaced, dropped when found.
 _OLD_TABLE_QUERY = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trees'"
-
-
-def stat_key(info: os.stat_result) -> StatKey:
-    return (info.st_mode, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-
-
-def stat_keys(infos: Iterable[os.stat_result]) -> list[StatKey]:
-    """:func:`stat_key` of each entry of a directory, in one comprehension (the hot path)."""
-    return [(s.st_mode, s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns) for s in infos]
 
 
 class Rendered:
@@ -198,40 +188,6 @@ class DirRecord:
 
 def _unpacked(rendered: Rendered) -> tuple[RenderSignature, list[bytes], list[str]]:
     return rendered.signature, rendered.segments, rendered.subdirs
-
-
-def join_names(names: list[str]) -> str:
-    """A directory's names as one string, compared whole (no name holds a ``/``)."""
-    return "/".join(names)
-
-
-def pack_keys(keys: list[StatKey]) -> bytes:
-    """Stat keys as bytes that are equal exactly when the keys are: ``marshal`` version 2
-    writes no back-references, so its output depends on the values alone."""
-    return marshal.dumps(keys, _PACKING)
-
-
-def stat_list(
-    names: list[str], infos: list[os.stat_result | None], complete: bool
-) -> tuple[str, bytes] | None:
-    """A directory's names and its entries' packed stat keys, as :func:`fingerprint` takes
-    them; ``None`` when an entry was gone when listed (``complete`` is false)."""
-    if not complete:
-        return None
-    return join_names(names), pack_keys(stat_keys(infos))  # type: ignore[arg-type]  # (complete)
-
-
-def fingerprint(stat_list: tuple[str, bytes] | None) -> str | None:
-    """A directory's names and its entries' stat keys (with their change times and inodes,
-    :attr:`cache.treewalk.TreeWalk.stat_lists`) as a short digest: the same one later means no entry was
-    written, touched, replaced, added or removed since."""
-    if stat_list is None:
-        return None
-    listing, packed_keys = stat_list
-    digest = hashlib.sha256(listing.encode("utf-8", "surrogatepass"))
-    digest.update(b"\0")
-    digest.update(packed_keys)
-    return digest.hexdigest()[:32]
 
 
 class TreeDigests:

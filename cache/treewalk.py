@@ -25,6 +25,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from builder.errors import ContextError
+from cache.listing import (
+    StatKey,
+    lstat_all,
+    sorted_names,
+    stat_key,
+    stat_list,
+)
 from cache.statcache import (
     MAX_RENDERS,
     MTIME,
@@ -32,10 +39,7 @@ from cache.statcache import (
     FilterId,
     Rendered,
     RenderSignature,
-    StatKey,
     TreeDigests,
-    stat_key,
-    stat_list,
 )
 
 if TYPE_CHECKING:
@@ -412,31 +416,3 @@ def _hash_file(path: str, dir_fd: int | None, buffer: memoryview) -> tuple[str, 
         return hasher.hexdigest(), os.fstat(fd)
     finally:
         os.close(fd)
-
-
-def sorted_names(fd: int) -> list[str]:
-    """Names in byte order (Go's lexical order): code point order is the same for any name
-    without undecodable bytes, and cheaper to get."""
-    names = os.listdir(fd)
-    if "".join(names).isascii():
-        names.sort()
-    else:
-        names.sort(key=os.fsencode)
-    return names
-
-
-def lstat_all(fd: int, names: list[str]) -> tuple[list[os.stat_result | None], bool]:
-    """``lstat`` of each name in directory ``fd`` (``None`` for one removed meanwhile), and
-    whether all of them were found."""
-    lstat = os.lstat
-    try:
-        return [lstat(name, dir_fd=fd) for name in names], True
-    except (FileNotFoundError, NotADirectoryError):
-        pass
-    infos: list[os.stat_result | None] = []
-    for name in names:
-        try:
-            infos.append(lstat(name, dir_fd=fd))
-        except (FileNotFoundError, NotADirectoryError):
-            infos.append(None)
-    return infos, False

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from builder.cli.entry import named_command
-from builder.cli.lazy_stdlib import defer_standard_modules
 from builder.errors import KilnError, UsageError
+from builder.lazy_stdlib import defer_standard_modules
 
 #: Command modules, in the order ``kiln --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     short-lived process: :data:`GC_THRESHOLD` while it runs, and when the command is done
     every object is frozen (:func:`gc.freeze`), since the process ends next and the
     interpreter's final collection would scan them all (~12 ms after a build) only to free
-    memory that exit frees anyway; and ``inspect`` is deferred (:mod:`builder.cli.lazy_stdlib`,
+    memory that exit frees anyway; and ``inspect`` is deferred (:mod:`builder.lazy_stdlib`,
     before any command module imports ``dataclasses``). A caller passing ``argv`` (a test, a
     program using kiln as a library) keeps its collector and its ``inspect`` as they are."""
     if argv is None:

@@ -1,7 +1,9 @@
 """``cache`` sits below the store and the runner: it imports the graph, OCI values, errors,
 and, for context hashing, the context and the copier's source selection (so a digest covers
-exactly what COPY reads), and the durable file writer the store also uses. The store is
-reached through protocols, never imported."""
+exactly what COPY reads), and the durable file writer the store also uses; the context
+scan's helper process, which runs before the CLI has set anything up, also finds the ignore
+file and defers standard modules as the CLI does. The store is reached through protocols,
+never imported."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ ALLOWED_PREFIXES = (
     "builder.graph",
     "builder.oci",
     "builder.context",
+    "builder.ignore_file",
+    "builder.lazy_stdlib",
     "builder.patterns",
     "builder.fileops.sources",
 )

@@ -86,9 +86,9 @@ def test_each_fingerprint_is_the_one_the_walk_records(context_root: Path, tmp_pa
 def test_an_unreadable_directory_is_sent_as_unlisted(
     context_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cache import treewalk
+    from cache import listing
 
-    original = treewalk.sorted_names
+    original = listing.sorted_names
 
     def refuse_docs(fd: int) -> list[str]:
         names = original(fd)
@@ -96,7 +96,7 @@ def test_an_unreadable_directory_is_sent_as_unlisted(
             raise PermissionError(13, "Permission denied")
         return names
 
-    monkeypatch.setattr(treewalk, "sorted_names", refuse_docs)
+    monkeypatch.setattr(listing, "sorted_names", refuse_docs)
     assert dict(frames(context_root))["docs"] == UNLISTED
 
 

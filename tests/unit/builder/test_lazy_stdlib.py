@@ -10,7 +10,7 @@ from tests.conftest import REPO_ROOT
 
 PROBE = """
 import json, sys
-from builder.cli.lazy_stdlib import defer_standard_modules
+from builder.lazy_stdlib import defer_standard_modules
 defer_standard_modules()
 import dataclasses
 import inspect
@@ -40,7 +40,7 @@ def test_inspect_loads_only_when_an_attribute_is_read() -> None:
 def test_a_module_already_imported_is_left_alone() -> None:
     import inspect
 
-    from builder.cli.lazy_stdlib import defer_standard_modules
+    from builder.lazy_stdlib import defer_standard_modules
 
     defer_standard_modules()
     assert sys.modules["inspect"] is inspect

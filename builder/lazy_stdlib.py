@@ -3,9 +3,10 @@
 ``dataclasses`` imports ``inspect`` — and with it ``ast``, ``dis`` and ``tokenize``, ~10 ms
 of start-up — only to write a ``__doc__`` for a class that has none. kiln's classes have
 docstrings, so a fully cached ``kiln build``, which pays its whole start-up every time (there
-is no daemon), never needs it. The CLI therefore puts a stand-in module for ``inspect`` in
-``sys.modules`` before anything imports ``dataclasses``; the first attribute anyone reads
-from it imports the real module, which then takes its place.
+is no daemon), never needs it. The CLI (and the context scan's helper process) therefore
+puts a stand-in module for ``inspect`` in ``sys.modules`` before anything imports
+``dataclasses``; the first attribute anyone reads from it imports the real module, which
+then takes its place.
 
 Not :class:`importlib.util.LazyLoader`: on Python 3.11 an ``import inspect`` statement reads
 the module's ``__spec__``, which makes a lazily loaded module load at once. A process that
