@@ -2,13 +2,14 @@
 
 A rebuild's context walk is mostly ``lstat``: one per entry, 20,000 of them for a large
 context, and Python holds its interpreter lock while it builds each result, so a thread
-would not overlap that work with anything. A separate process does: forked as soon as ``kiln
-build`` knows its context (before the build has started a thread or opened a database), it
-lists every directory the walk may meet (those the ignore file leaves in) and sends each
-one's :func:`~cache.listing.fingerprint` (its names and stat keys) while the build is
-still importing, reading the Dockerfile and opening the store. Forked rather than started
-afresh: a new interpreter spends some 50 ms importing before it lists anything, more than
-half of what the scan takes.
+would not overlap that work with anything. A separate process does: forked by the ``kiln``
+command before it has even parsed its command line (:mod:`builder.cli.entry`), or else as
+soon as ``kiln build`` knows its context (before the build has started a thread or opened a
+database), it lists every directory the walk may meet (those the ignore file leaves in) and
+sends each one's :func:`~cache.listing.fingerprint` (its names and stat keys) while the
+build is still importing, reading the Dockerfile and opening the store. Forked rather than
+started afresh: a new interpreter spends some 50 ms importing before it lists anything,
+more than half of what the scan takes; and the helper itself loads as little as it can.
 
 The walk then takes a directory from the scan when its fingerprint is the stat cache's
 record of it: the directory is as the last walk left it, and its remembered lines are

@@ -44,6 +44,9 @@ def run() -> NoReturn:
         scan = ContextScan.start(context, dockerfile)
         if scan is not None:
             _started.append(scan)
+            import atexit
+
+            atexit.register(_stop_untaken)  # (a command line the parser then refused)
     from builder.cli.main import run as run_command
 
     run_command()
@@ -62,6 +65,11 @@ def take_scan(context: Path, dockerfile: Path | None) -> ContextScan | None:
         return scan
     scan.close()
     return None
+
+
+def _stop_untaken() -> None:
+    while _started:
+        _started.pop().close()
 
 
 def named_command(argv: Sequence[str]) -> tuple[str | None, int]:

@@ -141,3 +141,26 @@ def test_a_build_adopts_the_scan_started_before_its_command_line_was_parsed(tmp_
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "forks 1"  # the early one, adopted: no second
+
+
+def test_a_scan_nobody_took_is_stopped_at_exit(tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    context.mkdir()
+    program = (
+        "import atexit, os, sys\n"
+        "sys.argv = ['kiln', 'build', '--no-such-flag', sys.argv[1]]\n"
+        "from builder.cli import entry\n"
+        "def report():\n"
+        "    print('left', len(entry._started))\n"
+        "atexit.register(report)  # (runs after the one entry registers: last in, first out)\n"
+        "entry.run()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program, str(context)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2  # the parser refused the command line
+    assert result.stdout.splitlines()[-1] == "left 0"
