@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from builder.fileops.donor import DonorLayer
     from builder.hashahead import HashAhead
     from builder.layers import Compression
+    from builder.prestart import PrestartedRun
     from builder.secrets import SecretSource
     from builder.workspace import StepWorkspace
     from cache.contenthash import ContextHasher
@@ -221,6 +222,8 @@ class LocalRunner:
         #: The commit each ``ADD <git repo>`` ref named when its key was made: the checkout
         #: fetches that one, so the ref is asked of the remote once a build.
         self._git_commits: dict[tuple[str, str], str] = {}
+        #: RUN steps started ahead, by step number, until their step takes them.
+        self._prestarted: dict[int, PrestartedRun] = {}
 
     def close(self) -> None:
         """Flush and close the context stat cache (opened by the first keyed COPY), once
@@ -228,6 +231,8 @@ class LocalRunner:
         per-file digests (:meth:`BuildCache.close`) being saved are."""
         from builder.stepcommit import finish_saving
 
+        while self._prestarted:  # (the build failed before their steps)
+            self._prestarted.popitem()[1].close()
         finish_saving()
         with self._cache_lock:
             try:
@@ -312,18 +317,28 @@ class LocalRunner:
     ) -> StepOutcome:
         """:meth:`run_op`; ``on_change`` starts what ``early`` holds once the probe's context
         walk meets a change."""
-        probe = self._probe(op, state, where, on_change=on_change)
-        if probe.record is not None:
-            reused = self._reuse_if_kept(op, state, probe.record)
-            if reused is not None:
-                if self._options.on_record is not None:
-                    self._options.on_record(probe.record)
-                return StepOutcome(reused, cached=True)
-            probe = replace(probe, record=None, reason=PRUNED_MEANWHILE, details=(PRUNED_MEANWHILE,))
-        if not isinstance(op, Exec) and any(isinstance(later, Exec) for later in where.stage.ops):
-            _load_step_modules_beside()
-        self._ensure_snapshots(state.layers)
-        built = self._run_fresh(op, state, where, probe, early)
+        prestarted = self._prestarted.pop(where.step, None)
+        try:
+            probe = self._probe(op, state, where, on_change=on_change)
+            if probe.record is not None:
+                reused = self._reuse_if_kept(op, state, probe.record)
+                if reused is not None:
+                    if self._options.on_record is not None:
+                        self._options.on_record(probe.record)
+                    return StepOutcome(reused, cached=True)
+                probe = replace(probe, record=None, reason=PRUNED_MEANWHILE, details=(PRUNED_MEANWHILE,))
+            if isinstance(op, Exec) and prestarted is not None and prestarted.key == probe.key.digest:
+                taken, prestarted = prestarted, None
+                built = self._finish_prestarted(taken, op, state)
+            else:
+                if not isinstance(op, Exec) and any(isinstance(later, Exec) for later in where.stage.ops):
+                    _load_step_modules_beside()
+                self._ensure_snapshots(state.layers)
+                run_ahead = self._run_ahead(op, state, where, probe)
+                built = self._run_fresh(op, state, where, probe, early, run_ahead=run_ahead)
+        finally:
+            if prestarted is not None:
+                prestarted.close()  # not this step's after all: dropped
         layer = built.layers[-1]
         record = self._build_cache().save(
             probe,
@@ -509,14 +524,21 @@ class LocalRunner:
         where: StepContext,
         probe: Probe,
         early: _EarlyStart | None = None,
+        *,
+        run_ahead: tuple[Exec, str] | None = None,
     ) -> ImageState:
+        """Run ``op`` and commit its layer; for a COPY, ``run_ahead`` is the next RUN and its
+        key, whose container then starts on the copied files before the commit
+        (:mod:`builder.prestart`)."""
         from builder.fileops.mkdir import make_workdir
         from builder.workspace import step_workspace
 
         indexed, previous, opened = takes_from_previous(op), None, None
-        with step_workspace(self._containers_dir) as workspace, ExitStack() as cleanup:
+        prestarted: PrestartedRun | None = None
+        with ExitStack() as keep_workspace, ExitStack() as cleanup:
+            workspace = keep_workspace.enter_context(step_workspace(self._containers_dir))
             if isinstance(op, Exec):
-                self._run_exec(op, state, workspace, where)
+                self._run_exec(op, self._snapshot_dirs(state), workspace, where)
             elif isinstance(op, CopyOp):
                 from builder.fileops.donor import DonorConflictError
 
@@ -548,27 +570,110 @@ class LocalRunner:
                 previous = indexed_previous if donor is not None and donor.claimed else None
                 if opened is not None and donor is not None and donor.kept_names:
                     opened.keep(donor.kept_names, donor.clean_dirs)
+                if run_ahead is not None:
+                    prestarted = self._prestart(
+                        *run_ahead, self._snapshot_dirs(state), workspace.upper, where
+                    )
             elif isinstance(op, MkdirOp):
                 with self._mounted(state, workspace) as rootfs:
                     make_workdir(op, dest_root=rootfs)
             else:
                 raise BuildError(f"unexpected op {type(op).__name__}", op.location)
+            try:
+                layer = commit_layer(
+                    self._store,
+                    self._lease,
+                    workspace.upper,
+                    state.layers[-1].chain_id if state.layers else "",
+                    compression=self._options.compression,
+                    source_date_epoch=self._options.source_date_epoch,
+                    index=indexed,
+                    previous=previous,
+                    opened=opened if previous is not None else None,
+                    keep_upper=prestarted is not None,
+                )
+            except BaseException:
+                if prestarted is not None:
+                    prestarted.close()  # before this workspace goes: the container reads it
+                raise
+            if prestarted is not None:
+                # This step's workspace stays until the RUN on its files is done.
+                prestarted.cleanup.enter_context(keep_workspace.pop_all())
+                self._prestarted[where.step + 1] = prestarted
+        new_state = state.with_layer(layer).with_config(op.config)
+        created = utc_timestamp(self._options.source_date_epoch)
+        return new_state.with_history(op.created_by, empty_layer=False, created=created)
+
+    def _run_ahead(
+        self, op: Op, state: ImageState, where: StepContext, probe: Probe
+    ) -> tuple[Exec, str] | None:
+        """The RUN after the COPY ``op`` and its key, when its container may start before the
+        COPY's layer is committed: it is sure to miss the cache (:mod:`builder.prestart`)."""
+        if not isinstance(op, CopyOp):
+            return None
+        from builder.prestart import next_run
+
+        run = next_run(op, where.stage)
+        if run is None:
+            return None
+        from cache.keys import op_key
+
+        parent = _stacked_key(state, probe.key.digest) if _rebases(op) else probe.key.digest
+        key = op_key(run, parent=parent, platform=state.platform, inputs={}).digest
+        filtered = bool(where.stage.name) and where.stage.name in self._options.no_cache_stages
+        stage = where.stage.name if filtered else str(where.stage.index)
+        if self._build_cache().may_hit(key, stage=stage):
+            return None
+        return run, key
+
+    def _prestart(
+        self, op: Exec, key: str, lower_dirs: list[Path], copied: Path, where: StepContext
+    ) -> PrestartedRun:
+        """Start the RUN ``op`` (keyed ``key``) over ``lower_dirs`` and ``copied``, the upper
+        dir of the COPY at ``where``, not yet committed. ``copied`` is named by a descriptor
+        (``/proc/self/fd/N``) held until the RUN is done, since the commit renames it into
+        the store, maybe before the container's overlay is mounted."""
+        import os
+
+        from builder.prestart import HeldSink, PrestartedRun
+        from builder.workspace import step_workspace
+
+        cleanup = ExitStack()
+        try:
+            held = os.open(copied, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            cleanup.callback(os.close, held)
+            workspace = cleanup.enter_context(step_workspace(self._containers_dir))
+        except BaseException:
+            cleanup.close()
+            raise
+        output = HeldSink(where.sink)
+        run_where = StepContext(where.stage, where.step + 1, output, where.states)
+        lowers = [*lower_dirs, Path(f"/proc/self/fd/{held}")]
+        prestarted = PrestartedRun(op, key, workspace, cleanup, output)
+        prestarted.start(lambda: self._run_exec(op, lowers, workspace, run_where))
+        return prestarted
+
+    def _finish_prestarted(self, prestarted: PrestartedRun, op: Exec, state: ImageState) -> ImageState:
+        """The RUN ``op``, its container started ahead: its output passed on, its layer
+        committed once it is done."""
+        prestarted.output.release()
+        with prestarted.cleanup:
+            prestarted.wait()
             layer = commit_layer(
                 self._store,
                 self._lease,
-                workspace.upper,
+                prestarted.workspace.upper,
                 state.layers[-1].chain_id if state.layers else "",
                 compression=self._options.compression,
                 source_date_epoch=self._options.source_date_epoch,
-                index=indexed,
-                previous=previous,
-                opened=opened if previous is not None else None,
             )
         new_state = state.with_layer(layer).with_config(op.config)
         created = utc_timestamp(self._options.source_date_epoch)
         return new_state.with_history(op.created_by, empty_layer=False, created=created)
 
-    def _run_exec(self, op: Exec, state: ImageState, workspace: StepWorkspace, where: StepContext) -> None:
+    def _run_exec(
+        self, op: Exec, lower_dirs: list[Path], workspace: StepWorkspace, where: StepContext
+    ) -> None:
         from builder.exec.step import run_step, step_failure
         from builder.private_mounts import private_mounts
 
@@ -586,7 +691,7 @@ class LocalRunner:
             private_mounts(op, options.secrets, options.ssh_sockets) as private,
         ):
             result = run_step(
-                self._snapshot_dirs(state),
+                lower_dirs,
                 workspace.upper,
                 argv=op.argv,
                 env=(*op.env, *private.env),

@@ -99,12 +99,15 @@ def commit_layer(
     index: bool = False,
     previous: IndexedLayer | None = None,
     opened: OpenedLayer | None = None,
+    keep_upper: bool = False,
 ) -> LayerRef:
     """Write ``upper`` as a layer over the chain ``parent`` and adopt it as the snapshot.
 
     ``index`` keeps a layer index beside the blob; ``previous`` is the layer this one may
     splice from (its unchanged files were linked from its snapshot), ``opened`` the same
-    already opened by the caller (:func:`open_layer`), who closes it.
+    already opened by the caller (:func:`open_layer`), who closes it. ``keep_upper`` leaves
+    ``upper`` where it is when the snapshot exists already (a container still reads it:
+    :mod:`builder.prestart`), for its workspace's removal.
     """
     from builder.layers import write_layer
 
@@ -147,7 +150,9 @@ def commit_layer(
         with store.meta.transaction():
             lease.add_blob(info.digest)
             lease.add_snapshot(chain_id)
-            snapshot = store.snapshots.adopt(upper, chain_id, parent, diff_id, size=layer.content_size)
+            snapshot = store.snapshots.adopt(
+                upper, chain_id, parent, diff_id, size=layer.content_size, remove_if_stored=not keep_upper
+            )
         identity = directory_identity(snapshot)
         if layer.index is not None and identity is not None and identity[:2] == layer.index.root[:2]:
             # Only when this tree became the snapshot: the index names its inodes. Its

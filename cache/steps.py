@@ -200,6 +200,14 @@ class BuildCache:
             key, step, None, reason, inputs, tuple(details), None if disabled else previous, changes or None
         )
 
+    def may_hit(self, key: str, *, stage: str = "") -> bool:
+        """Whether a probe of ``key`` in ``stage`` may find a record: one is stored under it
+        and the cache is not off for the stage (a cheap check, before a parent is known)."""
+        if self._no_cache or (bool(stage) and stage in self._no_cache_stages):
+            return False
+        with self._lock:
+            return records.load(self._store.meta, key) is not None
+
     def save(
         self,
         probe: Probe,

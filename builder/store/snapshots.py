@@ -79,19 +79,28 @@ class SnapshotStore:
         return target
 
     def adopt(
-        self, directory: Path, chain_id: str, parent: str, diff_id: str, *, size: int | None = None
+        self,
+        directory: Path,
+        chain_id: str,
+        parent: str,
+        diff_id: str,
+        *,
+        size: int | None = None,
+        remove_if_stored: bool = True,
     ) -> Path:
         """Take a directory already in snapshot form (a step's overlay upper dir) as the
         snapshot ``chain_id``, by rename: a build never unpacks the layer it just wrote.
 
         ``directory`` must be on the store's filesystem. When the snapshot exists already
-        (another build made the same layer), the directory is removed and theirs kept.
-        ``size`` is the tree's size when the caller knows it (the layer writer counts it on
-        its walk, ``LayerDescriptor.content_size``); otherwise the tree is walked to measure.
+        (another build made the same layer), theirs is kept and the directory removed
+        (unless not ``remove_if_stored``: the caller removes it later). ``size`` is the
+        tree's size when the caller knows it (the layer writer counts it on its walk,
+        ``LayerDescriptor.content_size``); otherwise the tree is walked to measure.
         """
         target = self.path(chain_id)
         if self.has(chain_id):
-            _remove_tree(directory)
+            if remove_if_stored:
+                _remove_tree(directory)
             self.meta.touch_snapshot(chain_id)
             return target
         if size is None:
@@ -101,7 +110,8 @@ class SnapshotStore:
         except OSError:
             if not target.is_dir():
                 raise
-            _remove_tree(directory)
+            if remove_if_stored:
+                _remove_tree(directory)
         self.meta.add_snapshot(chain_id, parent, diff_id, size)
         return target
 
