@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -571,9 +571,10 @@ class LocalRunner:
                 if opened is not None and donor is not None and donor.kept_names:
                     opened.keep(donor.kept_names, donor.clean_dirs)
                 if run_ahead is not None:
-                    prestarted = self._prestart(
-                        *run_ahead, self._snapshot_dirs(state), workspace.upper, where
-                    )
+                    with suppress(OSError):  # only a head start: the RUN runs anyway
+                        prestarted = self._prestart(
+                            *run_ahead, self._snapshot_dirs(state), workspace.upper, where
+                        )
             elif isinstance(op, MkdirOp):
                 with self._mounted(state, workspace) as rootfs:
                     make_workdir(op, dest_root=rootfs)
