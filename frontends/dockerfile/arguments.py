@@ -22,7 +22,13 @@ NOT_STRING_ARRAY = "when using JSON array syntax, arrays must be comprised of st
 
 #: BuildKit's ``reWhitespace``: the separator for FROM/EXPOSE pieces and the legacy ENV form.
 _WHITESPACE_RE = re.compile(r"[\t\v\f\r ]+")
-_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_SURROGATE_RE = "[\ud800-\udfff]"
+
+
+def _replace_undecodable(text: str) -> str:
+    """``text`` with each byte that was not UTF-8 (a surrogate escape) as U+FFFD; ASCII text
+    is returned as it is, without compiling the pattern (it is most Dockerfiles)."""
+    return text if text.isascii() else re.sub(_SURROGATE_RE, "\ufffd", text)
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,7 @@ def parse_words(text: str, escape: str = "\\") -> list[str]:
     escape token keeps the next character (except inside ``'...'``); a final escape token is
     dropped. Bytes that are not UTF-8 become U+FFFD, as Go's rune decoding makes them.
     """
-    text = _SURROGATE_RE.sub("\ufffd", text)
+    text = _replace_undecodable(text)
     words: list[str] = []
     word = ""
     blank_ok = False
@@ -202,7 +208,7 @@ def parse_json_array(text: str) -> Arguments | None:
         return None
     if not all(isinstance(item, str) for item in decoded):
         raise DockerfileError(NOT_STRING_ARRAY)
-    return Arguments(tuple(_SURROGATE_RE.sub("\ufffd", item) for item in decoded), json_form=True)
+    return Arguments(tuple(_replace_undecodable(item) for item in decoded), json_form=True)
 
 
 def whitespace_separated(text: str, escape: str = "\\") -> Arguments:
