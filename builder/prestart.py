@@ -92,18 +92,26 @@ class PrestartedRun:
         self.output = output
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._started = threading.Event()
 
-    def start(self, run: Callable[[], None]) -> None:
-        """Run ``run`` (the RUN's container, to completion) on a thread of its own."""
+    def start(self, run: Callable[[Callable[[], None]], None]) -> None:
+        """Run ``run`` (the RUN's container, to completion) on a thread of its own; ``run``
+        calls the function it is given once the container's runtime is started."""
 
         def body() -> None:
             try:
-                run()
+                run(self._started.set)
             except BaseException as err:  # raised where the RUN's step takes the run
                 self._error = err
+            finally:
+                self._started.set()
 
         self._thread = threading.Thread(target=body, name="prestarted-run", daemon=True)
         self._thread.start()
+
+    def wait_started(self) -> None:
+        """Wait until the container's runtime is started (or the run is over)."""
+        self._started.wait()
 
     def wait(self) -> None:
         """Wait for the container to be done; raise what the run raised."""

@@ -575,6 +575,10 @@ class LocalRunner:
                         prestarted = self._prestart(
                             *run_ahead, self._snapshot_dirs(state), workspace.upper, where
                         )
+                    if prestarted is not None:
+                        # The commit's Python would share the interpreter with the RUN's
+                        # setup: let the container start first, the commit runs beside it.
+                        prestarted.wait_started()
             elif isinstance(op, MkdirOp):
                 with self._mounted(state, workspace) as rootfs:
                     make_workdir(op, dest_root=rootfs)
@@ -651,7 +655,7 @@ class LocalRunner:
         run_where = StepContext(where.stage, where.step + 1, output, where.states)
         lowers = [*lower_dirs, Path(f"/proc/self/fd/{held}")]
         prestarted = PrestartedRun(op, key, workspace, cleanup, output)
-        prestarted.start(lambda: self._run_exec(op, lowers, workspace, run_where))
+        prestarted.start(lambda started: self._run_exec(op, lowers, workspace, run_where, started))
         return prestarted
 
     def _finish_prestarted(self, prestarted: PrestartedRun, op: Exec, state: ImageState) -> ImageState:
@@ -673,7 +677,12 @@ class LocalRunner:
         return new_state.with_history(op.created_by, empty_layer=False, created=created)
 
     def _run_exec(
-        self, op: Exec, lower_dirs: list[Path], workspace: StepWorkspace, where: StepContext
+        self,
+        op: Exec,
+        lower_dirs: list[Path],
+        workspace: StepWorkspace,
+        where: StepContext,
+        on_started: Callable[[], None] | None = None,
     ) -> None:
         from builder.exec.step import run_step, step_failure
         from builder.private_mounts import private_mounts
@@ -703,6 +712,7 @@ class LocalRunner:
                 on_output=forward,
                 runtime=options.runtime,
                 privileged=op.security == "insecure",
+                on_started=on_started,
             )
         if result.exit_code != 0:
             raise step_failure(result, op.location, op.argv)

@@ -310,8 +310,10 @@ def run_container(
     *,
     on_output: Callable[[bytes], None],
     runtime: OciRuntime | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> int:
     """Run the bundle's config.json to completion; its exit status (128+n for signal n).
+    ``on_started`` is called once the runtime's process is started.
 
     stdout and stderr arrive together through ``on_output`` as raw chunks. With crun they
     share kiln's pipe, so their order is kept; runc copies each through a pipe of its own,
@@ -331,6 +333,8 @@ def run_container(
         _RunningContainers.running[container_id] = (chosen, process)
     completed = False
     try:
+        if on_started is not None:
+            on_started()
         with interrupts_stop_containers():
             output_fd = process.stdout.fileno()
             while chunk := os.read(output_fd, READ_CHUNK):

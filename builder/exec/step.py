@@ -132,8 +132,12 @@ def run_step(
     runtime: OciRuntime | None = None,
     hostname: str = DEFAULT_HOSTNAME,
     privileged: bool = False,
+    on_started: Callable[[], None] | None = None,
 ) -> StepResult:
     """Run ``argv`` over ``lower_dirs`` with changes going to ``upper_dir``; see the module doc.
+
+    ``on_started`` is called once the OCI runtime has been started (its container comes up
+    from there without kiln).
 
     ``network="default"`` is the host's network (kiln's default, as BuildKit's with no CNI).
     ``user`` is the unresolved ``user[:group]`` (empty: root). Raises
@@ -184,7 +188,9 @@ def run_step(
             (step_dir / "config.json").write_text(json.dumps(spec), encoding="utf-8")
             container_id = f"{CONTAINER_ID_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"  # (no uuid import)
             try:
-                exit_code = run_container(step_dir, container_id, on_output=tail, runtime=chosen_runtime)
+                exit_code = run_container(
+                    step_dir, container_id, on_output=tail, runtime=chosen_runtime, on_started=on_started
+                )
             finally:
                 removed = remove_mount_stubs(stubs)
             # The container is gone: the layer can be made while the overlay is unmounted.
