@@ -23,13 +23,13 @@ for, as before.
 from __future__ import annotations
 
 import ctypes
-import errno
 import functools
 import os
 import shutil
 from pathlib import Path
 
 from builder.errors import RuntimeSetupError
+from builder.exec.overlay import unmount
 
 MNT_DETACH = 2
 _OPEN_ROOT = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -81,7 +81,7 @@ def detach(target: Path) -> Teardown | None:
     except OSError:
         root = None
     if cat is None or root is None:
-        _unmount_here(path, target)
+        unmount(target)
         return None
     write_end = None
     try:
@@ -121,13 +121,3 @@ def _holder(cat: str, root: int) -> tuple[int | None, int | None]:
     finally:
         os.close(read_end)
     return pid, write_end
-
-
-def _unmount_here(path: bytes, target: Path) -> None:
-    if _libc.umount2(path, 0) == 0:
-        return
-    code = ctypes.get_errno()
-    if code == errno.EBUSY and _libc.umount2(path, MNT_DETACH) == 0:
-        return
-    code = ctypes.get_errno() if code == errno.EBUSY else code
-    raise RuntimeSetupError(f"cannot unmount {target}: {os.strerror(code)}")

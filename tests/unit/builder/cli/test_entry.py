@@ -19,6 +19,13 @@ from cache.prescan import ContextScan
 from tests.conftest import REPO_ROOT
 
 
+def _python(program: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``program`` run by a new interpreter from the repository, with ``args``."""
+    return subprocess.run(
+        [sys.executable, "-c", program, *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    )
+
+
 def _build_parser() -> argparse.ArgumentParser:
     [commands] = [a for a in cli.build_parser("build")._actions if isinstance(a, argparse._SubParsersAction)]
     parser: argparse.ArgumentParser = commands.choices["build"]
@@ -103,13 +110,8 @@ def test_the_scan_is_forked_before_argparse_or_typing_is_imported(tmp_path: Path
         "except ImportError:\n"
         "    pass\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", program, str(context)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    result = _python(program, str(context))
+    assert result.returncode == 0, result.stderr
     loaded = set(ast.literal_eval(result.stdout.splitlines()[0]))
     assert "cache.prescan" in loaded
     assert sorted(loaded & {"argparse", "typing", "enum", "pathlib", "threading", "re"}) == []
@@ -132,13 +134,7 @@ def test_a_build_adopts_the_scan_started_before_its_command_line_was_parsed(tmp_
         "from builder.cli.entry import run\n"
         "run()\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", program, str(tmp_path / "store"), str(context)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = _python(program, str(tmp_path / "store"), str(context))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "forks 1"  # the early one, adopted: no second
 
@@ -155,12 +151,6 @@ def test_a_scan_nobody_took_is_stopped_at_exit(tmp_path: Path) -> None:
         "atexit.register(report)  # (runs after the one entry registers: last in, first out)\n"
         "entry.run()\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", program, str(context)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = _python(program, str(context))
     assert result.returncode == 2  # the parser refused the command line
     assert result.stdout.splitlines()[-1] == "left 0"
