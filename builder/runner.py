@@ -176,6 +176,11 @@ def _stacked_key(state: ImageState, link_key: str) -> str:
     return canonical_digest({"parent": state.cache_key or "", "link": link_key})
 
 
+def _key_after(op: Op, state: ImageState, probe: Probe) -> str:
+    """The cache key of the state ``op`` (probed as ``probe``) leaves: the next step's parent."""
+    return _stacked_key(state, probe.key.digest) if _rebases(op) else probe.key.digest
+
+
 #: What running a RUN step loads first (some 10 ms, ``subprocess`` and ``shutil`` included).
 _STEP_MODULES = ("builder.exec.step", "builder.private_mounts", "builder.mounts")
 _step_modules_lock = threading.Lock()
@@ -355,8 +360,7 @@ class LocalRunner:
             self._options.on_record(record)
         if self._options.explain is not None:
             self._options.explain(where.step, probe.details or (probe.reason,))
-        key = _stacked_key(state, probe.key.digest) if _rebases(op) else probe.key.digest
-        return StepOutcome(replace(built, cache_key=key), reason=probe.reason)
+        return StepOutcome(replace(built, cache_key=_key_after(op, state, probe)), reason=probe.reason)
 
     def _may_hash_ahead(self, op: CopyOp) -> bool:
         """Whether a re-run of ``op`` may be spliced from its previous layer, and so its layer
@@ -463,8 +467,6 @@ class LocalRunner:
             on_change=on_change,
         )
         inputs = compute_inputs(op, self._context_hasher(), sources)
-        # --no-cache-filter names a stage by its name or its index.
-        filtered = bool(where.stage.name) and where.stage.name in self._options.no_cache_stages
         return self._build_cache().probe(
             op,
             parent=LINK_PARENT if _rebases(op) else state.cache_key or SCRATCH,
@@ -472,8 +474,14 @@ class LocalRunner:
             platform=state.platform,
             inputs=inputs,
             step=self._step_identity(op, where),
-            stage=where.stage.name if filtered else str(where.stage.index),
+            stage=self._cache_stage(where),
         )
+
+    def _cache_stage(self, where: StepContext) -> str:
+        """How ``--no-cache-filter`` would name ``where``'s stage: its name if the filter
+        holds it, else its index."""
+        filtered = bool(where.stage.name) and where.stage.name in self._options.no_cache_stages
+        return where.stage.name if filtered else str(where.stage.index)
 
     def _step_identity(self, op: Op, where: StepContext) -> str:
         """What names ``op``'s step across builds: the Dockerfile, the stage, the position."""
@@ -605,9 +613,13 @@ class LocalRunner:
                 # This step's workspace stays until the RUN on its files is done.
                 prestarted.cleanup.enter_context(keep_workspace.pop_all())
                 self._prestarted[where.step + 1] = prestarted
-        new_state = state.with_layer(layer).with_config(op.config)
+        return self._with_fresh_layer(op, state, layer)
+
+    def _with_fresh_layer(self, op: Op, state: ImageState, layer: LayerRef) -> ImageState:
+        """The state after ``op`` made ``layer`` just now."""
+        grown = state.with_layer(layer).with_config(op.config)
         created = utc_timestamp(self._options.source_date_epoch)
-        return new_state.with_history(op.created_by, empty_layer=False, created=created)
+        return grown.with_history(op.created_by, empty_layer=False, created=created)
 
     def _run_ahead(
         self, op: Op, state: ImageState, where: StepContext, probe: Probe
@@ -623,11 +635,9 @@ class LocalRunner:
             return None
         from cache.keys import op_key
 
-        parent = _stacked_key(state, probe.key.digest) if _rebases(op) else probe.key.digest
+        parent = _key_after(op, state, probe)
         key = op_key(run, parent=parent, platform=state.platform, inputs={}).digest
-        filtered = bool(where.stage.name) and where.stage.name in self._options.no_cache_stages
-        stage = where.stage.name if filtered else str(where.stage.index)
-        if self._build_cache().may_hit(key, stage=stage):
+        if self._build_cache().may_hit(key, stage=self._cache_stage(where)):
             return None
         return run, key
 
@@ -672,9 +682,7 @@ class LocalRunner:
                 compression=self._options.compression,
                 source_date_epoch=self._options.source_date_epoch,
             )
-        new_state = state.with_layer(layer).with_config(op.config)
-        created = utc_timestamp(self._options.source_date_epoch)
-        return new_state.with_history(op.created_by, empty_layer=False, created=created)
+        return self._with_fresh_layer(op, state, layer)
 
     def _run_exec(
         self,

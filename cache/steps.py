@@ -170,7 +170,7 @@ class BuildCache:
     ) -> Probe:
         """Key ``op`` and look for a record built on ``parent_chain_id`` ("" for none)."""
         key = op_key(op, parent=parent, platform=platform, inputs=inputs.digests)
-        disabled = self._no_cache or (bool(stage) and stage in self._no_cache_stages)
+        disabled = self._disabled(stage)
         with self._lock:
             meta = self._store.meta
             if not disabled:
@@ -200,10 +200,15 @@ class BuildCache:
             key, step, None, reason, inputs, tuple(details), None if disabled else previous, changes or None
         )
 
+    def _disabled(self, stage: str) -> bool:
+        """Whether no record may serve a step of ``stage`` (``--no-cache``, or the stage in
+        ``--no-cache-filter``)."""
+        return self._no_cache or (bool(stage) and stage in self._no_cache_stages)
+
     def may_hit(self, key: str, *, stage: str = "") -> bool:
         """Whether a probe of ``key`` in ``stage`` may find a record: one is stored under it
         and the cache is not off for the stage (a cheap check, before a parent is known)."""
-        if self._no_cache or (bool(stage) and stage in self._no_cache_stages):
+        if self._disabled(stage):
             return False
         with self._lock:
             return records.load(self._store.meta, key) is not None
